@@ -1,0 +1,246 @@
+"""One loader for every image that enters aedr.
+
+Conversion to RGB (documented rule):
+- ``RGB``: as is. ``L`` / ``1``: replicated to three channels. ``LA`` / ``RGBA`` / ``PA``: the alpha
+  channel is dropped (not composited), as the original implementation's ``convert("RGB")`` does.
+- ``P``: expanded through its palette. ``CMYK`` / ``YCbCr`` / ``LAB`` / ``HSV``: Pillow's conversion.
+- 16-bit and 32-bit integer modes (``I;16``, ``I``) and float ``F``: scaled to 8 bits by keeping the
+  top byte (``v >> 8`` for 16-bit, the same rule OpenCV applies), never clipped.
+- EXIF orientation is *not* applied (the original does not); pass ``exif_transpose=True`` to apply it.
+
+The grayscale image used for GLCM homogeneity is what OpenCV's ``imread(path, IMREAD_GRAYSCALE)``
+returns for the *original file*: for PNG libpng's ``(9797 R + 19234 G + 3737 B) >> 15``, for JPEG the
+decoder's own luminance channel, for other formats OpenCV's ``cvtColor`` rule
+``(4899 R + 9617 G + 1868 B + 8192) >> 14``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Iterable, Iterator, Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 8192 * 8192
+PathLike = Union[str, os.PathLike]
+
+
+class ImageLoadError(ValueError):
+    """A single image could not be used. Runs record it and go on with the other images."""
+
+    reason = "unusable image"
+
+    def __init__(self, path: PathLike | None, detail: str = ""):
+        self.path = None if path is None else Path(path)
+        self.detail = detail
+        where = f"{self.path}: " if self.path is not None else ""
+        super().__init__(f"{where}{self.reason}{f' ({detail})' if detail else ''}")
+
+
+class EmptyImageFileError(ImageLoadError):
+    reason = "file is empty (0 bytes)"
+
+
+class NotAnImageError(ImageLoadError):
+    reason = "not a readable image file"
+
+
+class TruncatedImageError(ImageLoadError):
+    reason = "image file is truncated or corrupt"
+
+
+class ImageTooLargeError(ImageLoadError):
+    reason = "image exceeds the decompression-bomb limit"
+
+
+class ImageTooSmallError(ImageLoadError):
+    reason = "image is too small"
+
+
+class UnsupportedModeError(ImageLoadError):
+    reason = "unsupported image mode"
+
+
+def png_gray(rgb: np.ndarray) -> np.ndarray:
+    """libpng's RGB -> gray conversion as OpenCV's IMREAD_GRAYSCALE applies it to PNG files."""
+    a = rgb.astype(np.int64)
+    return ((9797 * a[..., 0] + 19234 * a[..., 1] + 3737 * a[..., 2]) >> 15).astype(np.uint8)
+
+
+def cv_gray(rgb: np.ndarray) -> np.ndarray:
+    """OpenCV's ``cvtColor(RGB2GRAY)`` fixed-point rule (used for BMP, WebP, TIFF)."""
+    a = rgb.astype(np.int64)
+    return ((4899 * a[..., 0] + 9617 * a[..., 1] + 1868 * a[..., 2] + 8192) >> 14).astype(np.uint8)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedImage:
+    """An RGB image ready for scoring, with the grayscale view that homogeneity needs.
+
+    ``id`` names the image in results (the path for files); ``content_hash`` identifies its pixels,
+    so it is the same for a file and for the same pixels held in memory.
+    """
+
+    rgb: np.ndarray
+    gray: np.ndarray
+    id: str
+    path: Path | None = None
+    format: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
+            raise ValueError(f"{self.id}: rgb must be uint8 HxWx3, got {self.rgb.dtype} {self.rgb.shape}")
+        if self.gray.shape != self.rgb.shape[:2]:
+            raise ValueError(f"{self.id}: gray shape {self.gray.shape} != image shape {self.rgb.shape[:2]}")
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @cached_property
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(f"{self.height}x{self.width}:".encode())
+        h.update(np.ascontiguousarray(self.rgb).tobytes())
+        return h.hexdigest()
+
+    @classmethod
+    def from_array(cls, rgb: np.ndarray, id: str, **meta) -> "LoadedImage":
+        """An in-memory image (e.g. a generator's output); gray as if it were saved as PNG."""
+        rgb = np.ascontiguousarray(rgb)
+        if rgb.dtype != np.uint8:
+            raise ValueError(f"{id}: expected uint8 pixels, got {rgb.dtype}")
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[..., None], 3, axis=2)
+        return cls(rgb=rgb, gray=png_gray(rgb), id=id, meta=meta)
+
+    @classmethod
+    def from_pil(cls, image: Image.Image, id: str, **meta) -> "LoadedImage":
+        return cls.from_array(_to_rgb_array(image, None), id=id, **meta)
+
+    def to_pil(self) -> Image.Image:
+        return Image.fromarray(self.rgb, "RGB")
+
+
+def _high_bit_depth_to_8(arr: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "F":
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    arr = arr.astype(np.int64)
+    if mode.startswith("I;16") or arr.max(initial=0) <= 65535:
+        return (np.clip(arr, 0, 65535) >> 8).astype(np.uint8)
+    return (np.clip(arr, 0, 2**32 - 1) >> 24).astype(np.uint8)
+
+
+def _to_rgb_array(image: Image.Image, path: PathLike | None) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image, dtype=np.uint8).copy()
+    if mode in ("L", "1"):
+        g = np.asarray(image.convert("L"), dtype=np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode.startswith("I") or mode == "F":
+        g = _high_bit_depth_to_8(np.asarray(image), mode)
+        return np.repeat(g[..., None], 3, axis=2)
+    if mode in ("LA", "La", "PA", "P", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        if mode in ("P", "PA"):
+            image = image.convert("RGBA")
+        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    raise UnsupportedModeError(path, f"mode {mode!r}")
+
+
+def _opencv_gray(image: Image.Image, rgb: np.ndarray, fmt: str | None) -> np.ndarray:
+    if fmt == "JPEG" and image.mode in ("L", "RGB", "YCbCr"):
+        # The decoder's own luminance channel: what libjpeg hands OpenCV for IMREAD_GRAYSCALE.
+        gray = image.copy() if image.mode == "L" else None
+        if gray is None:
+            with Image.open(image.filename) as again:  # type: ignore[attr-defined]
+                again.draft("L", again.size)
+                gray = again.convert("L")
+        return np.asarray(gray, dtype=np.uint8)
+    if image.mode in ("L", "LA", "1") or image.mode.startswith("I"):
+        return rgb[..., 0].copy()
+    if fmt == "PNG":
+        return png_gray(rgb)
+    return cv_gray(rgb)
+
+
+def load_image(
+    path: PathLike,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = 8,
+    exif_transpose: bool = False,
+) -> LoadedImage:
+    """Read one image file. Raises a specific :class:`ImageLoadError` subclass on bad input."""
+    p = Path(path)
+    if not p.is_file():
+        raise NotAnImageError(p, "no such file" if not p.exists() else "not a regular file")
+    if p.stat().st_size == 0:
+        raise EmptyImageFileError(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(p)
+    except UnidentifiedImageError as exc:
+        raise NotAnImageError(p, "format not recognised") from exc
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageTooLargeError(p, str(exc)) from exc
+    except OSError as exc:
+        raise TruncatedImageError(p, str(exc)) from exc
+    with image:
+        w, h = image.size
+        if w * h > max_pixels:
+            raise ImageTooLargeError(p, f"{w}x{h} = {w * h} pixels > limit {max_pixels}")
+        if min(w, h) < min_side:
+            raise ImageTooSmallError(p, f"{w}x{h}; at least {min_side} pixels per side are needed")
+        fmt = image.format
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            image.load()
+            if exif_transpose:
+                image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb_array(image, p)
+            gray = _opencv_gray(image, rgb, fmt) if not exif_transpose else png_gray(rgb)
+        except ImageLoadError:
+            raise
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise TruncatedImageError(p, str(exc)) from exc
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    return LoadedImage(rgb=rgb, gray=gray, id=str(p), path=p, format=fmt)
+
+
+def iter_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> Iterator[Path]:
+    """Expand files and folders into image paths, folders sorted by name (the original's order)."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            yield from files
+        else:
+            yield p
+
+
+def list_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> list[Path]:
+    """Like :func:`iter_image_files` but raises when a folder holds no images at all."""
+    out: list[Path] = []
+    for item in inputs:
+        found = list(iter_image_files([item], recursive=recursive))
+        if Path(item).is_dir() and not found:
+            raise FileNotFoundError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        out.extend(found)
+    return out

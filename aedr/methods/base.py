@@ -1,0 +1,174 @@
+"""The method-plugin interface: ``score(model, images)`` -> one float per image, lower = belonging."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+import torch
+
+from ..autoencoder import Autoencoder
+from ..images import LoadedImage
+from ..models import ModelPlugin
+from ..preprocess import group_by_size, image_seed, to_model_tensor
+from ..reconstruction import ReconstructionCache
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class MethodOptions:
+    """Options every method has. Subclass it (as a dataclass) to add a method's own options.
+
+    ``dtype=None`` runs the autoencoder in the model's own dtype; ``seed`` is the run seed from
+    which each image's own seed is derived (see :func:`aedr.preprocess.image_seed`).
+    """
+
+    device: str = "cpu"
+    dtype: str | None = None
+    batch_size: int = 8
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)} or None, got {self.dtype!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+# Options that change how fast a score is computed, never its value: left out of the options hash.
+RUNTIME_OPTIONS = ("device", "batch_size")
+
+
+@dataclass(frozen=True)
+class CostHint:
+    """Rough cost per image, for planning: forward passes and optimisation iterations."""
+
+    encoder_passes: int = 0
+    decoder_passes: int = 0
+    iterations: int = 0
+    relative: float = 1.0  # AEDR = 1
+
+    def describe(self) -> str:
+        parts = [f"{self.encoder_passes} enc + {self.decoder_passes} dec"]
+        if self.iterations:
+            parts.append(f"{self.iterations} grad steps")
+        return ", ".join(parts) + f" (~{self.relative:g}x AEDR)"
+
+
+@dataclass
+class ScoreContext:
+    """What a batch is scored with: the model's autoencoder, the images, their seeds and cache keys."""
+
+    model: ModelPlugin
+    autoencoder: Autoencoder
+    images: Sequence[LoadedImage]
+    seeds: list[int]
+    keys: list[tuple]
+    cache: ReconstructionCache | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Method(ABC):
+    """Subclass, set ``name``, ``description``, ``Options``, ``needs_grad`` and ``cost``, implement
+    :meth:`score_batch`, then register the class::
+
+        @aedr.hookimpl
+        def register_methods(register):
+            register(MyMethod)
+
+    :meth:`score` groups images by their target size (never padding different sizes together),
+    batches them, derives a per-image seed and calls :meth:`score_batch` with x0 in [-1, 1].
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+    needs_grad: ClassVar[bool] = False
+    cost: ClassVar[CostHint] = CostHint()
+    score_direction: ClassVar[str] = "lower score = belonging"
+
+    def __init__(self, options: MethodOptions | None = None, **overrides: Any):
+        base = options if options is not None else self.Options()
+        if not isinstance(base, self.Options):
+            raise TypeError(f"{self.name}: options must be {self.Options.__name__}, got {type(base).__name__}")
+        known = {f.name for f in dataclasses.fields(self.Options)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown option(s) {unknown}; known options: {sorted(known)}")
+        self.options = dataclasses.replace(base, **overrides)
+        self.options.validate()
+
+    # -- what plugins implement -------------------------------------------------------------
+    @abstractmethod
+    def score_batch(self, ctx: ScoreContext, x0: torch.Tensor) -> np.ndarray:
+        """Scores for one batch of same-size images, ``x0`` float32 NCHW in [-1, 1]."""
+
+    # -- provided ---------------------------------------------------------------------------
+    def options_dict(self, *, include_runtime: bool = True) -> dict[str, Any]:
+        d = dataclasses.asdict(self.options)
+        if not include_runtime:
+            for k in RUNTIME_OPTIONS:
+                d.pop(k, None)
+        return d
+
+    def options_hash(self) -> str:
+        """Identifies the options that change a score (not device or batch size)."""
+        blob = json.dumps({"method": self.name, **self.options_dict(include_runtime=False)}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        """The method's name plus every option that differs from its default, for tables."""
+        defaults = dataclasses.asdict(self.Options())
+        changed = {k: v for k, v in self.options_dict(include_runtime=False).items() if defaults.get(k) != v}
+        return self.name if not changed else f"{self.name}(" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")"
+
+    def torch_dtype(self) -> torch.dtype | None:
+        return None if self.options.dtype is None else DTYPES[self.options.dtype]
+
+    def autoencoder(self, model: ModelPlugin) -> Autoencoder:
+        return model.autoencoder(self.options.device, self.torch_dtype())
+
+    def score(
+        self,
+        model: ModelPlugin,
+        images: Sequence[LoadedImage],
+        *,
+        cache: ReconstructionCache | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """One float per image (same order), lower meaning "made by ``model``"."""
+        out = np.full(len(images), np.nan, dtype=np.float64)
+        if not images:
+            return out
+        ae = self.autoencoder(model)
+        bs = self.options.batch_size
+        for size, indices in group_by_size(images, ae.size_policy).items():
+            for start in range(0, len(indices), bs):
+                idx = indices[start : start + bs]
+                batch = [images[i] for i in idx]
+                ctx = ScoreContext(
+                    model=model,
+                    autoencoder=ae,
+                    images=batch,
+                    seeds=[image_seed(im, self.options.seed) for im in batch],
+                    keys=[(model.name, str(ae.dtype), im.content_hash, size) for im in batch],
+                    cache=cache,
+                )
+                x0 = to_model_tensor(batch, size)
+                scores = np.asarray(self.score_batch(ctx, x0), dtype=np.float64).reshape(-1)
+                if scores.shape[0] != len(idx):
+                    raise RuntimeError(f"{self.name}: score_batch returned {scores.shape[0]} scores for {len(idx)} images")
+                out[idx] = scores
+                if progress is not None:
+                    progress(len(idx))
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}>"

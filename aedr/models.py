@@ -1,0 +1,92 @@
+"""The model-plugin interface: one latent diffusion model, its autoencoder and (optionally) its generator."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from .autoencoder import Autoencoder
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a model's weights can be used here without a download, and why not."""
+
+    local: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CalibrationSource:
+    """Where a model's own (belonging) calibration images come from: a folder, or its generator."""
+
+    folder: Path | None = None
+    generate: int | None = None
+
+    def describe(self) -> str:
+        if self.folder is not None:
+            return f"folder {self.folder}"
+        if self.generate:
+            return f"generate {self.generate}"
+        return "none"
+
+
+class ModelPlugin(ABC):
+    """Subclass, set ``name``, ``family`` and ``description``, implement :meth:`load_autoencoder`
+    (and :meth:`generate` if the model can produce images), then register an instance::
+
+        @aedr.hookimpl
+        def register_models(register):
+            register(MyModel())
+
+    The autoencoder is loaded lazily, once per (device, dtype), on the first :meth:`autoencoder` call.
+    ``family`` is a free-form autoencoder family used to group results (``kl``, ``kl16``, ``vq``,
+    ``movq``, ``tiny``, ...).
+    """
+
+    name: str = ""
+    family: str = ""
+    description: str = ""
+    calibration: CalibrationSource = CalibrationSource(generate=500)
+
+    def __init__(self) -> None:
+        self._autoencoders: dict[tuple[str, torch.dtype | None], Autoencoder] = {}
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def load_autoencoder(self, device: torch.device, dtype: torch.dtype | None) -> Autoencoder:
+        """Build the autoencoder on ``device``; ``dtype=None`` means the model's own default."""
+
+    def autoencoder(self, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Autoencoder:
+        key = (str(torch.device(device)), dtype)
+        with self._lock:
+            if key not in self._autoencoders:
+                self._autoencoders[key] = self.load_autoencoder(torch.device(device), dtype)
+            return self._autoencoders[key]
+
+    @property
+    def can_generate(self) -> bool:
+        return type(self).generate is not ModelPlugin.generate
+
+    def generate(
+        self,
+        n: int,
+        seed: int = 0,
+        prompts: Sequence[str] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> list[Image.Image]:
+        """``n`` belonging images (RGB). Image ``i`` depends only on ``seed + i`` (and its prompt)."""
+        raise NotImplementedError(f"model {self.name!r} has no generator")
+
+    def availability(self) -> Availability:
+        """Whether the weights are present locally. Override for models that download."""
+        return Availability(True, "shipped")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} ({self.family})>"

@@ -1,0 +1,208 @@
+"""Finding and loading plugins.
+
+Built-in features (the AEDR method, the ``bench`` commands) are plugins registered through the same
+hooks as third-party ones; third-party plugins are found through the ``aedr`` entry-point group.
+
+Environment:
+- ``AEDR_PLUGINS=name1,name2``: load only these entry-point plugins (built-ins always load).
+- ``AEDR_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins at all.
+
+A plugin that fails to import, or raises inside a hook, is recorded in :attr:`Plugins.info` and
+skipped; the others load normally.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .registry import DuplicateNameError, Registry
+
+if TYPE_CHECKING:
+    from .datasets import ImageSet
+    from .methods.base import Method
+    from .datasets import ImageSet
+    from .models import ModelPlugin
+
+ENTRY_POINT_GROUP = "aedr"
+ENV_ONLY = "AEDR_PLUGINS"
+ENV_NO_AUTOLOAD = "AEDR_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN_PLUGINS = ("aedr.methods.aedr_method", "aedr.bench.plugin")
+
+
+@dataclass
+class PluginInfo:
+    """What ``aedr plugins`` shows for one plugin."""
+
+    name: str
+    module: str
+    version: str | None = None
+    builtin: bool = False
+    hooks: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class Plugins:
+    """The loaded plugin set: pluggy manager, per-plugin info, and the model and method registries."""
+
+    manager: pluggy.PluginManager
+    info: dict[str, PluginInfo]
+    models: Registry["ModelPlugin"]
+    methods: Registry[type["Method"]]
+    datasets: Registry["ImageSet"]
+
+    def model(self, name: str) -> "ModelPlugin":
+        return self.models.get(name)
+
+    def method(self, name: str, **options: Any) -> "Method":
+        return self.methods.get(name)(**options)
+
+    def dataset(self, name: str) -> "ImageSet":
+        return self.datasets.get(name)
+
+    def add_commands(self, cli: Any) -> None:
+        for impl in self.manager.hook.register_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:  # a broken plugin never takes the CLI down
+                self.info[impl.plugin_name].errors.append(f"register_commands: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _selected_entry_points() -> list[md.EntryPoint]:
+    if _env_flag(ENV_NO_AUTOLOAD):
+        return []
+    eps = list(md.entry_points(group=ENTRY_POINT_GROUP))
+    only = os.environ.get(ENV_ONLY)
+    if only is not None:
+        wanted = {n.strip() for n in only.split(",") if n.strip()}
+        eps = [ep for ep in eps if ep.name in wanted]
+    return sorted(eps, key=lambda ep: ep.name)
+
+
+def load_plugins(
+    *, entry_points: bool = True, extra: Iterable[ModuleType | object] = ()
+) -> Plugins:
+    """Load built-ins, entry-point plugins (unless disabled) and ``extra`` plugin objects."""
+    from .methods.base import Method
+    from .datasets import ImageSet
+    from .models import ModelPlugin
+
+    pm = pluggy.PluginManager("aedr")
+    pm.add_hookspecs(hookspecs)
+    info: dict[str, PluginInfo] = {}
+
+    def add(name: str, obj: object, module: str, version: str | None, builtin: bool) -> None:
+        record = info.setdefault(name, PluginInfo(name, module, version, builtin))
+        try:
+            pm.register(obj, name=name)
+            record.hooks = [h.name for h in pm.get_hookcallers(obj) or []]
+        except Exception as exc:
+            record.errors.append(f"register: {_describe(exc)}")
+
+    for module_name in BUILTIN_PLUGINS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # optional built-in not present in this build
+                continue
+            info[module_name] = PluginInfo(module_name, module_name, None, True, errors=[f"import: {_describe(exc)}"])
+            continue
+        except Exception as exc:
+            info[module_name] = PluginInfo(module_name, module_name, None, True, errors=[f"import: {_describe(exc)}"])
+            continue
+        add(module_name, module, module_name, None, True)
+
+    for ep in _selected_entry_points() if entry_points else []:
+        version = ep.dist.version if ep.dist is not None else None
+        try:
+            module = ep.load()
+        except Exception as exc:
+            info[ep.name] = PluginInfo(ep.name, ep.value, version, errors=[f"import: {_describe(exc)}"])
+            continue
+        add(ep.name, module, ep.value, version, False)
+
+    for obj in extra:
+        name = getattr(obj, "__name__", None) or type(obj).__name__
+        add(name, obj, name, None, False)
+
+    models: Registry[ModelPlugin] = Registry("model")
+    methods: Registry[type[Method]] = Registry("method")
+    datasets: Registry[ImageSet] = Registry("dataset")
+
+    def run_hook(hook_name: str, registry: Registry, check, listing: str) -> None:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            record = info[impl.plugin_name]
+
+            def register(obj, _record=record) -> None:
+                check(obj)
+                name = obj.name
+                try:
+                    registry.add(name, obj, _record.name)
+                except DuplicateNameError as exc:
+                    _record.errors.append(str(exc))
+                    return
+                getattr(_record, listing).append(name)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                record.errors.append(f"{hook_name}: {_describe(exc)}")
+
+    def check_model(obj: object) -> None:
+        if not isinstance(obj, ModelPlugin):
+            raise TypeError(f"register_models expects ModelPlugin instances, got {obj!r}")
+
+    def check_method(obj: object) -> None:
+        if not (isinstance(obj, type) and issubclass(obj, Method)):
+            raise TypeError(f"register_methods expects Method subclasses, got {obj!r}")
+
+    run_hook("register_models", models, check_model, "models")
+    def check_dataset(obj: object) -> None:
+        if not isinstance(obj, ImageSet):
+            raise TypeError(f"register_datasets expects ImageSet instances, got {obj!r}")
+
+    run_hook("register_methods", methods, check_method, "methods")
+    run_hook("register_datasets", datasets, check_dataset, "datasets")
+    return Plugins(pm, info, models, methods, datasets)
+
+
+_default: Plugins | None = None
+
+
+def get_plugins(*, reload: bool = False) -> Plugins:
+    """The process-wide plugin set, loaded on first use (the CLI and the top-level API use it)."""
+    global _default
+    if _default is None or reload:
+        _default = load_plugins()
+    return _default
+
+
+def get_model(name: str) -> "ModelPlugin":
+    return get_plugins().model(name)
+
+
+def get_method(name: str, **options: Any) -> "Method":
+    return get_plugins().method(name, **options)
