@@ -63,6 +63,15 @@ class AEDR(Method):
     cost = CostHint(encoder_passes=2, decoder_passes=2, relative=1.0)
     options: AEDROptions
 
+    def losses(self, model, images, *, cache=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """The two reconstruction losses (L1, L2) per image, as the original's ``Result/*.txt`` files hold."""
+
+        def both(ctx: ScoreContext, x0: torch.Tensor) -> np.ndarray:
+            return np.stack(double_reconstruction_losses(ctx, x0, self.options), axis=1)
+
+        out = self.map_batches(model, images, both, cache=cache, progress=progress)
+        return out[:, 0], out[:, 1]
+
     def score_batch(self, ctx: ScoreContext, x0: torch.Tensor) -> np.ndarray:
         l1, l2 = double_reconstruction_losses(ctx, x0, self.options)
         if not self.options.calibrate:

@@ -144,10 +144,26 @@ class Method(ABC):
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """One float per image (same order), lower meaning "made by ``model``"."""
-        out = np.full(len(images), np.nan, dtype=np.float64)
+        return self.map_batches(model, images, self.score_batch, cache=cache, progress=progress)[:, 0]
+
+    def map_batches(
+        self,
+        model: ModelPlugin,
+        images: Sequence[LoadedImage],
+        fn: Callable[[ScoreContext, torch.Tensor], Any],
+        *,
+        cache: ReconstructionCache | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Run ``fn(ctx, x0)`` over same-size batches; returns an (n_images, k) float64 array.
+
+        Images are grouped by target size (never padded together), batched by ``batch_size``,
+        and each gets a seed derived from its pixels, so results do not depend on batching.
+        """
         if not images:
-            return out
+            return np.full((0, 1), np.nan)
         ae = self.autoencoder(model)
+        out: np.ndarray | None = None
         bs = self.options.batch_size
         for size, indices in group_by_size(images, ae.size_policy).items():
             for start in range(0, len(indices), bs):
@@ -161,13 +177,17 @@ class Method(ABC):
                     keys=[(model.name, str(ae.dtype), im.content_hash, size) for im in batch],
                     cache=cache,
                 )
-                x0 = to_model_tensor(batch, size)
-                scores = np.asarray(self.score_batch(ctx, x0), dtype=np.float64).reshape(-1)
-                if scores.shape[0] != len(idx):
-                    raise RuntimeError(f"{self.name}: score_batch returned {scores.shape[0]} scores for {len(idx)} images")
-                out[idx] = scores
+                values = np.asarray(fn(ctx, to_model_tensor(batch, size)), dtype=np.float64)
+                if values.ndim == 1:
+                    values = values[:, None]
+                if values.ndim != 2 or values.shape[0] != len(idx):
+                    raise RuntimeError(f"{self.name}: got {values.shape} values for a batch of {len(idx)} images")
+                if out is None:
+                    out = np.full((len(images), values.shape[1]), np.nan)
+                out[idx] = values
                 if progress is not None:
                     progress(len(idx))
+        assert out is not None
         return out
 
     def __repr__(self) -> str:

@@ -1,0 +1,123 @@
+"""Scoring files end to end: load, check, score, and record every unusable image instead of crashing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .images import ImageLoadError, LoadedImage, PathLike, load_image
+from .methods.base import Method
+from .models import ModelPlugin
+from .preprocess import target_size
+from .reconstruction import ReconstructionCache
+
+
+@dataclass
+class Skip:
+    """An input that could not be scored, and why."""
+
+    id: str
+    error: str
+
+
+@dataclass
+class LoadResult:
+    images: list[LoadedImage] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+
+
+def load_images(paths: Iterable[PathLike], **load_options) -> LoadResult:
+    """Load every path; unreadable, empty, truncated, huge or odd files become :class:`Skip` records."""
+    result = LoadResult()
+    for p in paths:
+        try:
+            result.images.append(load_image(p, **load_options))
+        except ImageLoadError as exc:
+            result.skipped.append(Skip(str(p), str(exc)))
+    return result
+
+
+def usable_for(model: ModelPlugin, method: Method, images: Sequence[LoadedImage]) -> tuple[list[LoadedImage], list[Skip]]:
+    """Split images into those the model's autoencoder accepts and skips (e.g. too small)."""
+    policy = method.autoencoder(model).size_policy
+    ok, skipped = [], []
+    for im in images:
+        try:
+            target_size(im, policy)
+            ok.append(im)
+        except ImageLoadError as exc:
+            skipped.append(Skip(im.id, str(exc)))
+    return ok, skipped
+
+
+@dataclass
+class ScoreTable:
+    """Per-image scores (lower = belonging) plus the inputs that were skipped."""
+
+    rows: pd.DataFrame
+    skipped: list[Skip]
+
+    COLUMNS = ("image", "content_hash", "model", "method", "options_hash", "score")
+
+    def to_file(self, path: PathLike) -> Path:
+        """CSV or Parquet by suffix; skipped inputs are kept as rows with an ``error`` and no score."""
+        p = Path(path)
+        frame = self.with_skips()
+        if p.suffix.lower() == ".parquet":
+            frame.to_parquet(p, index=False)
+        elif p.suffix.lower() == ".csv":
+            frame.to_csv(p, index=False)
+        else:
+            raise ValueError(f"{p}: output must end in .csv or .parquet")
+        return p
+
+    def with_skips(self) -> pd.DataFrame:
+        skips = pd.DataFrame({"image": [s.id for s in self.skipped], "error": [s.error for s in self.skipped]})
+        frame = self.rows.assign(error=None)
+        return pd.concat([frame, skips], ignore_index=True) if len(skips) else frame
+
+
+def score_images(
+    model: ModelPlugin,
+    method: Method,
+    images: Sequence[LoadedImage],
+    *,
+    cache: ReconstructionCache | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScoreTable:
+    ok, skipped = usable_for(model, method, images)
+    scores = method.score(model, ok, cache=cache, progress=progress) if ok else np.array([])
+    rows = pd.DataFrame(
+        {
+            "image": [im.id for im in ok],
+            "content_hash": [im.content_hash for im in ok],
+            "model": model.name,
+            "method": method.label,
+            "options_hash": method.options_hash(),
+            "score": scores,
+        },
+        columns=list(ScoreTable.COLUMNS),
+    )
+    bad = ~np.isfinite(rows["score"].to_numpy(dtype=float))
+    if bad.any():
+        for image in rows.loc[bad, "image"]:
+            skipped.append(Skip(image, "method returned a non-finite score"))
+        rows = rows.loc[~bad].reset_index(drop=True)
+    return ScoreTable(rows, skipped)
+
+
+def score_files(
+    paths: Sequence[PathLike],
+    model: ModelPlugin,
+    method: Method,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ScoreTable:
+    loaded = load_images(paths)
+    table = score_images(model, method, loaded.images, progress=progress)
+    table.skipped = loaded.skipped + table.skipped
+    return table

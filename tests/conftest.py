@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny diffusers autoencoder saved to disk and loaded back through a model plugin,
+and small natural-image crops from the photographs bundled with scikit-image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import aedr
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "aedr-seed"
+TAESD_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "taesd"
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def tiny_kl_vae(latent_channels: int = 4, seed: int = 0):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=4,
+        sample_size=32,
+    )
+
+
+class FolderModel(aedr.ModelPlugin):
+    """A model plugin that loads a diffusers autoencoder from a local folder, as real plugins do."""
+
+    family = "kl"
+    description = "tiny test autoencoder"
+
+    def __init__(self, name: str, folder: Path, multiple: int = 2):
+        super().__init__()
+        self.name, self.folder, self.multiple = name, folder, multiple
+
+    def load_autoencoder(self, device, dtype):
+        return aedr.DiffusersAutoencoder.from_pretrained(
+            str(self.folder), torch_dtype=dtype, device=device, size_policy=aedr.SizePolicy(multiple=self.multiple)
+        )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-vae")
+    tiny_kl_vae().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir) -> FolderModel:
+    return FolderModel("tiny-kl", tiny_model_dir)
+
+
+def photo_crops(n: int, size: int = 32, seed: int = 0) -> list[aedr.LoadedImage]:
+    """Deterministic random crops of scikit-image's bundled colour photographs."""
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        p = photos[i % len(photos)]
+        y = int(rng.integers(0, p.shape[0] - size))
+        x = int(rng.integers(0, p.shape[1] - size))
+        out.append(aedr.LoadedImage.from_array(np.ascontiguousarray(p[y : y + size, x : x + size]), f"photo-{i}"))
+    return out
+
+
+@pytest.fixture(scope="session")
+def natural_images() -> list[aedr.LoadedImage]:
+    return photo_crops(8)
