@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import typing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -22,8 +23,26 @@ from . import compat
 from .calibration import DEFAULT_ALPHA
 from .registry import RegistryError
 
+class CliError(Exception):
+    """An error the user can fix; printed without a traceback, exit code 2."""
+
+
+class AedrGroup(TyperGroup):
+    """Turns user errors (bad names, bad input, bad options) into a one-line message and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        from .images import ImageLoadError
+
+        try:
+            return super().invoke(ctx)
+        except (CliError, RegistryError, ImageLoadError) as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            ctx.exit(2)
+
+
 app = typer.Typer(
     name="aedr",
+    cls=AedrGroup,
     help="Which latent diffusion model made this image? Scores are 'lower = belonging' everywhere.",
     no_args_is_help=True,
     add_completion=False,
@@ -34,11 +53,6 @@ app.add_typer(compat_app, name="compat")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
-
-
-class CliError(Exception):
-    """An error the user can fix; printed without a traceback, exit code 2."""
-
 
 def fail(message: str) -> typing.NoReturn:
     raise CliError(message)
@@ -455,10 +469,4 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    from .images import ImageLoadError
-
-    try:
-        typer.main.get_command(build_app())(args=argv, prog_name="aedr", standalone_mode=True)
-    except (CliError, RegistryError, ImageLoadError) as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+    build_app()(args=argv, prog_name="aedr")

@@ -50,6 +50,18 @@ class FolderModel(aedr.ModelPlugin):
             str(self.folder), torch_dtype=dtype, device=device, size_policy=aedr.SizePolicy(multiple=self.multiple)
         )
 
+    def generate(self, n, seed=0, prompts=None, device="cpu"):
+        """Belonging images: the decoder applied to seeded random latents."""
+        from aedr.autoencoder import seeded_normal
+        from aedr.preprocess import tensor_to_uint8
+        from PIL import Image
+
+        ae = self.autoencoder(device)
+        z = seeded_normal((n, 4, 16, 16), [seed + i for i in range(n)])
+        with torch.no_grad():
+            pixels = tensor_to_uint8(ae.decode(z))
+        return [Image.fromarray(p) for p in pixels]
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:

@@ -1,0 +1,150 @@
+"""The command line, end to end, through typer's test runner, against a model built in the test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import aedr
+from aedr.cli import build_app
+
+from conftest import photo_crops
+
+
+class ModelsPlugin:
+    """Registers the test's models through the same hook third-party plugins use."""
+
+    def __init__(self, *models):
+        self.models = models
+
+    @aedr.hookimpl
+    def register_models(self, register):
+        for m in self.models:
+            register(m)
+
+
+@pytest.fixture
+def cli(tiny_model, monkeypatch):
+    monkeypatch.setattr(aedr.plugins, "_default", aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(tiny_model)]))
+    runner = CliRunner()
+    app = build_app()
+
+    def run(*args, ok=True):
+        result = runner.invoke(app, [str(a) for a in args])
+        if ok:
+            assert result.exit_code == 0, result.output + repr(result.exception)
+        return result
+
+    return run
+
+
+@pytest.fixture
+def photo_dir(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, im in enumerate(photo_crops(10, seed=3)):
+        im.to_pil().save(folder / f"{i:03d}.png")
+    return folder
+
+
+@pytest.fixture
+def generated_dir(tmp_path, tiny_model):
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    for i, im in enumerate(tiny_model.generate(10, seed=100)):
+        im.save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_listings(cli):
+    models = json.loads(cli("models", "--json").stdout)
+    assert [m["name"] for m in models] == ["tiny-kl"] and models[0]["generator"] is True
+    methods = json.loads(cli("methods", "--json").stdout)
+    assert methods[0]["name"] == "aedr" and methods[0]["options"]["distance"] == "l2"
+    assert "tiny-kl" in cli("models").output
+
+
+def test_score_records_bad_files_and_writes_csv(cli, photo_dir, tmp_path):
+    (photo_dir / "empty.png").write_bytes(b"")
+    (photo_dir / "notes.jpg").write_text("not an image")
+    Image.new("RGB", (1, 1)).save(photo_dir / "dot.png")
+    out = tmp_path / "scores.csv"
+    result = cli("score", photo_dir, "--model", "tiny-kl", "--out", out, "-o", "distance=l1", "--json")
+    rows = json.loads(result.stdout)
+    assert len(rows) == 13
+    frame = pd.read_csv(out)
+    scored = frame[frame["error"].isna()]
+    assert len(scored) == 10 and np.all(np.isfinite(scored["score"]))
+    assert set(frame.loc[frame["error"].notna(), "image"].map(lambda p: p.rsplit("/", 1)[-1])) == {"empty.png", "notes.jpg", "dot.png"}
+    assert (frame["method"].dropna() == "aedr(distance=l1)").all()
+    parquet = tmp_path / "scores.parquet"
+    cli("score", photo_dir / "000.png", "--model", "tiny-kl", "--out", parquet)
+    assert len(pd.read_parquet(parquet)) == 1
+
+
+def test_calibrate_and_attribute(cli, generated_dir, photo_dir, tmp_path):
+    card_path = tmp_path / "card.json"
+    result = cli("calibrate", "--model", "tiny-kl", "--generate", 16, "--out", card_path, "--alpha", "0.1")
+    assert "threshold =" in result.output
+    card = aedr.card.CalibrationCard.load(card_path)
+    assert card.n_images == 16 and card.alpha == 0.1 and card.method == "aedr"
+    assert card.versions["torch"] and card.created and card.source.startswith("generated 16")
+
+    auto_path = tmp_path / "auto.json"
+    cli("calibrate", "--model", "tiny-kl", "--images", generated_dir, "--alpha", "auto", "--non-belonging", photo_dir, "--out", auto_path)
+    auto = aedr.card.CalibrationCard.load(auto_path)
+    assert auto.alpha_selection.startswith("auto") and auto.estimation_accuracy is not None
+
+    result = cli("attribute", generated_dir / "000.png", photo_dir / "000.png", "--card", card_path, "--card", auto_path, "--json")
+    records = json.loads(result.stdout)
+    assert len(records) == 2
+    for r in records:
+        assert len(r["verdicts"]) == 2
+        for v in r["verdicts"]:
+            assert v["belongs"] == (v["score"] < v["threshold"])
+            assert 0 <= v["tail_probability"] <= 1
+        assert r["attributed_to"] == [v["model"] for v in sorted(r["verdicts"], key=lambda v: -v["tail_probability"]) if v["belongs"]]
+    out = tmp_path / "verdicts.csv"
+    cli("attribute", generated_dir, "--card", card_path, "--out", out)
+    assert len(pd.read_csv(out)) == 10
+
+
+def test_compat_loss_ratio_file(cli, photo_dir, tmp_path):
+    out = tmp_path / "ratio.txt"
+    cli("compat", "loss-ratio", "--model", "tiny-kl", "--images", photo_dir, "--out", out)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 10
+    for line in lines:
+        a, b = line.split()
+        assert len(a.split(".")[1]) == 8 and len(b.split(".")[1]) == 8
+    glcm = tmp_path / "glcm.txt"
+    cli("compat", "glcm", "--images", photo_dir, "--out", glcm)
+    threshold = cli("compat", "threshold", "--loss-ratio", out, "--glcm", glcm).output
+    assert threshold.startswith("threshold = ")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["score", "x.png", "--model", "tiny-k"], "Did you mean: tiny-kl"),
+        (["calibrate", "--model", "tiny-kl", "--out", "c.json"], "exactly one of --images"),
+        (["calibrate", "--model", "tiny-kl", "--generate", "4", "--alpha", "auto", "--out", "c.json"], "--non-belonging"),
+        (["score", "x.png", "--model", "tiny-kl", "--method", "aedrr"], "Did you mean: aedr"),
+        (["score", "x.png", "--model", "tiny-kl", "-o", "distanse=l1"], "no option 'distanse'"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(cli, args, message):
+    result = cli(*args, ok=False)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_empty_folder_is_an_error(cli, tmp_path):
+    (tmp_path / "nothing").mkdir()
+    result = cli("score", tmp_path / "nothing", "--model", "tiny-kl", ok=False)
+    assert result.exit_code == 2 and "holds no images" in result.output
