@@ -1,0 +1,168 @@
+"""The ``aedr bench`` and ``aedr leaderboard`` commands (mounted by :mod:`aedr.bench.plugin`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+
+from .config import SHIPPED, ConfigError, load_config, split_names
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+def _fail(message: str):
+    from ..cli import CliError
+
+    raise CliError(message)
+
+
+def parse_method_options(items: list[str], plugins) -> dict[str, dict[str, Any]]:
+    """``-o ronan.iterations=50`` -> ``{"ronan": {"iterations": 50}}``, typed by the option's default."""
+    from ..cli import parse_option_value
+
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            _fail(f"--option expects METHOD.KEY=VALUE (e.g. ronan.iterations=50), got {item!r}")
+        lhs, raw = item.split("=", 1)
+        method, key = lhs.split(".", 1)
+        key = key.strip().replace("-", "_")
+        cls = plugins.methods.get(method.strip())
+        defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else None) for f in dataclasses.fields(cls.Options)}
+        if key not in defaults:
+            _fail(f"method {cls.name!r} has no option {key!r}; options: {', '.join(sorted(defaults))}")
+        try:
+            options.setdefault(cls.name, {})[key] = parse_option_value(raw, defaults[key])
+        except ValueError as exc:
+            _fail(f"--option {item}: {exc}")
+    return options
+
+
+def bench_command(
+    config: Optional[str] = typer.Option(None, "--config", "-c", help=f"A TOML file, or a shipped config: {', '.join(SHIPPED)} (default: default)."),
+    models: Optional[List[str]] = typer.Option(None, "--models", "-m", help="Models (names or globs, comma-separated or repeated)."),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", help="Methods (names or globs, comma-separated or repeated)."),
+    real: Optional[str] = typer.Option(None, "--real", help="Real evaluation images: a folder or a dataset name; 'none' to leave out."),
+    real_cal: Optional[str] = typer.Option(None, "--real-cal", help="Real estimation images for --alpha auto: a folder or a dataset; 'none'."),
+    n_cal: Optional[int] = typer.Option(None, "--n-cal", help="Calibration images per model (threshold)."),
+    n_eval: Optional[int] = typer.Option(None, "--n-eval", help="Evaluation images per model."),
+    n_real: Optional[int] = typer.Option(None, "--n-real", help="Real evaluation images (default: --n-eval)."),
+    alpha: Optional[str] = typer.Option(None, "--alpha", help="KDE tail mass for the threshold, or 'auto' (chosen per target)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps ..."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run seed: generation seeds and every method's per-image seeds."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-O", help="Output folder (reruns resume there)."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Images per saved chunk."),
+    option: List[str] = typer.Option([], "--option", "-o", help="Method option METHOD.KEY=VALUE (repeatable), e.g. -o ronan.iterations=50."),
+    share: Optional[bool] = typer.Option(None, "--share/--no-share", help="Share first reconstructions between methods."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the config and print the plan; compute nothing."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Benchmark every method on every (target, source) pair and real images: tables, leaderboard, HTML report.
+
+    With no arguments: the embedded zoo, every method, offline, on the CPU (default config).
+    Scores are "lower = belonging" everywhere. An interrupted run resumes when rerun with the same flags.
+    """
+    from ..plugins import get_plugins
+    from .runner import BenchInterrupted, run_bench
+
+    plugins = get_plugins()
+    try:
+        cfg = load_config(
+            config,
+            models=split_names(models) or None,
+            methods=split_names(methods) or None,
+            real=real,
+            real_cal=real_cal,
+            n_cal=n_cal,
+            n_eval=n_eval,
+            n_real=n_real,
+            alpha=alpha,
+            device=device,
+            seed=seed,
+            out=str(out_dir) if out_dir is not None else None,
+            chunk_size=chunk_size,
+            share_reconstructions=share,
+            method_options=parse_method_options(option, plugins),
+        )
+    except ConfigError as exc:
+        _fail(str(exc))
+    if dry_run:
+        _print_plan(cfg, plugins)
+        return
+    t0 = time.perf_counter()
+    try:
+        result = run_bench(cfg, plugins=plugins, console=err, progress=not no_progress)
+    except ConfigError as exc:
+        _fail(str(exc))
+    except BenchInterrupted as exc:
+        err.print(
+            f"[bold yellow]interrupted[/]: {exc.stats.scored} new score(s) in {exc.stats.chunks_written} chunk(s) saved in {exc.out}; "
+            "run the same command again to resume."
+        )
+        sys.exit(130)
+    _print_summary(result, time.perf_counter() - t0)
+
+
+def _print_plan(cfg, plugins) -> None:
+    from .runner import select_methods, select_models
+
+    try:
+        models = select_models(cfg, plugins)
+        methods = select_methods(cfg, plugins)
+    except ConfigError as exc:
+        _fail(str(exc))
+    n_sources = len(models) + (1 if cfg.real else 0)
+    per_target = cfg.n_cal + cfg.n_eval * len(models) + (cfg.real_eval_count if cfg.real else 0)
+    if cfg.auto_alpha:
+        per_target += cfg.n_cal * (n_sources - 1)
+    out.print(f"[bold]config[/] {cfg.name}: out={cfg.out}, n_cal={cfg.n_cal}, n_eval={cfg.n_eval}, alpha={cfg.alpha}, seed={cfg.seed}, device={cfg.device}")
+    out.print("[bold]models[/]: " + ", ".join(f"{m.name} ({m.family}{'' if m.can_generate else ', no generator'})" for m in models))
+    for spec in methods:
+        state = f"[red]not runnable: {spec.error}[/]" if spec.error else f"options hash {spec.options_hash}"
+        out.print(f"[bold]method[/] {spec.label}: {state}")
+    runnable = sum(1 for s in methods if s.error is None)
+    out.print(f"up to {per_target} images per target x {len(models)} targets x {runnable} methods = {per_target * len(models) * runnable} scores (saved ones are skipped)")
+
+
+def _print_summary(result, elapsed: float) -> None:
+    from .tables import leaderboard_table, to_rich
+
+    out.print(to_rich(leaderboard_table(result.summaries)))
+    for t in result.tables:
+        if t.key in ("table1", "table2"):
+            out.print(to_rich(t))
+    for m in result.plan.methods:
+        if m.error:
+            out.print(f"[yellow]not run:[/] {m.name}: {m.error}")
+    for f in result.failures:
+        out.print(f"[yellow]failed:[/] {f.label} under {f.target}: {f.error}")
+    st = result.stats
+    out.print(
+        f"{st.generated} images generated, {st.scored} scores computed, {st.already_saved} reused, {st.skipped} skipped; "
+        f"{elapsed:.1f} s. Results in [bold]{result.config.out}[/]: " + ", ".join(p.name for p in result.files.values())
+    )
+
+
+def leaderboard_command(
+    runs: List[Path] = typer.Argument(..., help="Output folders of `aedr bench` runs (or their metrics.json)."),
+    out_dir: Path = typer.Option(Path("leaderboard"), "--out", "-O", help="Where to write leaderboard.md, .html and .json."),
+) -> None:
+    """Merge several bench runs into one leaderboard (Markdown, HTML and JSON)."""
+    from .leaderboard import LeaderboardError, write_leaderboard
+    from .tables import leaderboard_table, to_rich
+
+    try:
+        merged, files = write_leaderboard(list(runs), out_dir)
+    except LeaderboardError as exc:
+        _fail(str(exc))
+    out.print(to_rich(leaderboard_table(merged.summaries, with_runs=merged.runs_by_method)))
+    for note in merged.notes:
+        out.print(f"[yellow]note:[/] {note}")
+    out.print("written: " + ", ".join(str(p) for p in files.values()))

@@ -1,0 +1,147 @@
+"""Leaderboards: one run's, or several runs merged (``aedr leaderboard DIR...``).
+
+Runs are merged at the level of (method, options hash, target, source) pairs: a method benchmarked
+in one run and another method in a second run land on one board. When two runs hold the same pair,
+the one that finished last wins (and the merge says so). Means are over the pairs each method has,
+so the "pairs" and "targets" columns tell whether two rows are averaged over the same work.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .metrics import PairMetrics
+from .outputs import METRICS_JSON, jsonable, write_text_atomic
+from .report import kv, page
+from .tables import DIRECTION, MethodSummary, build_tables, leaderboard_table, summarize, to_html, to_markdown
+
+FORMAT = "aedr-leaderboard/1"
+
+
+@dataclass
+class RunRecord:
+    """What a leaderboard needs from one run folder (its ``metrics.json``)."""
+
+    path: Path
+    name: str
+    finished: str
+    config: dict[str, Any]
+    models: list[dict[str, Any]]
+    pairs: pd.DataFrame
+    timings: pd.DataFrame
+    not_run: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        c = self.config
+        models = ", ".join(m["name"] for m in self.models)
+        return f"{self.name}: config {c.get('name', '?')}, models [{models}], {c.get('n_cal')} cal / {c.get('n_eval')} eval images, alpha {c.get('alpha')}, finished {self.finished}"
+
+
+class LeaderboardError(ValueError):
+    pass
+
+
+def read_run(folder: str | Path) -> RunRecord:
+    folder = Path(folder)
+    path = folder / METRICS_JSON if folder.is_dir() else folder
+    try:
+        doc = json.loads(path.read_text())
+    except OSError:
+        raise LeaderboardError(f"{folder}: no {METRICS_JSON} (is it the --out folder of an `aedr bench` run?)") from None
+    except ValueError as exc:
+        raise LeaderboardError(f"{path}: not valid JSON ({exc})") from None
+    if not str(doc.get("format", "")).startswith("aedr-bench/"):
+        raise LeaderboardError(f"{path}: not an aedr bench metrics file")
+    pairs = pd.DataFrame(doc.get("pairs", []), columns=list(PairMetrics.__dataclass_fields__))
+    for col in ("accuracy", "auc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "threshold", "alpha"):
+        pairs[col] = pd.to_numeric(pairs[col], errors="coerce")
+    timings = pd.DataFrame(doc.get("timings", []), columns=["method", "options_hash", "label", "target", "images", "seconds", "seconds_per_image"])
+    for col in ("images", "seconds", "seconds_per_image"):
+        timings[col] = pd.to_numeric(timings[col], errors="coerce")
+    not_run = [f"{m['name']}: {m['error']}" for m in doc.get("methods", []) if m.get("error")]
+    name = path.parent.name if path.name == METRICS_JSON else path.stem
+    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, not_run)
+
+
+@dataclass
+class Merged:
+    runs: list[RunRecord]
+    pairs: pd.DataFrame
+    timings: pd.DataFrame
+    summaries: list[MethodSummary]
+    runs_by_method: dict[tuple[str, str], str]
+    notes: list[str]
+
+
+def merge_runs(runs: list[RunRecord]) -> Merged:
+    if not runs:
+        raise LeaderboardError("no runs to merge")
+    ordered = sorted(runs, key=lambda r: r.finished)
+    pairs = pd.concat([r.pairs.assign(run=r.name) for r in ordered], ignore_index=True)
+    timings = pd.concat([r.timings.assign(run=r.name) for r in ordered], ignore_index=True)
+    notes = []
+    key = ["method", "options_hash", "target", "source"]
+    dup = pairs.duplicated(key, keep="last")
+    if dup.any():
+        notes.append(f"{int(dup.sum())} (method, target, source) cell(s) appear in more than one run; the latest run's values are used")
+    pairs = pairs[~dup].reset_index(drop=True)
+    timings = timings.drop_duplicates(["method", "options_hash", "target"], keep="last").reset_index(drop=True)
+    runs_by_method: dict[tuple[str, str], str] = {}
+    for (m, h), g in pairs.groupby(["method", "options_hash"], sort=False):
+        runs_by_method[(str(m), str(h))] = ", ".join(dict.fromkeys(g["run"]))
+    configs = {json.dumps({k: r.config.get(k) for k in ("n_cal", "n_eval", "alpha", "seed")}, sort_keys=True) for r in runs}
+    if len(configs) > 1:
+        notes.append("the runs differ in budgets, alpha or seed (see the run list): compare rows with care")
+    return Merged(ordered, pairs, timings, summarize(pairs, timings), runs_by_method, notes)
+
+
+def merged_markdown(m: Merged) -> str:
+    lines = ["# aedr leaderboard", "", f"**{DIRECTION}**", "", "Runs:", ""]
+    lines += [f"- {r.describe()}" for r in m.runs]
+    lines += [""] + [f"> {n}" for n in m.notes] + ([""] if m.notes else [])
+    lines.append(to_markdown(leaderboard_table(m.summaries, with_runs=m.runs_by_method), heading="##"))
+    not_run = [f"- {r.name}: {x}" for r in m.runs for x in r.not_run]
+    if not_run:
+        lines += ["Not run:", "", *not_run, ""]
+    lines += [to_markdown(t, heading="##") for t in build_tables(m.pairs, m.timings, m.summaries)]
+    return "\n".join(lines)
+
+
+def merged_html(m: Merged) -> str:
+    runs = kv((r.name, html.escape(r.describe().split(": ", 1)[1])) for r in m.runs)
+    notes = "".join(f'<div class="warn">{html.escape(n)}</div>' for n in m.notes)
+    body = [f'<div class="direction">{html.escape(DIRECTION)}</div>', notes, '<h2 id="runs">Runs</h2>', runs,
+            '<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(m.summaries, with_runs=m.runs_by_method)),
+            '<h2 id="tables">Tables</h2>', *[to_html(t) for t in build_tables(m.pairs, m.timings, m.summaries)]]
+    nav = [("runs", "Runs"), ("leaderboard", "Leaderboard"), ("table1", "Table 1"), ("table2", "Table 2"), ("table3", "Table 3"), ("table4", "Table 4"), ("threshold_free", "AUC / TPR")]
+    return page("aedr leaderboard", f"{len(m.runs)} run(s) merged", nav, "\n".join(body))
+
+
+def merged_json(m: Merged) -> dict[str, Any]:
+    return jsonable(
+        {
+            "format": FORMAT,
+            "score_direction": DIRECTION,
+            "runs": [{"name": r.name, "path": str(r.path), "finished": r.finished, "config": r.config, "models": r.models, "not_run": r.not_run} for r in m.runs],
+            "notes": m.notes,
+            "leaderboard": [{"rank": i, **asdict(s), "runs": m.runs_by_method.get((s.method, s.options_hash), "")} for i, s in enumerate(m.summaries, 1)],
+            "pairs": m.pairs.to_dict("records"),
+        }
+    )
+
+
+def write_leaderboard(folders: list[str | Path], out: str | Path) -> tuple[Merged, dict[str, Path]]:
+    merged = merge_runs([read_run(f) for f in folders])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"md": out / "leaderboard.md", "html": out / "leaderboard.html", "json": out / "leaderboard.json"}
+    write_text_atomic(files["md"], merged_markdown(merged))
+    write_text_atomic(files["html"], merged_html(merged))
+    write_text_atomic(files["json"], json.dumps(merged_json(merged), indent=1, allow_nan=False))
+    return merged, files

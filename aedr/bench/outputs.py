@@ -1,0 +1,125 @@
+"""The result files of a run: scores.parquet, metrics.csv, metrics.json, leaderboard.md, report.html.
+
+Each is written to a temporary name and moved into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .store import write_parquet_atomic
+from .tables import DIRECTION, leaderboard_table, to_markdown
+
+if TYPE_CHECKING:
+    from .runner import BenchResult
+
+FORMAT = "aedr-bench/1"
+SCORES = "scores.parquet"
+METRICS_CSV = "metrics.csv"
+METRICS_JSON = "metrics.json"
+LEADERBOARD = "leaderboard.md"
+REPORT = "report.html"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def jsonable(value: Any) -> Any:
+    """NaN and infinities become null (strict JSON); numpy scalars become Python numbers; paths strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if value is pd.NA:
+        return None
+    return value
+
+
+def metrics_document(result: "BenchResult") -> dict[str, Any]:
+    plan, ev = result.plan, result.evaluation
+    return jsonable(
+        {
+            "format": FORMAT,
+            "score_direction": DIRECTION,
+            "config_name": result.config.name,
+            "config": result.config.to_dict(),
+            "protocol": {
+                "calibration": "per target T: tau_T from T's calibration split (seeds seed+i), KDE (Scott), "
+                + ("alpha chosen per target on the estimation split" if result.config.auto_alpha else f"alpha = {result.config.alpha}"),
+                "alpha_estimation_images": "the calibration splits of every other source (other models, and the real "
+                "estimation images when given), scored under T" if result.config.auto_alpha else None,
+                "evaluation": "every source's evaluation split (seeds seed+1000000+i; real: the real evaluation images) scored under T",
+                "accuracy": "(TP + TN) / (N_T + N_S); belonging iff score < tau_T",
+            },
+            "started": result.stats.started,
+            "finished": result.stats.finished,
+            "run": asdict(result.stats),
+            "provenance": result.provenance,
+            "models": [{"name": m.name, "family": m.family, "description": m.description} for m in plan.models],
+            "methods": [m.describe() for m in plan.methods],
+            "image_sets": [s.describe() for s in plan.sources.values()],
+            "failures": [asdict(f) for f in result.failures],
+            "summaries": [asdict(s) for s in result.summaries],
+            "thresholds": [asdict(t) for t in ev.thresholds],
+            "pairs": [asdict(p) for p in ev.pairs],
+            "timings": ev.timings_frame().to_dict("records"),
+            "tables": {t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "note": t.note} for t in result.tables},
+        }
+    )
+
+
+def leaderboard_markdown(result: "BenchResult") -> str:
+    cfg = result.config
+    models = ", ".join(f"{m.name} ({m.family})" for m in result.plan.models)
+    lines = [
+        f"# aedr leaderboard · {cfg.name} config",
+        "",
+        f"**{DIRECTION}**",
+        "",
+        f"Models: {models}. Real images: {'yes' if 'real' in result.plan.sources else 'no'}. "
+        f"Calibration / evaluation images per model: {cfg.n_cal} / {cfg.n_eval}; alpha: {cfg.alpha}; seed {cfg.seed}; device {cfg.device}.",
+        "",
+        to_markdown(leaderboard_table(result.summaries), heading="##"),
+    ]
+    failed = [m for m in result.plan.methods if m.error] + result.failures  # type: ignore[operator]
+    if failed:
+        lines += ["Not run here:", ""]
+        lines += [f"- {m.name}: {m.error}" for m in result.plan.methods if m.error]
+        lines += [f"- {f.label} under {f.target}: {f.error}" for f in result.failures]
+        lines.append("")
+    lines += [to_markdown(t, heading="##") for t in result.tables]
+    return "\n".join(lines)
+
+
+def write_outputs(result: "BenchResult") -> dict[str, Path]:
+    from .report import render_report
+
+    out = Path(result.config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / name for name in (SCORES, METRICS_CSV, METRICS_JSON, LEADERBOARD, REPORT)}
+    write_parquet_atomic(result.scores.reset_index(drop=True), files[SCORES])
+    write_text_atomic(files[METRICS_CSV], result.evaluation.pairs_frame().to_csv(index=False))
+    document = metrics_document(result)
+    write_text_atomic(files[METRICS_JSON], json.dumps(document, indent=1, allow_nan=False))
+    write_text_atomic(files[LEADERBOARD], leaderboard_markdown(result))
+    write_text_atomic(files[REPORT], render_report(result))
+    return files

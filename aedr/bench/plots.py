@@ -1,0 +1,149 @@
+"""The report's figures, drawn with matplotlib's object API (no pyplot, no global backend change)
+and embedded as base64 PNG data URIs so that the report is a single self-contained file."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .metrics import roc_auc, roc_curve
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+
+
+def data_uri(fig: Figure, dpi: int = 96) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _short(name: str, n: int = 14) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
+def heatmap(pairs: pd.DataFrame, label: str, targets: Sequence[str], sources: Sequence[str]) -> str:
+    """Accuracy of one method, target (rows) x source (columns); the diagonal is T's own TPR."""
+    grid = np.full((len(targets), len(sources)), np.nan)
+    for i, t in enumerate(targets):
+        for j, s in enumerate(sources):
+            v = pairs[(pairs["target"] == t) & (pairs["source"] == s)]["accuracy"]
+            if len(v) and pd.notna(v.iloc[0]):
+                grid[i, j] = float(v.iloc[0])
+    fig = Figure(figsize=(1.0 + 0.62 * len(sources), 0.9 + 0.48 * len(targets)))
+    ax = fig.add_subplot()
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdYlGn", vmin=0.5, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(sources)), [_short(s) for s in sources], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(targets)), [_short(t) for t in targets], fontsize=8)
+    ax.set_xlabel("source of the images", fontsize=8)
+    ax.set_ylabel("target model T", fontsize=8)
+    for i in range(len(targets)):
+        for j in range(len(sources)):
+            v = grid[i, j]
+            text = "–" if math.isnan(v) else f"{100 * v:.0f}"
+            style = "italic" if targets[i] == sources[j] else "normal"
+            color = "white" if not math.isnan(v) and (v > 0.9 or v < 0.58) else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7.5, style=style, color=color)
+    ax.set_title(label, fontsize=9)
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cb.ax.tick_params(labelsize=7)
+    cb.set_label("accuracy (diagonal: TPR)", fontsize=7)
+    return data_uri(fig)
+
+
+def roc_figure(scores: pd.DataFrame, target: str, methods: Sequence[tuple[str, str, str]]) -> str:
+    """ROC under one target: T's evaluation images vs every other source's, one curve per method."""
+    fig = Figure(figsize=(3.4, 3.3))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="#999")
+    ev = scores[(scores["target"] == target) & (scores["split"] == "eval") & (scores["status"] == "ok")]
+    for k, (name, ohash, label) in enumerate(methods):
+        m = ev[(ev["method"] == name) & (ev["options_hash"] == ohash)]
+        b = m[m["source"] == target]["score"].to_numpy(dtype=float)
+        o = m[m["source"] != target]["score"].to_numpy(dtype=float)
+        if not len(b) or not len(o):
+            continue
+        fpr, tpr, _ = roc_curve(b, o)
+        fpr, tpr = np.append(fpr, 1.0), np.append(tpr, 1.0)
+        ax.step(fpr, tpr, where="post", lw=1.4, color=PALETTE[k % len(PALETTE)], label=f"{_short(label, 22)} ({roc_auc(b, o):.3f})")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_xlabel("false-positive rate", fontsize=8)
+    ax.set_ylabel("true-positive rate", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_title(f"target {target}", fontsize=9)
+    ax.legend(fontsize=6.5, loc="lower right", title="method (AUC)", title_fontsize=6.5)
+    return data_uri(fig)
+
+
+def _bins(values: list[np.ndarray], n: int = 24) -> tuple[np.ndarray, bool]:
+    allv = np.concatenate([v for v in values if len(v)]) if any(len(v) for v in values) else np.array([0.0, 1.0])
+    lo, hi = float(np.min(allv)), float(np.max(allv))
+    if lo > 0 and hi / lo > 20:
+        return np.geomspace(lo, hi, n + 1), True
+    if hi == lo:
+        hi = lo + 1.0
+    return np.linspace(lo, hi, n + 1), False
+
+
+def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets: Sequence[str], thresholds: dict[str, float]) -> str:
+    """Per target: score histograms of belonging, other models' and real evaluation images, with tau."""
+    ncols = min(4, len(targets))
+    nrows = math.ceil(len(targets) / ncols)
+    fig = Figure(figsize=(3.1 * ncols, 2.4 * nrows + 0.4))
+    m = scores[(scores["method"] == name) & (scores["options_hash"] == ohash) & (scores["split"] == "eval") & (scores["status"] == "ok")]
+    for k, t in enumerate(targets):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        g = m[m["target"] == t]
+        groups = [
+            ("belonging", g[g["source"] == t]["score"].to_numpy(float), "#2ca02c"),
+            ("other models", g[(g["source"] != t) & (g["source_kind"] == "model")]["score"].to_numpy(float), "#d62728"),
+            ("real", g[g["source_kind"] == "real"]["score"].to_numpy(float), "#1f77b4"),
+        ]
+        bins, log = _bins([v for _, v, _ in groups])
+        for lab, v, color in groups:
+            if len(v):
+                ax.hist(v, bins=bins, density=True, alpha=0.45, color=color, label=f"{lab} ({len(v)})", histtype="stepfilled", edgecolor=color)
+        tau = thresholds.get(t)
+        if tau is not None and math.isfinite(tau):
+            ax.axvline(tau, color="black", lw=1, ls="--", label="τ")
+        if log:
+            ax.set_xscale("log")
+        ax.set_title(f"target {t}", fontsize=8)
+        ax.tick_params(labelsize=6.5)
+        ax.set_yticks([])
+        if k == 0:
+            ax.legend(fontsize=6, loc="best")
+    fig.suptitle(f"{label}: scores under each target (lower = belonging)", fontsize=9)
+    fig.tight_layout()
+    return data_uri(fig)
+
+
+def time_chart(labels: Sequence[str], seconds: Sequence[float], per_target: dict[str, Sequence[float]] | None = None) -> str:
+    """Seconds per image per method (log scale when they span more than 20x)."""
+    fig = Figure(figsize=(6.5, 0.9 + 0.42 * len(labels)))
+    ax = fig.add_subplot()
+    y = np.arange(len(labels))
+    vals = np.array([s if s is not None and math.isfinite(s) else np.nan for s in seconds], dtype=float)
+    ax.barh(y, np.nan_to_num(vals, nan=0.0), color=[PALETTE[i % len(PALETTE)] for i in range(len(labels))], alpha=0.8)
+    if per_target:
+        for i, lab in enumerate(labels):
+            pts = [p for p in per_target.get(lab, []) if p is not None and math.isfinite(p)]
+            ax.plot(pts, [i] * len(pts), "k|", ms=9)
+    finite = vals[np.isfinite(vals) & (vals > 0)]
+    if finite.size and finite.max() / finite.min() > 20:
+        ax.set_xscale("log")
+    for i, v in enumerate(vals):
+        if math.isfinite(v):
+            ax.text(v, i, f"  {v:.3g} s", va="center", fontsize=7.5)
+    ax.set_yticks(y, [_short(lab, 34) for lab in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per image (bars: mean; ticks: per target)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.margins(x=0.25)
+    return data_uri(fig)

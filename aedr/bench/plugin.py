@@ -1,0 +1,13 @@
+"""Built-in plugin: mounts ``aedr bench`` and ``aedr leaderboard`` on the command line."""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    from .commands import bench_command, leaderboard_command
+
+    cli.command("bench")(bench_command)
+    cli.command("leaderboard")(leaderboard_command)

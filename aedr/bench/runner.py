@@ -1,0 +1,330 @@
+"""Running a benchmark: images, plan, scoring with shared first reconstructions, then results.
+
+``run_bench(config)`` is the Python API behind ``aedr bench``. Scoring is resumable: every finished
+chunk is saved before the next starts, and work already saved in ``config.out`` is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from ..images import ImageLoadError, LoadedImage
+from ..preprocess import target_size
+from ..reconstruction import ReconstructionCache
+from .config import BenchConfig, ConfigError
+from .metrics import Evaluation, evaluate
+from .plan import MethodSpec, Plan, Unit, build_method, make_units, select_names
+from .progress import PlanProgress
+from .provenance import load_average, now
+from .sources import GeneratedImageCache, SourceImages, generation_seeds, model_source, real_source
+from .store import ScoreRow, ScoreStore, key_set
+from .tables import MethodSummary, Table, build_tables, summarize
+
+
+@dataclass
+class Failure:
+    """A method that could not score under a target (its remaining work there was dropped)."""
+
+    method: str
+    label: str
+    target: str
+    error: str
+
+
+@dataclass
+class ProgressEvent:
+    """Sent to ``run_bench(callback=...)`` after every scored batch."""
+
+    method: str
+    target: str
+    source: str
+    split: str
+    images: int
+    scored_in_run: int
+
+
+@dataclass
+class RunStats:
+    started: str = ""
+    finished: str = ""
+    wall_seconds: float = 0.0
+    generated: int = 0
+    generation_seconds: float = 0.0
+    already_saved: int = 0
+    scored: int = 0  # image scores computed and saved by this run
+    skipped: int = 0  # images recorded as skipped by this run
+    chunks_written: int = 0
+    scoring_seconds: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    load_average_start: list[float] | None = None
+    load_average_end: list[float] | None = None
+
+
+class BenchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or an interrupting callback) during scoring; every finished chunk is saved."""
+
+    def __init__(self, stats: RunStats, out: Path):
+        super().__init__(f"interrupted; {stats.chunks_written} chunk(s) saved in {out}")
+        self.stats, self.out = stats, out
+
+
+@dataclass
+class BenchResult:
+    config: BenchConfig
+    plan: Plan
+    scores: pd.DataFrame  # the plan's rows: one per (method, target, source, split, image)
+    evaluation: Evaluation
+    summaries: list[MethodSummary]
+    tables: list[Table]
+    stats: RunStats
+    failures: list[Failure] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+
+
+# -- plan ---------------------------------------------------------------------------------------------
+def select_models(config: BenchConfig, plugins) -> list:
+    hint = " (is the zoo plugin installed? `aedr models` lists the registered models)" if any("zoo" in p for p in config.models) else ""
+    names = select_names(config.models, plugins.models.names(), "model", hint)
+    return [plugins.model(n) for n in names]
+
+
+def select_methods(config: BenchConfig, plugins) -> list[MethodSpec]:
+    names = select_names(config.methods, plugins.methods.names(), "method")
+    return [build_method(n, plugins.methods.get(n), config.options_for(n)) for n in names]
+
+
+def prepare_sources(config: BenchConfig, models: list, plugins, progress: PlanProgress, stats: RunStats) -> dict[str, SourceImages]:
+    """Every model's calibration and evaluation images (generated now if not cached), then the real ones."""
+    cache = GeneratedImageCache(Path(config.out) / "images")
+    missing = sum(
+        len(cache.missing(m, generation_seeds(config.seed, "cal", config.n_cal) + generation_seeds(config.seed, "eval", config.n_eval)))
+        for m in models
+        if m.can_generate
+    )
+    progress.start_generation(missing)
+    t0 = time.perf_counter()
+
+    def advance(n: int) -> None:
+        stats.generated += n
+        progress.generated(n)
+
+    sources: dict[str, SourceImages] = {}
+    for m in models:
+        try:
+            sources[m.name] = model_source(m, cache, n_cal=config.n_cal, n_eval=config.n_eval, seed=config.seed, device=config.device, advance=advance)
+        except (ValueError, FileNotFoundError) as exc:
+            raise ConfigError(str(exc)) from None
+    stats.generation_seconds = time.perf_counter() - t0
+    try:
+        real = real_source(config.real, config.real_cal, n_eval=config.real_eval_count, n_cal=config.n_cal, datasets=plugins.datasets)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+    if real is not None:
+        if real.name in sources:
+            raise ConfigError(f"a model is named {real.name!r}, the name reserved for the real images")
+        sources[real.name] = real
+    return sources
+
+
+def plan_frame(plan: Plan) -> pd.DataFrame:
+    """One row per (method, target, source, split, image) of the plan."""
+    rows = []
+    for spec in plan.runnable:
+        for model in plan.models:
+            for source, split in plan.image_sets(model.name):
+                for ref in plan.sources[source].split(split):  # type: ignore[arg-type]
+                    rows.append((spec.name, spec.options_hash, spec.label, model.name, model.family, source, ref.kind, split, ref.id, ref.content_hash))
+    cols = ["method", "options_hash", "label", "target", "target_family", "source", "source_kind", "split", "image_id", "image_hash"]
+    return pd.DataFrame(rows, columns=cols).astype({c: "string" for c in cols})
+
+
+def plan_scores(plan: Plan, store_rows: pd.DataFrame) -> pd.DataFrame:
+    """The plan's rows joined with the saved scores (missing work: status "missing", score NaN)."""
+    frame = plan_frame(plan)
+    saved = store_rows[["method", "options_hash", "target", "image_hash", "score", "seconds", "status", "error"]]
+    out = frame.merge(saved, on=["method", "options_hash", "target", "image_hash"], how="left")
+    out["status"] = out["status"].fillna("missing")
+    out["error"] = out["error"].fillna("")
+    return out
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+class _Executor:
+    def __init__(self, plan: Plan, store: ScoreStore, progress: PlanProgress, stats: RunStats, console: Console, callback):
+        self.plan, self.store, self.progress, self.stats, self.console = plan, store, progress, stats, console
+        self.callback = callback
+        self.models = {m.name: m for m in plan.models}
+        self.failed: dict[tuple, Failure] = {}
+        self._chunk: int | None = None
+        self._images: dict[str, LoadedImage] = {}
+        self._cache: ReconstructionCache | None = None
+
+    def _enter_chunk(self, unit: Unit) -> None:
+        if unit.chunk == self._chunk:
+            return
+        self._collect_cache_stats()
+        self._chunk = unit.chunk
+        self._images = {}
+        # One cache per chunk and target: every method scoring this chunk reuses its first passes,
+        # and memory stays bounded by the chunk size.
+        self._cache = ReconstructionCache(max_items=64 * self.plan.config.chunk_size) if self.plan.config.share_reconstructions else None
+
+    def _collect_cache_stats(self) -> None:
+        if self._cache is not None:
+            self.stats.cache_hits += self._cache.hits
+            self.stats.cache_misses += self._cache.misses
+            self._cache = None
+
+    def _fail(self, unit: Unit, exc: BaseException, remaining: int) -> None:
+        spec = unit.method
+        failure = Failure(spec.name, spec.label, unit.target, f"{type(exc).__name__}: {exc}")
+        self.failed[(spec.key, unit.target)] = failure
+        self.console.print(f"[yellow]warning:[/] {spec.label} failed under {unit.target}: {failure.error}; its remaining work there is skipped")
+        self.progress.dropped(spec.key, remaining)
+
+    def run(self) -> list[Failure]:
+        t0 = time.perf_counter()
+        try:
+            for unit in self.plan.units:
+                self._run_unit(unit)
+        finally:
+            self._collect_cache_stats()
+            self.stats.scoring_seconds += time.perf_counter() - t0
+        return list(self.failed.values())
+
+    def _run_unit(self, unit: Unit) -> None:
+        spec, model = unit.method, self.models[unit.target]
+        assert spec.method is not None
+        if (spec.key, unit.target) in self.failed:
+            self.progress.dropped(spec.key, len(unit.refs))
+            return
+        self._enter_chunk(unit)
+        self.progress.unit(f"{spec.label} · {unit.target} ← {unit.source} ({unit.split})")
+        try:
+            policy = spec.method.autoencoder(model).size_policy  # loaded once, outside the timing
+        except Exception as exc:
+            self._fail(unit, exc, len(unit.refs))
+            return
+        rows: list[ScoreRow] = []
+        good: list[tuple] = []
+        for ref in unit.refs:
+            try:
+                image = self._images.get(ref.content_hash) or ref.load()
+                self._images[ref.content_hash] = image
+                target_size(image, policy)
+                good.append((ref, image))
+            except ImageLoadError as exc:
+                rows.append(unit.row(ref, math.nan, 0.0, "skipped", str(exc)))
+        if rows:
+            self.progress.dropped(spec.key, len(rows))
+        reported = 0
+        last = time.perf_counter()
+        start = last
+
+        def on_batch(n: int) -> None:
+            nonlocal reported, last
+            t = time.perf_counter()
+            reported += n
+            self.progress.scored(spec.key, n, t - last)
+            last = t
+            if self.callback is not None:
+                self.callback(ProgressEvent(spec.name, unit.target, unit.source, unit.split, n, self.stats.scored + reported))
+
+        scores: np.ndarray = np.array([])
+        if good:
+            try:
+                scores = spec.method.score(model, [im for _, im in good], cache=self._cache, progress=on_batch)
+            except Exception as exc:
+                self._fail(unit, exc, len(good) - reported)
+                return
+        per_image = (time.perf_counter() - start) / len(good) if good else 0.0
+        for (ref, _), value in zip(good, scores):
+            if np.isfinite(value):
+                rows.append(unit.row(ref, float(value), per_image))
+            else:
+                rows.append(unit.row(ref, math.nan, per_image, "skipped", "method returned a non-finite score"))
+        self.store.write_chunk(rows)
+        self.stats.chunks_written += 1
+        self.stats.scored += sum(r.status == "ok" for r in rows)
+        self.stats.skipped += sum(r.status != "ok" for r in rows)
+
+
+def saved_rates(saved: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Seconds per image per method measured by earlier runs (a prior for the ETA)."""
+    ok = saved[(saved["status"] == "ok") & (saved["seconds"] > 0)]
+    if not len(ok):
+        return {}
+    return {(str(m), str(h)): float(g["seconds"].mean()) for (m, h), g in ok.groupby(["method", "options_hash"])}
+
+
+def run_bench(
+    config: BenchConfig,
+    *,
+    plugins=None,
+    console: Console | None = None,
+    progress: bool = True,
+    callback: Callable[[ProgressEvent], None] | None = None,
+    write: bool = True,
+) -> BenchResult:
+    """Run (or resume) the benchmark ``config`` describes and write its result files to ``config.out``.
+
+    Raises :class:`ConfigError` for what the user must fix, :class:`BenchInterrupted` on Ctrl-C
+    (finished chunks are kept: run again to resume).
+    """
+    from ..plugins import get_plugins
+    from .outputs import write_outputs
+    from .provenance import provenance
+
+    console = console or Console(stderr=True)
+    plugins = plugins if plugins is not None else get_plugins()
+    out = Path(config.out)
+    stats = RunStats(started=now(), load_average_start=load_average())
+    t_start = time.perf_counter()
+    models = select_models(config, plugins)
+    methods = select_methods(config, plugins)
+    for spec in methods:
+        if spec.error:
+            console.print(f"[yellow]warning:[/] method {spec.name} cannot run here and is skipped: {spec.error}")
+    if not any(m.error is None for m in methods):
+        raise ConfigError("no selected method can run here: " + "; ".join(f"{m.name}: {m.error}" for m in methods))
+    out.mkdir(parents=True, exist_ok=True)
+    store = ScoreStore(out)
+    failures: list[Failure] = []
+    with PlanProgress(console, enabled=progress) as bar:
+        sources = prepare_sources(config, models, plugins, bar, stats)
+        saved = store.load()
+        units, already = make_units(models, methods, sources, config, key_set(saved))
+        plan = Plan(config, models, methods, sources, units, already)
+        stats.already_saved = already
+        bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
+        executor = _Executor(plan, store, bar, stats, console, callback)
+        try:
+            failures = executor.run()
+        except KeyboardInterrupt:
+            store.consolidate()
+            stats.finished = now()
+            raise BenchInterrupted(stats, out) from None
+    store_rows = store.consolidate()
+    scores = plan_scores(plan, store_rows)
+    source_kinds = {name: src.kind for name, src in sources.items()}
+    ev = evaluate(scores, methods=plan.runnable, models=models, sources=list(sources), source_kinds=source_kinds, alpha=config.alpha)
+    summaries = summarize(ev.pairs_frame(), ev.timings_frame())
+    tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries)
+    stats.finished = now()
+    stats.load_average_end = load_average()
+    stats.wall_seconds = time.perf_counter() - t_start
+    result = BenchResult(config, plan, scores, ev, summaries, tables, stats, failures, provenance=provenance(config.device, plugins))
+    if write:
+        result.files = write_outputs(result)
+        stats.wall_seconds = time.perf_counter() - t_start
+    return result

@@ -1,0 +1,278 @@
+"""The image sets a benchmark runs on.
+
+Each model's generated images are made once and cached as PNG under ``<out>/images/<model>/``, one
+file per generator seed, with a manifest of content hashes so that a rerun neither regenerates nor
+re-hashes them. The calibration split uses seeds ``seed + i`` (i < n_cal) and the evaluation split
+seeds ``seed + 1_000_000 + i`` (i < n_eval): the two never overlap, and changing one budget leaves
+the other split's images (and their saved scores) unchanged. Real images come from a folder or a
+registered dataset; unreadable files are recorded as skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..images import ImageLoadError, LoadedImage, list_image_files, load_image
+from ..models import ModelPlugin
+from ..scoring import Skip
+
+EVAL_SEED_OFFSET = 1_000_000
+MANIFEST = "manifest.json"
+GENERATE_BATCH = 8
+REAL = "real"
+
+Split = Literal["cal", "eval"]
+SourceKind = Literal["model", "real"]
+
+
+@dataclass
+class ImageRef:
+    """One image of the plan: where it comes from, its split and its content hash (the score key).
+
+    File-backed images are read again when they are scored, so a large plan never holds every
+    image in memory; in-memory images (from a dataset plugin) keep their pixels in ``image``.
+    """
+
+    source: str
+    kind: SourceKind
+    split: Split
+    id: str
+    content_hash: str
+    path: Path | None = None
+    format: str | None = None
+    width: int = 0
+    height: int = 0
+    image: LoadedImage | None = field(default=None, repr=False, compare=False)
+
+    def load(self) -> LoadedImage:
+        if self.image is not None:
+            return self.image
+        if self.path is None:
+            raise ImageLoadError(None, f"{self.id}: no pixels and no file")
+        loaded = load_image(self.path)
+        if loaded.content_hash != self.content_hash:
+            raise ImageLoadError(self.path, "file changed since the plan was made")
+        return loaded
+
+
+@dataclass
+class SourceImages:
+    """A source of images: a model (its generated images) or the real images."""
+
+    name: str
+    kind: SourceKind
+    origin: str
+    cal: list[ImageRef] = field(default_factory=list)
+    eval: list[ImageRef] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+
+    def split(self, split: Split) -> list[ImageRef]:
+        return self.cal if split == "cal" else self.eval
+
+    def describe(self) -> dict:
+        """Counts, formats and sizes of the set (formats matter: PNG vs JPEG can be told apart)."""
+        refs = self.cal + self.eval
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "origin": self.origin,
+            "n_cal": len(self.cal),
+            "n_eval": len(self.eval),
+            "formats": dict(Counter(r.format or "in-memory" for r in refs)),
+            "sizes": dict(Counter(f"{r.width}x{r.height}" for r in refs).most_common(5)),
+            "skipped": [{"id": s.id, "error": s.error} for s in self.skipped],
+        }
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "_"
+
+
+def generation_seeds(seed: int, split: Split, n: int) -> list[int]:
+    base = seed + (EVAL_SEED_OFFSET if split == "eval" else 0)
+    return list(range(base, base + n))
+
+
+class GeneratedImageCache:
+    """PNG files of a model's generated images, one per generator seed, plus a hash manifest."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def folder(self, model: ModelPlugin) -> Path:
+        return self.root / safe_name(model.name)
+
+    @staticmethod
+    def file_name(seed: int) -> str:
+        return f"seed-{seed:09d}.png"
+
+    def _manifest(self, folder: Path) -> dict[str, dict]:
+        try:
+            return json.loads((folder / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    def _save_manifest(self, folder: Path, model: ModelPlugin, files: dict[str, dict]) -> None:
+        data = {"model": model.name, "family": model.family, "files": dict(sorted(files.items()))}
+        _atomic_write_bytes(folder / MANIFEST, json.dumps(data, indent=1).encode())
+
+    def missing(self, model: ModelPlugin, seeds: Sequence[int]) -> list[int]:
+        folder = self.folder(model)
+        return [s for s in seeds if not (folder / self.file_name(s)).is_file()]
+
+    def ensure(
+        self,
+        model: ModelPlugin,
+        seeds: Sequence[int],
+        *,
+        device: str = "cpu",
+        advance: Callable[[int], None] | None = None,
+    ) -> dict[int, dict]:
+        """Generate the images not on disk yet; returns seed -> manifest entry for every seed."""
+        folder = self.folder(model)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = self._manifest(folder)
+        todo = self.missing(model, seeds)
+        for start, count in _runs(todo, GENERATE_BATCH):
+            images = model.generate(count, seed=start, device=device)
+            if len(images) != count:
+                raise RuntimeError(f"model {model.name!r}: generate({count}) returned {len(images)} images")
+            for offset, pil in enumerate(images):
+                seed = start + offset
+                rgb = np.asarray(pil.convert("RGB"), dtype=np.uint8)
+                target = folder / self.file_name(seed)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                Image.fromarray(rgb, "RGB").save(tmp, format="PNG")
+                os.replace(tmp, target)
+                im = LoadedImage.from_array(rgb, target.name)
+                files[target.name] = {"seed": seed, "sha256": im.content_hash, "width": im.width, "height": im.height}
+            self._save_manifest(folder, model, files)
+            if advance is not None:
+                advance(count)
+        changed = False
+        out: dict[int, dict] = {}
+        for seed in seeds:
+            fname = self.file_name(seed)
+            entry = files.get(fname)
+            if entry is None:  # file written but manifest lost (killed in between): hash it now
+                im = load_image(folder / fname)
+                entry = {"seed": seed, "sha256": im.content_hash, "width": im.width, "height": im.height}
+                files[fname] = entry
+                changed = True
+            out[seed] = entry
+        if changed:
+            self._save_manifest(folder, model, files)
+        return out
+
+
+def _runs(seeds: Sequence[int], max_len: int) -> list[tuple[int, int]]:
+    """Contiguous runs of sorted seeds, each at most ``max_len`` long: [(start, count), ...]."""
+    runs: list[tuple[int, int]] = []
+    for s in sorted(seeds):
+        if runs and runs[-1][0] + runs[-1][1] == s and runs[-1][1] < max_len:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((s, 1))
+    return runs
+
+
+def model_source(
+    model: ModelPlugin,
+    cache: GeneratedImageCache,
+    *,
+    n_cal: int,
+    n_eval: int,
+    seed: int,
+    device: str = "cpu",
+    advance: Callable[[int], None] | None = None,
+) -> SourceImages:
+    """A model's calibration and evaluation images: generated (cached), or from its image folder."""
+    if not model.can_generate:
+        folder = model.calibration.folder
+        if folder is None:
+            raise ValueError(f"model {model.name!r} has no generator and no image folder; it cannot take part in a bench")
+        files = list_image_files([folder])
+        src = SourceImages(model.name, "model", f"folder {folder}")
+        refs = _file_refs(files, model.name, "model", "cal", src.skipped, limit=n_cal + n_eval, root=Path(folder))
+        for i, ref in enumerate(refs):
+            ref.split = "cal" if i < n_cal else "eval"
+        src.cal, src.eval = refs[:n_cal], refs[n_cal:]
+        return src
+    src = SourceImages(model.name, "model", f"generated by {model.name}, seeds {seed}+i (cal) and {seed + EVAL_SEED_OFFSET}+i (eval)")
+    folder = cache.folder(model)
+    for split, n in (("cal", n_cal), ("eval", n_eval)):
+        seeds = generation_seeds(seed, split, n)  # type: ignore[arg-type]
+        entries = cache.ensure(model, seeds, device=device, advance=advance)
+        refs = src.split(split)  # type: ignore[arg-type]
+        for s in seeds:
+            e = entries[s]
+            refs.append(
+                ImageRef(model.name, "model", split, f"{model.name}/seed-{s}", e["sha256"], folder / cache.file_name(s), "PNG", e["width"], e["height"])  # type: ignore[arg-type]
+            )
+    return src
+
+
+def _file_refs(
+    files: Sequence[Path], source: str, kind: SourceKind, split: Split, skipped: list[Skip], *, limit: int, root: Path
+) -> list[ImageRef]:
+    refs: list[ImageRef] = []
+    for p in files:
+        if len(refs) >= limit:
+            break
+        try:
+            im = load_image(p)
+        except ImageLoadError as exc:
+            skipped.append(Skip(str(p), f"{exc.reason} ({exc.detail})" if exc.detail else exc.reason))
+            continue
+        rel = str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+        refs.append(ImageRef(source, kind, split, f"{source}/{rel}", im.content_hash, p, im.format, im.width, im.height))
+    return refs
+
+
+def real_refs(spec: str, split: Split, limit: int, datasets, skipped: list[Skip]) -> tuple[list[ImageRef], str]:
+    """Real images from a folder (sorted by name) or a registered dataset; returns (refs, origin)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = list_image_files([path])
+        return _file_refs(files, REAL, "real", split, skipped, limit=limit, root=path), f"folder {path}"
+    if spec in datasets:
+        refs: list[ImageRef] = []
+        for im in datasets.get(spec).images():
+            if len(refs) >= limit:
+                break
+            refs.append(
+                ImageRef(REAL, "real", split, f"{REAL}/{im.id}", im.content_hash, im.path, im.format or ("file" if im.path else None), im.width, im.height, image=im)
+            )
+        return refs, f"dataset {spec}"
+    known = ", ".join(sorted(datasets.names())) or "none registered"
+    raise ValueError(f"real images {spec!r}: not a folder and not a registered dataset (datasets: {known})")
+
+
+def real_source(real: str | None, real_cal: str | None, *, n_eval: int, n_cal: int, datasets) -> SourceImages | None:
+    """The real images: ``n_eval`` for evaluation and, when ``real_cal`` is set, ``n_cal`` for estimation."""
+    if real is None:
+        return None
+    src = SourceImages(REAL, "real", "")
+    src.eval, origin = real_refs(real, "eval", n_eval, datasets, src.skipped)
+    src.origin = f"eval: {origin}"
+    if real_cal is not None:
+        src.cal, cal_origin = real_refs(real_cal, "cal", n_cal, datasets, src.skipped)
+        src.origin += f"; estimation: {cal_origin}"
+    if not src.eval:
+        raise ValueError(f"real images {real!r}: no usable image")
+    return src
