@@ -6,8 +6,8 @@ The Python API mirrors the command line::
     model = aedr.get_model("zoo-kl-a")
     method = aedr.get_method("aedr")
     scores = method.score(model, [aedr.load_image("img.png")])
-    card = aedr.calibrate(model, method, images=[...])
-    verdicts = aedr.attribute([...], cards=[card])
+    card = aedr.calibrate(model, method, own_images)        # a CalibrationCard
+    results, skipped = aedr.attribute(images, [card])
 """
 
 from __future__ import annotations
@@ -22,10 +22,21 @@ from .methods.base import CostHint, Method, MethodOptions, ScoreContext
 from .models import Availability, CalibrationSource, ModelPlugin
 from .plugins import get_method, get_model, get_plugins, load_plugins
 from .registry import DuplicateNameError, UnknownNameError
+from .card import CalibrationCard, calibrate
+from .attribution import Attribution, Verdict, attribute
+from .scoring import ScoreTable, score_files, score_images
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attribution",
+    "CalibrationCard",
+    "ScoreTable",
+    "Verdict",
+    "attribute",
+    "calibrate",
+    "score_files",
+    "score_images",
     "Autoencoder",
     "Availability",
     "CalibrationSource",
