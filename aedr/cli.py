@@ -268,7 +268,7 @@ def calibrate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Model whose own images calibrate the threshold."),
     out_file: Path = typer.Option(..., "--out", help="Where to write the calibration card (JSON)."),
     method: str = MethodOpt,
-    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the model's own images."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the model's own images (default: the model's calibration source)."),
     generate: Optional[int] = typer.Option(None, "--generate", help="Generate N images with the model instead."),
     save_images: Optional[Path] = typer.Option(None, "--save-images", help="With --generate: also save them as NNN.png here."),
     alpha: str = typer.Option(str(DEFAULT_ALPHA), "--alpha", help="False-rejection rate, or 'auto' (needs --non-belonging)."),
@@ -283,8 +283,8 @@ def calibrate_cmd(
     from .card import calibrate
     from .images import LoadedImage
 
-    if (images is None) == (generate is None):
-        fail("give exactly one of --images DIR or --generate N")
+    if images is not None and generate is not None:
+        fail("give exactly one of --images DIR or --generate N (neither: the model's own calibration source)")
     alpha_value: float | str
     if alpha == "auto":
         alpha_value = "auto"
@@ -297,6 +297,10 @@ def calibrate_cmd(
             fail(f"--alpha must be a number in (0, 1) or 'auto', got {alpha!r}")
     target = plugins().model(model)
     m = build_method(method, option, device, dtype, batch_size, seed)
+    if images is None and generate is None:
+        images, generate = target.calibration.folder, target.calibration.generate
+        if images is None and not generate:
+            fail(f"model {target.name!r} declares no calibration source; give --images DIR or --generate N")
     skipped = []
     if images is not None:
         loaded = load_inputs([images])

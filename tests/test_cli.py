@@ -87,13 +87,18 @@ def test_score_records_bad_files_and_writes_csv(cli, photo_dir, tmp_path):
     assert len(pd.read_parquet(parquet)) == 1
 
 
-def test_calibrate_and_attribute(cli, generated_dir, photo_dir, tmp_path):
+def test_calibrate_and_attribute(cli, generated_dir, photo_dir, tmp_path, tiny_model, monkeypatch):
     card_path = tmp_path / "card.json"
     result = cli("calibrate", "--model", "tiny-kl", "--generate", 16, "--out", card_path, "--alpha", "0.1")
     assert "threshold =" in result.output
     card = aedr.card.CalibrationCard.load(card_path)
     assert card.n_images == 16 and card.alpha == 0.1 and card.method == "aedr"
     assert card.versions["torch"] and card.created and card.source.startswith("generated 16")
+
+    default_path = tmp_path / "default.json"  # neither --images nor --generate: the model's own source
+    monkeypatch.setattr(tiny_model, "calibration", aedr.CalibrationSource(generate=12))
+    cli("calibrate", "--model", "tiny-kl", "--out", default_path)
+    assert aedr.CalibrationCard.load(default_path).n_images == 12
 
     auto_path = tmp_path / "auto.json"
     cli("calibrate", "--model", "tiny-kl", "--images", generated_dir, "--alpha", "auto", "--non-belonging", photo_dir, "--out", auto_path)
@@ -132,7 +137,7 @@ def test_compat_loss_ratio_file(cli, photo_dir, tmp_path):
     "args, message",
     [
         (["score", "x.png", "--model", "tiny-k"], "Did you mean: tiny-kl"),
-        (["calibrate", "--model", "tiny-kl", "--out", "c.json"], "exactly one of --images"),
+        (["calibrate", "--model", "tiny-kl", "--images", "x", "--generate", "3", "--out", "c.json"], "exactly one of --images"),
         (["calibrate", "--model", "tiny-kl", "--generate", "4", "--alpha", "auto", "--out", "c.json"], "--non-belonging"),
         (["score", "x.png", "--model", "tiny-kl", "--method", "aedrr"], "Did you mean: aedr"),
         (["score", "x.png", "--model", "tiny-kl", "-o", "distanse=l1"], "no option 'distanse'"),
