@@ -1,0 +1,107 @@
+"""Batched latent inversion through a decoder: the loop LatentTracer and RONAN share.
+
+A whole batch of latents is optimised at once. The loss is the *sum* of the per-image losses, so each
+latent receives exactly the gradient it would get alone, and Adam (element-wise) then moves it exactly
+as it would alone. Gradients are taken with respect to the latent only (``torch.autograd.grad``), so
+the decoder's weights never get gradients, whatever their ``requires_grad``; no graph outlives its
+iteration.
+
+Batch size 1: on the CPU, PyTorch's convolution takes another code path for a batch of one image than
+for two or more, with float32 results that differ in the last bits (measured: up to ~3e-5 absolute on
+a conv output); an inversion amplifies that. ``pad_single=True`` runs a lone image as a batch of two
+identical copies and keeps the first, so that a score is the same bit for bit whatever batch the image
+is scored in (checked on the CPU; other back ends may pick algorithms by batch size too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .autoencoder import Autoencoder
+
+
+@dataclass
+class InversionResult:
+    """Per image: the minimum loss seen (float64), the iteration it was seen at, and how many
+    iterations were evaluated before the loop ended (all of them unless early stopping)."""
+
+    best: torch.Tensor
+    best_iteration: torch.Tensor
+    evaluated: torch.Tensor
+
+
+def unit_decoder(ae: Autoencoder, *, clamp: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
+    """G(z) = D(z) / 2 + 0.5 in float32, clamped to [0, 1] unless ``clamp`` is False."""
+
+    def g(z: torch.Tensor) -> torch.Tensor:
+        x = ae.decode(z).float() / 2 + 0.5
+        return x.clamp(0, 1) if clamp else x
+
+    return g
+
+
+def per_image_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return ((a - b) ** 2).flatten(1).mean(dim=1)
+
+
+def invert(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    target: torch.Tensor,
+    z0: torch.Tensor,
+    *,
+    lr: float,
+    iterations: int,
+    halve_every: int | None = None,
+    early_stop_patience: int = 0,
+    pad_single: bool = True,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = per_image_mse,
+) -> InversionResult:
+    """Minimise ``loss(generator(z), target)`` over z from ``z0`` with Adam, one latent per image.
+
+    ``halve_every=k``: the learning rate is halved whenever ``i % k == 0``, i = 0 included (LatentTracer).
+    Each iteration measures the loss at the current z *before* its step; the result is the minimum of
+    those. ``early_stop_patience=K > 0``: an image stops counting once its best loss has not improved for
+    K iterations; the loop ends when every image has stopped. Off by default (0).
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    n = z0.shape[0]
+    if target.shape[0] != n:
+        raise ValueError(f"{n} latents for {target.shape[0]} target images")
+    # Plain tensors even when the caller is in inference mode (inference tensors cannot join autograd).
+    with torch.inference_mode(False), torch.enable_grad():
+        target = target.detach().float().to(z0.device).clone()
+        z = z0.detach().float().clone()
+        if pad_single and n == 1:
+            z, target = torch.cat([z, z]), torch.cat([target, target])
+        z.requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=lr)
+        m = z.shape[0]
+        best = torch.full((m,), float("inf"), dtype=torch.float64)
+        best_iter = torch.full((m,), -1, dtype=torch.long)
+        evaluated = torch.zeros(m, dtype=torch.long)
+        active = torch.ones(m, dtype=torch.bool)
+        for i in range(iterations):
+            if halve_every and i % halve_every == 0:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.5
+            losses = loss(generator(z), target)
+            current = losses.detach().double().cpu()
+            improved = active & (current < best)
+            best = torch.where(improved, current, best)
+            best_iter = torch.where(improved, torch.full_like(best_iter, i), best_iter)
+            evaluated += active.long()
+            if early_stop_patience > 0:
+                active &= (i - best_iter) < early_stop_patience
+                if not bool(active.any()):
+                    break
+            if i == iterations - 1:
+                break  # the last step's result would never be evaluated
+            (grad,) = torch.autograd.grad(losses.sum(), [z])
+            z.grad = grad
+            opt.step()
+            z.grad = None
+    return InversionResult(best[:n], best_iter[:n], evaluated[:n])

@@ -1,0 +1,115 @@
+"""RONAN: how well the target's decoder can reproduce an image from a latent that starts at random.
+
+z0 ~ N(0, I) with the shape of the encoder's latent, drawn from the image's own seed (so a score never
+depends on the batch); Adam on z with a constant learning rate; loss = per-image MSE between
+G(z) = clamp(D(z) / 2 + 0.5, 0, 1) and the image in [0, 1]; score = the minimum loss measured before
+each step (lower = belonging).
+
+Budget: the paper reports lr 0.1 with 1,500 iterations, the released code defaults to lr 0.01 with
+2,000. The defaults here follow the code (the project's rule where the two disagree: published
+numbers were produced with the code); ``lr=0.1, iterations=1500`` gives the paper's setting. The
+label always shows the budget.
+
+Complexity calibration (``complexity="png"``): the paper divides the reconstruction loss by the
+image's complexity before its hypothesis test. Complexity here is the image's lossless PNG size in bits
+per sub-pixel (zlib level 9), measured on the image at the size it is inverted at. The hypothesis
+test against the belonging set's statistics is the threshold step, which aedr's calibration does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+import aedr
+from aedr.autoencoder import seeded_normal
+from aedr.inversion import invert, unit_decoder
+from aedr.preprocess import tensor_to_uint8
+from aedr.reconstruction import encode
+
+# Mixes an image's seed into a stream of its own, so RONAN's start never reuses the posterior noise
+# that AEDR and AEROBLADE draw from the same seed.
+_STREAM = 0x52_4F_4E_41_4E  # "RONAN"
+
+
+def init_seed(seed: int) -> int:
+    return (int(seed) * 6364136223846793005 + _STREAM) % (2**63)
+
+
+def png_complexity(rgb: np.ndarray) -> float:
+    """Lossless PNG size of an HxWx3 uint8 image in bits per sub-pixel (higher = more complex)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=9)
+    return 8.0 * buf.tell() / rgb.size
+
+
+@dataclass
+class RonanOptions(aedr.MethodOptions):
+    """``lr``/``iterations``: constant learning rate and budget (defaults: the released code's 0.01 and
+    2000; the paper's: 0.1 and 1500). ``complexity``: ``none`` or ``png`` (divide the loss by the PNG
+    complexity). ``clamp``: clamp G(z) to [0, 1]; ``None`` = all families but ``movq``.
+    ``early_stop_patience``: stop an image after this many iterations without improvement (0 = off).
+    ``pad_single``: see :mod:`aedr.inversion`."""
+
+    lr: float = 0.01
+    iterations: int = 2000
+    complexity: Literal["none", "png"] = "none"
+    clamp: bool | None = None
+    early_stop_patience: int = 0
+    pad_single: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.complexity not in ("none", "png"):
+            raise ValueError(f"complexity must be 'none' or 'png', got {self.complexity!r}")
+        if self.early_stop_patience < 0:
+            raise ValueError(f"early_stop_patience must be >= 0 (0 = off), got {self.early_stop_patience}")
+
+
+class RONAN(aedr.Method):
+    name = "ronan"
+    description = "RONAN: min MSE of random-init latent inversion through the decoder (NeurIPS 2023)."
+    Options = RonanOptions
+    needs_grad = True
+    cost = aedr.CostHint(encoder_passes=1, decoder_passes=2000, iterations=2000, relative=3000.0)
+    options: RonanOptions
+
+    @property
+    def label(self) -> str:
+        """Always names the budget (lr, iterations), plus any other option changed from its default."""
+        defaults = dataclasses.asdict(self.Options())
+        opts = self.options_dict(include_runtime=False)
+        parts = [f"lr={self.options.lr:g}", f"iterations={self.options.iterations}"]
+        parts += [f"{k}={v}" for k, v in opts.items() if k not in ("lr", "iterations") and defaults.get(k) != v]
+        return f"{self.name}(" + ", ".join(parts) + ")"
+
+    def score_batch(self, ctx: aedr.ScoreContext, x0: torch.Tensor) -> np.ndarray:
+        o = self.options
+        ae = ctx.autoencoder
+        shape = encode(ae, x0, keys=ctx.keys, cache=ctx.cache).mean.shape
+        z0 = seeded_normal(shape, [init_seed(s) for s in ctx.seeds]).to(ae.device)
+        clamp = o.clamp if o.clamp is not None else ctx.model.family != "movq"
+        x = (x0.float() + 1) / 2
+        result = invert(
+            unit_decoder(ae, clamp=clamp),
+            x.to(z0.device),
+            z0,
+            lr=o.lr,
+            iterations=o.iterations,
+            early_stop_patience=o.early_stop_patience,
+            pad_single=o.pad_single,
+        )
+        scores = result.best.numpy()
+        if o.complexity == "png":
+            scores = scores / np.array([png_complexity(rgb) for rgb in tensor_to_uint8(x0)])
+        return scores
