@@ -204,7 +204,10 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> BenchConf
     unknown = sorted(set(overrides) - BENCH_KEYS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {unknown}")
-    merged.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "real" in given and "real_cal" not in given:
+        given["real_cal"] = None  # the file's estimation images belong to the file's real images
+    merged.update(given)
     for method, options in extra_options.items():
         merged.setdefault("method_options", {}).setdefault(method, {}).update(options)
     try:

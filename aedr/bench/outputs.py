@@ -121,5 +121,5 @@ def write_outputs(result: "BenchResult") -> dict[str, Path]:
     document = metrics_document(result)
     write_text_atomic(files[METRICS_JSON], json.dumps(document, indent=1, allow_nan=False))
     write_text_atomic(files[LEADERBOARD], leaderboard_markdown(result))
-    write_text_atomic(files[REPORT], render_report(result))
+    write_text_atomic(files[REPORT], render_report(result, figure_cache=out / "figures"))
     return files

@@ -4,9 +4,12 @@ and embedded as base64 PNG data URIs so that the report is a single self-contain
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import math
-from typing import Sequence
+import os
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,13 +17,48 @@ from matplotlib.figure import Figure
 
 from .metrics import roc_auc, roc_curve
 
+FIGURE_STYLE_VERSION = 1  # bump when a figure's drawing code changes, to invalidate cached figures
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
 
 def data_uri(fig: Figure, dpi: int = 96) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def new_figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+class FigureCache:
+    """Drawn figures on disk, keyed by a hash of everything they are drawn from: rerunning a finished
+    benchmark rewrites its report without drawing again."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.hits = 0
+
+    def get_or_draw(self, name: str, inputs: Sequence[object], draw: Callable[[], str]) -> str:
+        if self.folder is None:
+            return draw()
+        h = hashlib.sha256(f"{FIGURE_STYLE_VERSION}:{name}".encode())
+        for item in inputs:
+            if isinstance(item, pd.DataFrame):
+                h.update(pd.util.hash_pandas_object(item, index=False).to_numpy().tobytes())
+                h.update(repr(list(item.columns)).encode())
+            else:
+                h.update(repr(item).encode())
+        path = self.folder / f"{h.hexdigest()[:32]}.txt"
+        if path.is_file():
+            self.hits += 1
+            return path.read_text()
+        uri = draw()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(uri)
+        os.replace(tmp, path)
+        return uri
 
 
 def _short(name: str, n: int = 14) -> str:
@@ -35,7 +73,7 @@ def heatmap(pairs: pd.DataFrame, label: str, targets: Sequence[str], sources: Se
             v = pairs[(pairs["target"] == t) & (pairs["source"] == s)]["accuracy"]
             if len(v) and pd.notna(v.iloc[0]):
                 grid[i, j] = float(v.iloc[0])
-    fig = Figure(figsize=(1.0 + 0.62 * len(sources), 0.9 + 0.48 * len(targets)))
+    fig = new_figure(1.6 + 0.62 * len(sources), 1.3 + 0.48 * len(targets))
     ax = fig.add_subplot()
     im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdYlGn", vmin=0.5, vmax=1.0, aspect="auto")
     ax.set_xticks(range(len(sources)), [_short(s) for s in sources], rotation=40, ha="right", fontsize=8)
@@ -58,7 +96,7 @@ def heatmap(pairs: pd.DataFrame, label: str, targets: Sequence[str], sources: Se
 
 def roc_figure(scores: pd.DataFrame, target: str, methods: Sequence[tuple[str, str, str]]) -> str:
     """ROC under one target: T's evaluation images vs every other source's, one curve per method."""
-    fig = Figure(figsize=(3.4, 3.3))
+    fig = new_figure(3.4, 3.3)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="#999")
     ev = scores[(scores["target"] == target) & (scores["split"] == "eval") & (scores["status"] == "ok")]
@@ -95,7 +133,7 @@ def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets:
     """Per target: score histograms of belonging, other models' and real evaluation images, with tau."""
     ncols = min(4, len(targets))
     nrows = math.ceil(len(targets) / ncols)
-    fig = Figure(figsize=(3.1 * ncols, 2.4 * nrows + 0.4))
+    fig = new_figure(3.1 * ncols, 2.4 * nrows + 0.4)
     m = scores[(scores["method"] == name) & (scores["options_hash"] == ohash) & (scores["split"] == "eval") & (scores["status"] == "ok")]
     for k, t in enumerate(targets):
         ax = fig.add_subplot(nrows, ncols, k + 1)
@@ -120,13 +158,12 @@ def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets:
         if k == 0:
             ax.legend(fontsize=6, loc="best")
     fig.suptitle(f"{label}: scores under each target (lower = belonging)", fontsize=9)
-    fig.tight_layout()
     return data_uri(fig)
 
 
 def time_chart(labels: Sequence[str], seconds: Sequence[float], per_target: dict[str, Sequence[float]] | None = None) -> str:
     """Seconds per image per method (log scale when they span more than 20x)."""
-    fig = Figure(figsize=(6.5, 0.9 + 0.42 * len(labels)))
+    fig = new_figure(6.5, 0.9 + 0.42 * len(labels))
     ax = fig.add_subplot()
     y = np.arange(len(labels))
     vals = np.array([s if s is not None and math.isfinite(s) else np.nan for s in seconds], dtype=float)

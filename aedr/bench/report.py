@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from . import plots
-from .tables import DIRECTION, Table, fmt, leaderboard_table, to_html
+from .tables import DIRECTION, Table, leaderboard_table, to_html
 
 if TYPE_CHECKING:
     from .runner import BenchResult
@@ -38,9 +39,9 @@ p.note { color:var(--muted); font-size:12px; margin:4px 0 0; max-width:1100px; }
 .kv { display:grid; grid-template-columns: max-content 1fr; gap:2px 16px; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 14px; font-size:13px; }
 .kv div:nth-child(odd) { color:var(--muted); }
 .figs { display:flex; flex-wrap:wrap; gap:14px; align-items:flex-start; }
-figure { margin:0; background:#fff; border:1px solid var(--line); border-radius:6px; padding:6px; }
+figure { margin:0; background:#fff; border:1px solid var(--line); border-radius:6px; padding:6px; display:table; }
 figure img { display:block; max-width:100%; height:auto; }
-figcaption { color:var(--muted); font-size:12px; padding:2px 4px 0; }
+figcaption { display:table-caption; caption-side:bottom; color:var(--muted); font-size:12px; padding:4px 8px 6px; background:#fff; }
 details { margin:8px 0; }
 summary { cursor:pointer; color:var(--accent); }
 code, pre { font-family: ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
@@ -123,9 +124,17 @@ def _thresholds_table(result: "BenchResult") -> Table:
     )
 
 
+def _reason(text: str) -> str:
+    """First line of an error, the rest folded away (set-up errors explain at length what to do)."""
+    first, _, rest = text.strip().partition("\n")
+    if not rest.strip():
+        return html.escape(first)
+    return f"{html.escape(first)} <details><summary>what to do</summary><pre>{html.escape(rest.strip())}</pre></details>"
+
+
 def _problems(result: "BenchResult") -> str:
-    items = [f"<li><b>{html.escape(m.name)}</b> not run: {html.escape(m.error or '')}</li>" for m in result.plan.methods if m.error]
-    items += [f"<li><b>{html.escape(f.label)}</b> failed under {html.escape(f.target)}: {html.escape(f.error)}</li>" for f in result.failures]
+    items = [f"<li><b>{html.escape(m.name)}</b> not run: {_reason(m.error or '')}</li>" for m in result.plan.methods if m.error]
+    items += [f"<li><b>{html.escape(f.label)}</b> failed under {html.escape(f.target)}: {_reason(f.error)}</li>" for f in result.failures]
     skipped = result.scores[result.scores["status"] == "skipped"]
     for (label, target, error), g in skipped.groupby(["label", "target", "error"]):
         items.append(f"<li>{len(g)} image(s) skipped by <b>{html.escape(str(label))}</b> under {html.escape(str(target))}: {html.escape(str(error))}</li>")
@@ -140,8 +149,10 @@ def _problems(result: "BenchResult") -> str:
     return '<div class="warn"><b>Not everything ran:</b><ul>' + "".join(items) + "</ul></div>"
 
 
-def render_report(result: "BenchResult") -> str:
+def render_report(result: "BenchResult", figure_cache: Path | None = None) -> str:
+    """The report's HTML. ``figure_cache``: a folder where drawn figures are kept for the next rerun."""
     ev, plan = result.evaluation, result.plan
+    cache = plots.FigureCache(figure_cache)
     pairs = ev.pairs_frame()
     targets = [m.name for m in plan.models]
     sources = list(plan.sources)
@@ -154,18 +165,23 @@ def render_report(result: "BenchResult") -> str:
     body.append('<h2 id="heatmaps">Accuracy per target and source</h2><div class="figs">')
     for name, ohash, label in ordered:
         p = pairs[(pairs["method"] == name) & (pairs["options_hash"] == ohash)]
-        body.append(figure(plots.heatmap(p, label, targets, sources), f"{label}: rows = target T, columns = source S; cell = accuracy % of the pair (T, S); diagonal (italic) = TPR on T's own images"))
+        uri = cache.get_or_draw("heatmap", [p, label, targets, sources], lambda: plots.heatmap(p, label, targets, sources))
+        body.append(figure(uri, f"{label}: rows = target T, columns = source S; cell = accuracy % of the pair (T, S); diagonal (italic) = TPR on T's own images"))
     body.append("</div>")
 
     body.append('<h2 id="roc">ROC curves per target</h2><p class="note">Positives: the target\'s evaluation images; negatives: every other source\'s evaluation images (other models and real), pooled.</p><div class="figs">')
     for t in targets:
-        body.append(figure(plots.roc_figure(result.scores, t, ordered), alt=f"ROC target {t}"))
+        sub = result.scores[result.scores["target"] == t]
+        uri = cache.get_or_draw("roc", [sub, t, ordered], lambda: plots.roc_figure(sub, t, ordered))
+        body.append(figure(uri, alt=f"ROC target {t}"))
     body.append("</div>")
 
     body.append('<h2 id="histograms">Score distributions</h2><p class="note">Evaluation images under each target; dashed line: τ_T. Lower = belonging.</p><div class="figs">')
     for name, ohash, label in ordered:
         taus = {t.target: t.threshold for t in ev.thresholds if t.method == name and t.options_hash == ohash}
-        body.append(figure(plots.histograms(result.scores, name, ohash, label, targets, taus), alt=f"histograms {label}"))
+        sub = result.scores[(result.scores["method"] == name) & (result.scores["options_hash"] == ohash)]
+        uri = cache.get_or_draw("hist", [sub, name, ohash, label, targets, taus], lambda: plots.histograms(sub, name, ohash, label, targets, taus))
+        body.append(figure(uri, alt=f"histograms {label}"))
     body.append("</div>")
 
     tf = ev.timings_frame()
@@ -175,8 +191,9 @@ def render_report(result: "BenchResult") -> str:
     }
     body.append('<h2 id="time">Time</h2><div class="figs">')
     if result.summaries:
-        body.append(figure(plots.time_chart([s.label for s in result.summaries], [s.seconds_per_image for s in result.summaries], per_target),
-                           "Seconds per image (wall time on this machine; see the run facts for its load)."))
+        labels, secs = [s.label for s in result.summaries], [s.seconds_per_image for s in result.summaries]
+        uri = cache.get_or_draw("time", [labels, secs, per_target], lambda: plots.time_chart(labels, secs, per_target))
+        body.append(figure(uri, "Seconds per image (wall time on this machine; see the run facts for its load)."))
     body.append("</div>")
 
     body += ['<h2 id="details">Details</h2>', to_html(_thresholds_table(result)), to_html(_image_sets_table(result))]

@@ -126,7 +126,9 @@ def prepare_sources(config: BenchConfig, models: list, plugins, progress: PlanPr
             raise ConfigError(str(exc)) from None
     stats.generation_seconds = time.perf_counter() - t0
     try:
-        real = real_source(config.real, config.real_cal, n_eval=config.real_eval_count, n_cal=config.n_cal, datasets=plugins.datasets)
+        # Real estimation images matter only when alpha is chosen automatically.
+        real_cal = config.real_cal if config.auto_alpha else None
+        real = real_source(config.real, real_cal, n_eval=config.real_eval_count, n_cal=config.n_cal, datasets=plugins.datasets)
     except (ValueError, FileNotFoundError) as exc:
         raise ConfigError(str(exc)) from None
     if real is not None:

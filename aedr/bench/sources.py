@@ -270,7 +270,7 @@ def real_source(real: str | None, real_cal: str | None, *, n_eval: int, n_cal: i
     src = SourceImages(REAL, "real", "")
     src.eval, origin = real_refs(real, "eval", n_eval, datasets, src.skipped)
     src.origin = f"eval: {origin}"
-    if real_cal is not None:
+    if real_cal is not None and n_cal > 0:
         src.cal, cal_origin = real_refs(real_cal, "cal", n_cal, datasets, src.skipped)
         src.origin += f"; estimation: {cal_origin}"
     if not src.eval:
