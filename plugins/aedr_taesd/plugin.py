@@ -1,0 +1,14 @@
+"""Registers the TAESD family: TAESD, TAESDXL, TAESD3, TAEF1 (diffusers ``AutoencoderTiny``) and TAEF2."""
+
+from __future__ import annotations
+
+import aedr
+
+from .models import TINY_MODELS, TAEF2Model, TinyDiffusersModel
+
+
+@aedr.hookimpl
+def register_models(register):
+    for spec in TINY_MODELS:
+        register(TinyDiffusersModel(spec))
+    register(TAEF2Model())
