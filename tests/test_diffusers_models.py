@@ -251,10 +251,12 @@ def test_missing_local_folder(tmp_path):
 
 
 def test_calibration_images_folder_from_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("AEDR_IMAGES_SD2BASE", raising=False)
     model = DiffusersModel(SPECS["SD2base"])
     assert model.calibration.generate == 500 and model.can_generate
     monkeypatch.setenv("AEDR_IMAGES_SD2BASE", str(tmp_path))
-    assert model.calibration.folder == tmp_path
+    # runs take the model's images from the folder instead of generating them
+    assert model.calibration.folder == tmp_path and not model.can_generate
 
 
 def test_saved_config_class_matches_spec(pipeline_folders):

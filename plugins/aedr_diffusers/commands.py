@@ -28,7 +28,7 @@ def generate_command(
     from .prompts import generate_to_folder
 
     plugin = aedr.get_model(model)
-    if not plugin.can_generate:
+    if type(plugin).generate is aedr.ModelPlugin.generate:
         raise typer.BadParameter(f"model {plugin.name!r} has no generator", param_hint="MODEL")
     items = read_prompt_file(prompts)[: limit if limit is not None else None]
 

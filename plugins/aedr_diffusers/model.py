@@ -58,9 +58,20 @@ class DiffusersModel(ModelPlugin):
         return WeightSource.resolve(s.key, s.hub_id, s.subfolder, override=self._source, gated=s.gated, former_ids=s.former_ids)
 
     @property
-    def calibration(self) -> CalibrationSource:  # type: ignore[override]
+    def images_folder(self) -> Path | None:
         folder = self._images or os.environ.get(images_env_var(self.spec.key), "").strip()
-        return CalibrationSource(folder=Path(folder)) if folder else CalibrationSource(generate=500)
+        return Path(folder).expanduser() if folder else None
+
+    @property
+    def calibration(self) -> CalibrationSource:  # type: ignore[override]
+        folder = self.images_folder
+        return CalibrationSource(folder=folder) if folder is not None else CalibrationSource(generate=500)
+
+    @property
+    def can_generate(self) -> bool:  # type: ignore[override]
+        """False while an images folder is configured: runs then take the model's images from there
+        (e.g. the paper's own generated images) instead of generating; :meth:`generate` still works."""
+        return self.images_folder is None
 
     def availability(self) -> Availability:
         return self.source.availability()
@@ -133,12 +144,14 @@ class DiffusersModel(ModelPlugin):
         device: str | torch.device = "cpu",
     ) -> list[Image.Image]:
         """``n`` images through the pipeline with the original's steps and guidance at the pipeline's
-        default size. Image ``i`` uses prompt ``i`` (cycled when there are fewer prompts) and a CPU
-        generator seeded ``seed + i`` (on the device for VQ-Diffusion), so it depends on nothing else.
-        Without ``prompts``, the prompt file named by ``AEDR_PROMPT_FILE`` is used."""
+        default size, each from a generator seeded ``seed + i`` (on the CPU, or on the device for
+        VQ-Diffusion). Image ``i`` uses ``prompts[i]`` (cycled when there are fewer); without
+        ``prompts``, prompt ``(seed + i) mod N`` of the file named by ``AEDR_PROMPT_FILE``, so that an
+        image depends only on its seed however the calls are batched."""
         texts = resolve_prompts(prompts)
+        pick = (lambda i: texts[i % len(texts)]) if prompts is not None else (lambda i: texts[(seed + i) % len(texts)])
         pipe = self.pipeline(device)
-        return [self.generate_one(pipe, texts[i % len(texts)], seed + i) for i in range(n)]
+        return [self.generate_one(pipe, pick(i), seed + i) for i in range(n)]
 
     def generate_one(self, pipe: Any, prompt: str, seed: int) -> Image.Image:
         device = pipe.device if self.spec.generator_on_device else "cpu"

@@ -126,7 +126,7 @@ def interrogate_folder(
     low_vram: bool = False,
 ) -> list[Prompt]:
     """One prompt per image of ``folder`` (sorted by the numbers in their names, as the original sorts),
-    numbered by the file's stem when it is a number, else by position (1-based)."""
+    numbered by the files' stems when they are all distinct numbers, else by position (1-based)."""
     try:
         from clip_interrogator import Config, Interrogator
     except ImportError as exc:
@@ -145,9 +145,10 @@ def interrogate_folder(
     run = {"classic": ci.interrogate_classic, "fast": ci.interrogate_fast, "best": ci.interrogate}.get(mode)
     if run is None:
         raise ValueError(f"mode must be classic, fast or best, got {mode!r}")
+    by_stem = all(p.stem.isdigit() for p in files) and len({int(p.stem) for p in files}) == len(files)
     prompts = []
     for i, path in enumerate(files, 1):
-        number = path.stem.zfill(3) if path.stem.isdigit() else f"{i:03d}"
+        number = path.stem.zfill(3) if by_stem else f"{i:03d}"
         with Image.open(path) as im:
             prompts.append(Prompt(number, run(im.convert("RGB"))))
     return prompts
