@@ -14,6 +14,11 @@ from PIL import Image
 from .autoencoder import Autoencoder
 
 
+class WeightsUnavailableError(OSError):
+    """A model's weights are not here and cannot be fetched. Raised by ``load_autoencoder`` with a
+    message naming what failed and how to provide it, so front ends can print it without a traceback."""
+
+
 @dataclass(frozen=True)
 class Availability:
     """Whether a model's weights can be used here without a download, and why not."""
