@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aedr import Availability
+from aedr.models import WeightsUnavailableError
 
 WEIGHT_FILES = (
     "diffusion_pytorch_model.safetensors",
@@ -24,9 +25,7 @@ WEIGHT_FILES = (
     "diffusion_pytorch_model.bin",
 )
 
-
-class WeightsUnavailableError(OSError):
-    """A model's weights could not be found or fetched; the message says which and how to fix it."""
+__all__ = ["WeightSource", "WeightsUnavailableError", "env_var_for"]
 
 
 def env_var_for(key: str) -> str:
