@@ -162,7 +162,8 @@ def test_cli_bench_and_leaderboard(bench, tmp_path, monkeypatch):
     runs = []
     for seed in (0, 1):
         out = tmp_path / f"run{seed}"
-        res = runner.invoke(app, ["bench", "--models", "tiny-0,tiny-1", "--methods", "aedr", "--real", str(real), "--n-cal", "3",
+        models = ["tiny-0,tiny-1"] if seed == 0 else ["tiny-0", "tiny-1"]  # both spellings of a list
+        res = runner.invoke(app, ["bench", "--models", *models, "--methods", "aedr", "--real", str(real), "--n-cal", "3",
                                   "--n-eval", "2", "--seed", str(seed), "--out", str(out), "--no-progress"])
         assert res.exit_code == 0, res.output + repr(res.exception)
         assert "Leaderboard" in res.output and "aedr" in res.output

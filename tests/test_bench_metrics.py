@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
+from aedr.bench.commands import join_multi_values
 from aedr.bench.config import BenchConfig, ConfigError, load_config
 from aedr.bench.metrics import Threshold, fit_threshold, pair_metrics, roc_auc, tpr_at_fpr
 from aedr.bench.plan import select_names
@@ -122,3 +123,9 @@ def test_store_parts_are_atomic_deduplicated_and_consolidated(tmp_path):
     assert len(again) == 4 and set(again["method"]) == {"m", "other"}
     assert pd.read_parquet(store.path)["score"].dtype == np.float64
     assert os.path.exists(store.parts_dir)
+
+
+def test_list_options_take_space_separated_values():
+    args = ["--models", "zoo-a", "zoo-b", "--methods", "aedr", "ronan", "--n-eval", "3", "-m", "x", "--real", "dir"]
+    assert join_multi_values(args) == ["--models", "zoo-a,zoo-b", "--methods", "aedr,ronan", "--n-eval", "3", "-m", "x", "--real", "dir"]
+    assert join_multi_values(["--models", "--n-eval", "2"]) == ["--models", "--n-eval", "2"]

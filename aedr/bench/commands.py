@@ -10,6 +10,7 @@ from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from .config import SHIPPED, ConfigError, load_config, split_names
 
@@ -21,6 +22,34 @@ def _fail(message: str):
     from ..cli import CliError
 
     raise CliError(message)
+
+
+MULTI_VALUE_OPTIONS = ("--models", "-m", "--methods")
+
+
+def join_multi_values(args: list[str], options: tuple[str, ...] = MULTI_VALUE_OPTIONS) -> list[str]:
+    """``--models a b --x`` -> ``--models a,b --x``: list options take several values after one flag."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        token = args[i]
+        out.append(token)
+        i += 1
+        if token in options:
+            values = []
+            while i < len(args) and not args[i].startswith("-"):
+                values.append(args[i])
+                i += 1
+            if values:
+                out.append(",".join(values))
+    return out
+
+
+class MultiValueCommand(TyperCommand):
+    """A command whose list options accept space-separated values (``--models zoo-kl-a zoo-vq``)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, join_multi_values(list(args)))
 
 
 def parse_method_options(items: list[str], plugins) -> dict[str, dict[str, Any]]:
@@ -57,6 +86,7 @@ def bench_command(
     alpha: Optional[str] = typer.Option(None, "--alpha", help="KDE tail mass for the threshold, or 'auto' (chosen per target)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps ..."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed: generation seeds and every method's per-image seeds."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per forward batch, for every method."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-O", help="Output folder (reruns resume there)."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Images per saved chunk."),
     option: List[str] = typer.Option([], "--option", "-o", help="Method option METHOD.KEY=VALUE (repeatable), e.g. -o ronan.iterations=50."),
@@ -86,6 +116,7 @@ def bench_command(
             alpha=alpha,
             device=device,
             seed=seed,
+            batch_size=batch_size,
             out=str(out_dir) if out_dir is not None else None,
             chunk_size=chunk_size,
             share_reconstructions=share,
@@ -123,7 +154,10 @@ def _print_plan(cfg, plugins) -> None:
     if cfg.auto_alpha:
         per_target += cfg.n_cal * (n_sources - 1)
     out.print(f"[bold]config[/] {cfg.name}: out={cfg.out}, n_cal={cfg.n_cal}, n_eval={cfg.n_eval}, alpha={cfg.alpha}, seed={cfg.seed}, device={cfg.device}")
-    out.print("[bold]models[/]: " + ", ".join(f"{m.name} ({m.family}{'' if m.can_generate else ', no generator'})" for m in models))
+    for m in models:
+        avail = m.availability()
+        state = "" if avail.local else f" [yellow]not available: {avail.detail}[/]"
+        out.print(f"[bold]model[/] {m.name} ({m.family}{'' if m.can_generate else ', no generator'}){state}")
     for spec in methods:
         state = f"[red]not runnable: {spec.error}[/]" if spec.error else f"options hash {spec.options_hash}"
         out.print(f"[bold]method[/] {spec.label}: {state}")

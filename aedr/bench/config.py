@@ -41,6 +41,7 @@ class BenchConfig:
     ``real`` / ``real_cal``: a folder or a registered dataset name for the real evaluation images and
     for the real estimation images (used only to choose alpha automatically); ``None`` leaves them out.
     ``n_real``: real evaluation images (default: ``n_eval``). ``alpha``: a float in (0, 1) or ``"auto"``.
+    ``batch_size``: images per forward batch for every method (``None``: each method's default).
     ``chunk_size``: images per saved part file (an interrupted run loses at most one chunk).
     ``share_reconstructions``: one first-reconstruction cache per target model, used by every method.
     """
@@ -56,7 +57,8 @@ class BenchConfig:
     alpha: float | str = 0.05
     device: str = "cpu"
     seed: int = 0
-    out: str = "aedr-bench"
+    batch_size: int | None = None
+    out: str = "aedr-runs/bench"
     chunk_size: int = 16
     share_reconstructions: bool = True
     cache_items: int = 4096
@@ -91,6 +93,8 @@ class BenchConfig:
             raise ConfigError(f"n_cal must be >= 2 (a KDE threshold needs two scores), got {self.n_cal}")
         if self.n_eval < 1:
             raise ConfigError(f"n_eval must be >= 1, got {self.n_eval}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.n_real is not None and (not isinstance(self.n_real, int) or self.n_real < 0):
             raise ConfigError(f"n_real must be a non-negative integer, got {self.n_real!r}")
         if self.chunk_size < 1:
@@ -104,8 +108,11 @@ class BenchConfig:
             raise ConfigError("[methods.<name>] entries must be tables of option = value")
 
     def options_for(self, method: str) -> dict[str, Any]:
-        """The run-wide device and seed, then the method's own table (which may override them)."""
-        return {"device": self.device, "seed": self.seed, **self.method_options.get(method, {})}
+        """The run-wide device, seed and batch size, then the method's own table (which may override them)."""
+        common: dict[str, Any] = {"device": self.device, "seed": self.seed}
+        if self.batch_size is not None:
+            common["batch_size"] = self.batch_size
+        return {**common, **self.method_options.get(method, {})}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

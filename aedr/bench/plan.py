@@ -135,9 +135,24 @@ def build_method(name: str, cls: type[Method], options: dict[str, Any]) -> Metho
         spec.error = f"{type(exc).__name__}: {exc}"
         spec.label, spec.options_hash = name, ""
         return spec
-    spec.method, spec.label, spec.options_hash = method, method.label, method.options_hash()
+    spec.method, spec.label, spec.options_hash = method, budget_label(method), method.options_hash()
     spec.options = method.options_dict()
     return spec
+
+
+BUDGET_OPTIONS = ("iterations",)
+
+
+def budget_label(method: Method) -> str:
+    """The method's label, with its optimisation budget named even when it is the default one."""
+    label = method.label
+    opts = method.options_dict(include_runtime=False)
+    missing = [f"{k}={opts[k]}" for k in BUDGET_OPTIONS if k in opts and f"{k}=" not in label]
+    if not missing:
+        return label
+    if label.endswith(")") and "(" in label:
+        return label[:-1] + ", " + ", ".join(missing) + ")"
+    return f"{label}(" + ", ".join(missing) + ")"
 
 
 def image_sets_for(target: str, sources: dict[str, SourceImages], auto_alpha: bool) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from ..hookspecs import hookimpl
 
 @hookimpl
 def register_commands(cli):
-    from .commands import bench_command, leaderboard_command
+    from .commands import MultiValueCommand, bench_command, leaderboard_command
 
-    cli.command("bench")(bench_command)
+    cli.command("bench", cls=MultiValueCommand)(bench_command)
     cli.command("leaderboard")(leaderboard_command)

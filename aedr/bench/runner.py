@@ -122,8 +122,12 @@ def prepare_sources(config: BenchConfig, models: list, plugins, progress: PlanPr
     for m in models:
         try:
             sources[m.name] = model_source(m, cache, n_cal=config.n_cal, n_eval=config.n_eval, seed=config.seed, device=config.device, advance=advance)
-        except (ValueError, FileNotFoundError) as exc:
-            raise ConfigError(str(exc)) from None
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            avail = m.availability()
+            hint = "" if avail.local else f" ({avail.detail})"
+            raise ConfigError(f"model {m.name!r} could not provide its images: {type(exc).__name__}: {exc}{hint}") from exc
     stats.generation_seconds = time.perf_counter() - t0
     try:
         # Real estimation images matter only when alpha is chosen automatically.
@@ -293,6 +297,9 @@ def run_bench(
     stats = RunStats(started=now(), load_average_start=load_average())
     t_start = time.perf_counter()
     models = select_models(config, plugins)
+    missing = [(m.name, a.detail) for m in models if not (a := m.availability()).local]
+    for name, detail in missing:
+        console.print(f"[yellow]note:[/] model {name} is not available locally: {detail}")
     methods = select_methods(config, plugins)
     for spec in methods:
         if spec.error:

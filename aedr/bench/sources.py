@@ -27,7 +27,7 @@ from ..scoring import Skip
 
 EVAL_SEED_OFFSET = 1_000_000
 MANIFEST = "manifest.json"
-GENERATE_BATCH = 8
+GENERATE_BATCH = 16
 REAL = "real"
 
 Split = Literal["cal", "eval"]
