@@ -1,0 +1,211 @@
+"""The zoo's model definitions: architecture (diffusers class and config) and training recipe.
+
+Every number that decides a zoo model lives here, so that retraining is one reproducible command
+and the table in docs/zoo.md can be checked against the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .data import RESOLUTION
+
+AEClass = Literal["AutoencoderKL", "VQModel", "AutoencoderTiny"]
+
+
+@dataclass(frozen=True)
+class AESpec:
+    """An autoencoder: the diffusers class, its constructor arguments and its downsampling factor."""
+
+    cls: AEClass
+    config: dict[str, Any]
+    downsample: int
+
+    @property
+    def latent_channels(self) -> int:
+        if self.cls == "VQModel":
+            return int(self.config.get("vq_embed_dim") or self.config["latent_channels"])
+        return int(self.config["latent_channels"])
+
+    def latent_shape(self, resolution: int = RESOLUTION) -> tuple[int, int, int]:
+        side = resolution // self.downsample
+        return (self.latent_channels, side, side)
+
+
+@dataclass(frozen=True)
+class AETraining:
+    """How an autoencoder is trained: Adam(W) with linear warm-up and cosine decay, MSE loss plus
+    ``kl_weight`` x KL (KL models, SD's weighting per image) or the codebook/commitment loss (VQ)."""
+
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
+    weight_decay: float = 0.0
+    kl_weight: float = 1e-6
+    dead_code_every: int = 100  # VQ only: re-seed codebook entries unused for this many steps
+
+
+@dataclass(frozen=True)
+class UNetTraining:
+    """How the latent denoiser is trained: epsilon prediction, cosine noise schedule, EMA weights."""
+
+    steps: int
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup: int = 100
+    ema_decay: float = 0.995
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """One zoo model: names, autoencoder, denoiser and training recipe.
+
+    ``seed`` initialises the weights and draws the noise during training; ``data_seed`` orders the
+    training crops. ``quantize_on_decode`` (VQ only) is how the model's decoder is used, both for
+    generation and for the autoencoder that methods see.
+    """
+
+    name: str
+    family: str
+    description: str
+    ae: AESpec
+    unet: dict[str, Any]
+    ae_training: AETraining
+    unet_training: UNetTraining
+    seed: int
+    data_seed: int
+    quantize_on_decode: bool = True
+    sampling_steps: int = 50
+    scheduler: dict[str, Any] = field(
+        default_factory=lambda: {
+            "num_train_timesteps": 1000,
+            "beta_schedule": "squaredcos_cap_v2",
+            "prediction_type": "epsilon",
+            "clip_sample": False,
+            "set_alpha_to_one": False,
+            "timestep_spacing": "trailing",
+        }
+    )
+
+
+def _kl_config(latent_channels: int) -> dict[str, Any]:
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 3,
+        "up_block_types": ["UpDecoderBlock2D"] * 3,
+        "block_out_channels": [32, 64, 64],
+        "layers_per_block": 1,
+        "latent_channels": latent_channels,
+        "norm_num_groups": 8,
+        "sample_size": RESOLUTION,
+    }
+
+
+def _vq_config(norm_type: str) -> dict[str, Any]:
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ["DownEncoderBlock2D"] * 3,
+        "up_block_types": ["UpDecoderBlock2D"] * 3,
+        "block_out_channels": [32, 64, 64],
+        "layers_per_block": 1,
+        "latent_channels": 4,
+        "vq_embed_dim": 4,
+        "num_vq_embeddings": 1024,
+        "norm_num_groups": 8,
+        "norm_type": norm_type,
+        "sample_size": RESOLUTION,
+    }
+
+
+TINY_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "encoder_block_out_channels": [48, 48, 48],
+    "decoder_block_out_channels": [48, 48, 48],
+    "num_encoder_blocks": [1, 2, 2],
+    "num_decoder_blocks": [2, 2, 1],
+    "latent_channels": 4,
+    "upsampling_scaling_factor": 2,
+}
+
+
+def unet_config(latent_channels: int, side: int) -> dict[str, Any]:
+    """The latent denoiser: a two-level diffusers ``UNet2DModel`` with attention at the coarse level."""
+    return {
+        "sample_size": side,
+        "in_channels": latent_channels,
+        "out_channels": latent_channels,
+        "block_out_channels": [64, 96],
+        "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
+        "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "attention_head_dim": 32,
+    }
+
+
+def _spec(
+    name: str, family: str, description: str, ae: AESpec, seed: int, data_seed: int, ae_steps: int, unet_steps: int, **kw: Any
+) -> ZooSpec:
+    c, h, _ = ae.latent_shape()
+    return ZooSpec(
+        name=name,
+        family=family,
+        description=description,
+        ae=ae,
+        unet=unet_config(c, h),
+        ae_training=kw.pop("ae_training", AETraining(steps=ae_steps)),
+        unet_training=kw.pop("unet_training", UNetTraining(steps=unet_steps)),
+        seed=seed,
+        data_seed=data_seed,
+        **kw,
+    )
+
+
+AE_STEPS = 1500
+UNET_STEPS = 1500
+
+ZOO: tuple[ZooSpec, ...] = (
+    _spec(
+        "zoo-kl-a", "kl", "KL autoencoder, 4 latent channels, f4 (SD-style); twin of zoo-kl-b",
+        AESpec("AutoencoderKL", _kl_config(4), 4), seed=1, data_seed=101, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+    ),
+    _spec(
+        "zoo-kl-b", "kl", "KL autoencoder identical to zoo-kl-a but for seed and data order (SD2-base vs SD2.1)",
+        AESpec("AutoencoderKL", _kl_config(4), 4), seed=2, data_seed=202, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+    ),
+    _spec(
+        "zoo-kl16", "kl16", "KL autoencoder, 16 latent channels, f4 (SD3/FLUX-style, near-lossless)",
+        AESpec("AutoencoderKL", _kl_config(16), 4), seed=3, data_seed=303, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+    ),
+    _spec(
+        "zoo-tiny", "tiny", "TAESD-style tiny autoencoder (conv + ReLU residual blocks, no norm or attention), f4",
+        AESpec("AutoencoderTiny", TINY_CONFIG, 4), seed=4, data_seed=404, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+    ),
+    _spec(
+        "zoo-vq", "vq", "VQ autoencoder (diffusers VQModel), 1024-entry codebook, f4; decodes quantised latents",
+        AESpec("VQModel", _vq_config("group"), 4), seed=5, data_seed=505, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+        quantize_on_decode=True,
+    ),
+    _spec(
+        "zoo-movq", "movq",
+        "MoVQ-style VQ autoencoder (spatially conditioned decoder norm), 1024-entry codebook, f4; "
+        "decodes latents without quantising, as Kandinsky 2.1 does",
+        AESpec("VQModel", _vq_config("spatial"), 4), seed=6, data_seed=606, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+        quantize_on_decode=False,
+    ),
+)
+
+SPECS: dict[str, ZooSpec] = {s.name: s for s in ZOO}
+
+
+def get_spec(name: str) -> ZooSpec:
+    if name not in SPECS:
+        raise KeyError(f"unknown zoo model {name!r}; zoo models: {', '.join(SPECS)}")
+    return SPECS[name]

@@ -1,0 +1,333 @@
+"""Training the zoo from scratch: autoencoder, then a latent denoiser on its latents.
+
+Everything is seeded (weights from ``spec.seed``, data order from ``spec.data_seed``), so a rerun on
+the same machine with the same thread count reproduces the weights. Training runs on the CPU in
+minutes per model; it never runs in tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import multiprocessing
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data
+from .models import ZOO, AETraining, UNetTraining, ZooSpec, get_spec
+from .store import WEIGHTS_DIR, model_dir, write_checksums
+
+Log = Callable[[str], None]
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, min_ratio: float) -> float:
+    """Linear warm-up, then cosine decay from ``base`` to ``base * min_ratio``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+class BatchOrder:
+    """Seeded epochs of shuffled indices: the data order of one training run."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size = n, batch_size
+        self.gen = torch.Generator().manual_seed(seed)
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self._pos + self.batch_size > len(self._perm):
+            self._perm = torch.randperm(self.n, generator=self.gen)
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return idx
+
+
+def build_autoencoder(spec: ZooSpec) -> torch.nn.Module:
+    """A freshly initialised diffusers autoencoder (weights drawn from ``spec.seed``)."""
+    import diffusers
+
+    torch.manual_seed(spec.seed)
+    return getattr(diffusers, spec.ae.cls)(**spec.ae.config)
+
+
+def build_unet(spec: ZooSpec) -> torch.nn.Module:
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(spec.seed + 10_000)
+    return UNet2DModel(**spec.unet)
+
+
+def ae_loss(spec: ZooSpec, ae: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Training loss, reconstruction, and (VQ) the codebook indices used."""
+    cfg = spec.ae_training
+    if spec.ae.cls == "AutoencoderKL":
+        dist = ae.encode(x).latent_dist
+        rec = ae.decode(dist.sample()).sample
+        kl = dist.kl().mean() / x[0].numel()  # SD's per-image KL sum, on the per-pixel scale of the MSE
+        return F.mse_loss(rec, x) + cfg.kl_weight * kl, rec, None
+    if spec.ae.cls == "VQModel":
+        h = ae.encode(x).latents
+        quant, commit, (_, _, indices) = ae.quantize(h)
+        dec = ae.decoder(ae.post_quant_conv(quant), quant if ae.config.norm_type == "spatial" else None)
+        return F.mse_loss(dec, x) + commit, dec, indices.reshape(-1)
+    rec = ae.decode(ae.encode(x).latents).sample
+    return F.mse_loss(rec, x), rec, None
+
+
+def _psnr_batch(rec: torch.Tensor, x: torch.Tensor) -> float:
+    mse = ((rec.clamp(-1, 1) - x) ** 2).mean(dim=(1, 2, 3)) / 4.0
+    return float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean())
+
+
+@torch.no_grad()
+def _reseed_codes(ae: torch.nn.Module, x: torch.Tensor, dead: torch.Tensor, gen: torch.Generator) -> None:
+    """Replace codebook entries in ``dead`` by encoder outputs of the current batch (plus a little noise)."""
+    h = ae.encode(x).latents.permute(0, 2, 3, 1).reshape(-1, ae.quantize.vq_embed_dim)
+    pick = torch.randint(0, h.shape[0], (int(dead.numel()),), generator=gen)
+    noise = torch.randn(int(dead.numel()), h.shape[1], generator=gen) * 0.01
+    ae.quantize.embedding.weight.data[dead] = h[pick] + noise
+
+
+def train_autoencoder(spec: ZooSpec, x_train: torch.Tensor, cfg: AETraining | None = None, log: Log = _print) -> torch.nn.Module:
+    """Train the autoencoder of ``spec`` on ``x_train`` (float NCHW in [-1, 1])."""
+    cfg = cfg or spec.ae_training
+    ae = build_autoencoder(spec).train()
+    opt = torch.optim.AdamW(ae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    order = BatchOrder(len(x_train), cfg.batch_size, spec.data_seed)
+    torch.manual_seed(spec.seed + 1)  # posterior-sampling noise
+    code_gen = torch.Generator().manual_seed(spec.seed + 2)
+    is_vq = spec.ae.cls == "VQModel"
+    if is_vq:
+        n_codes = ae.quantize.n_e
+        usage = torch.zeros(n_codes, dtype=torch.long)
+        _reseed_codes(ae, x_train[order.next()], torch.arange(n_codes), code_gen)
+    start, running = time.time(), []
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, cfg.warmup, cfg.lr, cfg.min_lr_ratio)
+        x = x_train[order.next()]
+        loss, rec, indices = ae_loss(spec, ae, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running.append(_psnr_batch(rec.detach(), x))
+        if is_vq:
+            usage += torch.bincount(indices, minlength=n_codes)
+            if (step + 1) % cfg.dead_code_every == 0 and step + 1 < cfg.steps * 0.8:
+                dead = torch.nonzero(usage == 0).reshape(-1)
+                if len(dead):
+                    _reseed_codes(ae, x, dead, code_gen)
+                usage.zero_()
+        if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
+            extra = f" dead codes {int((usage == 0).sum()) if is_vq and step + 1 == cfg.steps else '-'}" if is_vq else ""
+            log(f"  [{spec.name} ae] step {step + 1}/{cfg.steps} loss {loss.item():.5f} "
+                f"train PSNR {np.mean(running[-100:]):.2f} dB ({time.time() - start:.0f} s){extra}")
+    return ae.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def latent_targets(spec: ZooSpec, ae: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What the denoiser learns: (mean, std) of the posterior for KL, the quantised latent for VQ,
+    the encoder output for the tiny autoencoder (``std`` is None for the last two)."""
+    means, stds = [], []
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        if spec.ae.cls == "AutoencoderKL":
+            dist = ae.encode(xb).latent_dist
+            means.append(dist.mean)
+            stds.append(dist.std)
+        elif spec.ae.cls == "VQModel":
+            means.append(ae.quantize(ae.encode(xb).latents)[0])
+        else:
+            means.append(ae.encode(xb).latents)
+    return torch.cat(means), (torch.cat(stds) if stds else None)
+
+
+def train_unet(
+    spec: ZooSpec, mean: torch.Tensor, std: torch.Tensor | None, shift: float, scale: float,
+    cfg: UNetTraining | None = None, log: Log = _print,
+) -> torch.nn.Module:
+    """Train the latent denoiser (epsilon prediction) on normalised latents ``(z - shift) * scale``;
+    KL latents are drawn afresh from the posterior at every step. Returns the EMA weights."""
+    from diffusers import DDPMScheduler
+
+    cfg = cfg or spec.unet_training
+    sched = DDPMScheduler(**{k: v for k, v in spec.scheduler.items() if k != "set_alpha_to_one"})
+    unet = build_unet(spec).train()
+    ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+    order = BatchOrder(len(mean), cfg.batch_size, spec.data_seed + 1)
+    torch.manual_seed(spec.seed + 3)
+    start, running = time.time(), []
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, cfg.warmup, cfg.lr, cfg.min_lr_ratio)
+        idx = order.next()
+        z = mean[idx] if std is None else mean[idx] + std[idx] * torch.randn_like(mean[idx])
+        z = (z - shift) * scale
+        noise = torch.randn_like(z)
+        t = torch.randint(0, sched.config.num_train_timesteps, (len(z),))
+        pred = unet(sched.add_noise(z, noise, t), t).sample
+        loss = F.mse_loss(pred, noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), unet.parameters()):
+                pe.lerp_(p, 1 - decay)
+        running.append(loss.item())
+        if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
+            log(f"  [{spec.name} unet] step {step + 1}/{cfg.steps} loss {np.mean(running[-100:]):.4f} ({time.time() - start:.0f} s)")
+    return ema
+
+
+def param_count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def round_to_float16(module: torch.nn.Module) -> torch.nn.Module:
+    """Round weights to float16 values (kept as float32): the weights ship as float16, so everything
+    derived from them during training (latent statistics, the denoiser's targets) uses the shipped values."""
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.is_floating_point():
+            t.copy_(t.half().float())
+    return module
+
+
+def save_float16(module: torch.nn.Module, folder: Path) -> None:
+    """``save_pretrained`` with float16 safetensors (diffusers loads them back as float32)."""
+    copy.deepcopy(module).half().save_pretrained(folder, safe_serialization=True)
+
+
+@dataclass
+class TrainResult:
+    name: str
+    ae_seconds: float
+    unet_seconds: float
+    cpu_seconds: float
+    psnr: float
+
+
+def train_model(spec: ZooSpec, out: Path, *, log: Log = _print, threads: int | None = None) -> TrainResult:
+    """Train one zoo model from scratch and save it (diffusers folders + ``zoo.json``) under ``out/<name>``."""
+    from diffusers import DDIMScheduler
+
+    from .evaluate import reconstruction_psnr
+    from .zoo import ZooModel
+
+    if threads:
+        torch.set_num_threads(threads)
+    cpu0 = time.process_time()
+    x_train = data.split_data("train").tensor()
+    log(f"[{spec.name}] training the autoencoder on {len(x_train)} crops ({spec.ae_training.steps} steps)")
+    t0 = time.time()
+    ae = round_to_float16(train_autoencoder(spec, x_train, log=log))
+    ae_seconds = time.time() - t0
+
+    mean, std = latent_targets(spec, ae, x_train)
+    sample = mean if std is None else mean + std * torch.randn(mean.shape, generator=torch.Generator().manual_seed(spec.seed))
+    shift, scale = float(sample.mean()), float(1.0 / sample.std())
+    log(f"[{spec.name}] latents {tuple(mean.shape[1:])}: shift {shift:.4f} scale {scale:.4f}; training the denoiser "
+        f"({spec.unet_training.steps} steps)")
+    t1 = time.time()
+    unet = round_to_float16(train_unet(spec, mean, std, shift, scale, log=log))
+    unet_seconds = time.time() - t1
+    cpu_seconds = time.process_time() - cpu0
+
+    folder = model_dir(spec.name, out)
+    if folder.exists():
+        shutil.rmtree(folder)
+    save_float16(ae, folder / "autoencoder")
+    save_float16(unet, folder / "unet")
+    DDIMScheduler(**spec.scheduler).save_pretrained(folder / "scheduler")
+    meta = {
+        "name": spec.name,
+        "family": spec.family,
+        "autoencoder_class": spec.ae.cls,
+        "resolution": data.RESOLUTION,
+        "downsample": spec.ae.downsample,
+        "latent_shape": list(spec.ae.latent_shape()),
+        "latent_shift": shift,
+        "latent_scale": scale,
+        "quantize_on_decode": spec.quantize_on_decode,
+        "sampling_steps": spec.sampling_steps,
+        "params": {"autoencoder": param_count(ae), "unet": param_count(unet)},
+        "training": {
+            "seed": spec.seed,
+            "data_seed": spec.data_seed,
+            "autoencoder": asdict(spec.ae_training),
+            "unet": asdict(spec.unet_training),
+            "autoencoder_seconds": round(ae_seconds, 1),
+            "unet_seconds": round(unet_seconds, 1),
+            "cpu_seconds": round(cpu_seconds, 1),
+            "threads": torch.get_num_threads(),
+            "train_crops": len(x_train),
+        },
+    }
+    (folder / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
+    model = ZooModel(spec, weights_dir=out, verify=False)
+    psnr = reconstruction_psnr(model.autoencoder(), data.split_data("eval").images)
+    meta["psnr_eval"] = round(psnr, 2)
+    meta["psnr_protocol"] = "mean PSNR over the zoo-real-eval crops, 8-bit, posterior mean / un-sampled latent"
+    (folder / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
+    log(f"[{spec.name}] done: eval PSNR {psnr:.2f} dB, autoencoder {ae_seconds:.0f} s, denoiser {unet_seconds:.0f} s")
+    return TrainResult(spec.name, ae_seconds, unet_seconds, cpu_seconds, psnr)
+
+
+def _train_in_worker(name: str, out: str, threads: int) -> TrainResult:
+    return train_model(get_spec(name), Path(out), threads=threads)
+
+
+def train_zoo(
+    out: Path = WEIGHTS_DIR, only: list[str] | None = None, *, jobs: int = 2, threads: int = 1, log: Log = _print
+) -> list[TrainResult]:
+    """Retrain every zoo model (or those in ``only``) from scratch, then rewrite the checksum file.
+
+    ``jobs`` models train at once, each in its own process with ``threads`` torch threads (on a
+    2-core CPU, two single-threaded jobs use both cores without threads waiting on each other).
+    A model's weights depend on its seeds and its thread count, not on ``jobs``."""
+    specs = [get_spec(n) for n in only] if only else list(ZOO)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    if jobs <= 1:
+        results = [train_model(spec, out, log=log, threads=threads) for spec in specs]
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(_train_in_worker, spec.name, str(out), threads) for spec in specs]
+            results = [f.result() for f in futures]
+    total = time.time() - start
+    summary = {
+        "models": [asdict(r) for r in results],
+        "total_seconds": round(total, 1),
+        "total_cpu_seconds": round(sum(r.cpu_seconds for r in results), 1),
+        "jobs": jobs,
+        "threads_per_job": threads,
+        "torch": torch.__version__,
+    }
+    name = "training.json" if not only else f"training-{'-'.join(only)}.json"
+    (out / name).write_text(json.dumps(summary, indent=2) + "\n")
+    write_checksums(out)
+    log(f"zoo trained in {total / 60:.1f} min")
+    return results

@@ -1,0 +1,122 @@
+"""The embedded model zoo: every registered ``zoo-*`` model loads from its shipped, checksummed
+weights, reconstructs real evaluation crops at its documented PSNR, generates reproducibly, and is
+told apart from real photographs by AEDR."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import aedr
+from aedr_zoo import data
+from aedr_zoo.evaluate import reconstruction_psnr
+from aedr_zoo.store import CHECKSUM_FILE, ChecksumError, verify_model
+from aedr_zoo.zoo import ZooModel
+
+PLUGINS = aedr.load_plugins()
+ZOO_NAMES = sorted(n for n in PLUGINS.models.names() if n.startswith("zoo-"))
+PSNR_TOLERANCE_DB = 0.5
+MIN_AUC = 0.8
+
+
+@pytest.fixture(scope="module", params=ZOO_NAMES)
+def model(request) -> ZooModel:
+    return PLUGINS.model(request.param)
+
+
+def test_zoo_covers_the_autoencoder_families():
+    assert len(ZOO_NAMES) >= 6
+    families = [PLUGINS.model(n).family for n in ZOO_NAMES]
+    assert families.count("kl") >= 2 and {"kl16", "tiny", "vq", "movq"} <= set(families)
+    plugin_errors = {k: v.errors for k, v in PLUGINS.info.items() if k == "zoo" and v.errors}
+    assert not plugin_errors
+
+
+def test_twin_kl_models_share_the_architecture():
+    a, b = (PLUGINS.model(n) for n in ("zoo-kl-a", "zoo-kl-b"))
+    assert a.spec.ae == b.spec.ae and a.spec.unet == b.spec.unet
+    assert a.spec.ae_training == b.spec.ae_training and a.spec.unet_training == b.spec.unet_training
+    assert (a.spec.seed, a.spec.data_seed) != (b.spec.seed, b.spec.data_seed)
+    ka = a.autoencoder().module.state_dict()
+    kb = b.autoencoder().module.state_dict()
+    assert ka.keys() == kb.keys() and all(ka[k].shape == kb[k].shape for k in ka)
+    assert not torch.equal(ka["decoder.conv_out.weight"], kb["decoder.conv_out.weight"])
+
+
+def test_real_sets_are_registered_and_split_by_photograph():
+    sets = {n: PLUGINS.dataset(n) for n in ("zoo-real-train", "zoo-real-cal", "zoo-real-eval")}
+    assert all(s.kind == "real" for s in sets.values())
+    sources = {split: set(data.split_data(split).sources) for split in data.SPLITS}
+    assert not (sources["train"] & sources["cal"]) and not (sources["train"] & sources["eval"])
+    assert not (sources["cal"] & sources["eval"])
+    ev = sets["zoo-real-eval"].images()
+    assert len(ev) == len(data.split_data("eval")) and ev[0].rgb.shape == (data.RESOLUTION, data.RESOLUTION, 3)
+    again = data.crop_source(next(s for s in data.SOURCES if s.split == "eval"), 4)
+    assert np.array_equal(again, data.split_data("eval").images[:4])
+
+
+def test_loads_from_shipped_weights(model):
+    assert model.availability().local
+    verify_model(model.name, model.weights_dir)
+    ae = model.autoencoder()
+    assert isinstance(ae, aedr.DiffusersAutoencoder)
+    assert type(ae.module).__name__ == model.spec.ae.cls
+    assert ae.size_policy.multiple == model.spec.ae.downsample
+    x = torch.zeros(1, 3, data.RESOLUTION, data.RESOLUTION)
+    assert tuple(ae.encode(x).mean.shape[1:]) == tuple(model.meta["latent_shape"])
+
+
+def test_reconstructs_real_images_at_documented_psnr(model):
+    psnr = reconstruction_psnr(model.autoencoder(), data.split_data("eval").images)
+    documented = model.meta["psnr_eval"]
+    assert documented >= 24.0
+    assert psnr >= documented - PSNR_TOLERANCE_DB
+
+
+def test_same_seed_same_images(model):
+    first = [np.asarray(im) for im in model.generate(3, seed=5)]
+    again = [np.asarray(im) for im in model.generate(3, seed=5)]
+    shifted = [np.asarray(im) for im in model.generate(2, seed=6)]
+    assert all(im.shape == (data.RESOLUTION, data.RESOLUTION, 3) and im.dtype == np.uint8 for im in first)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert np.array_equal(first[1], shifted[0]) and np.array_equal(first[2], shifted[1])  # batch-independent
+    assert not np.array_equal(first[0], first[1])
+
+
+def test_aedr_tells_generated_from_real(model):
+    n = 32
+    generated = [aedr.LoadedImage.from_pil(im, f"gen-{i}") for i, im in enumerate(model.generate(n, seed=1000))]
+    real_all = data.split_data("eval").loaded()
+    real = real_all[:: len(real_all) // n][:n]
+    scores = aedr.get_method("aedr").score(model, generated + real)
+    labels = np.r_[np.ones(n), np.zeros(n)]  # 1 = belonging; lower score = belonging
+    auc = roc_auc_score(labels, -scores)
+    assert auc >= MIN_AUC, f"{model.name}: AEDR AUC {auc:.3f} against real eval images"
+
+
+def test_checksum_mismatch_is_a_clear_error(tmp_path):
+    spec = PLUGINS.model(ZOO_NAMES[0]).spec
+    src = PLUGINS.model(ZOO_NAMES[0]).weights_dir
+    shutil.copytree(src / spec.name, tmp_path / spec.name)
+    shutil.copy(src / CHECKSUM_FILE, tmp_path / CHECKSUM_FILE)
+    ZooModel(spec, tmp_path).autoencoder()  # intact copy loads
+
+    weights = tmp_path / spec.name / "autoencoder" / "diffusion_pytorch_model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-1] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ChecksumError, match="diffusion_pytorch_model.safetensors.*expected"):
+        ZooModel(spec, tmp_path).autoencoder()
+    with pytest.raises(ChecksumError, match="sha256"):
+        ZooModel(spec, tmp_path).generate(1)
+
+    weights.unlink()
+    with pytest.raises(ChecksumError, match="missing"):
+        ZooModel(spec, tmp_path).autoencoder()
+    (tmp_path / CHECKSUM_FILE).unlink()
+    with pytest.raises(ChecksumError, match="checksum file missing"):
+        ZooModel(spec, tmp_path).autoencoder()
