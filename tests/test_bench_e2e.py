@@ -154,31 +154,29 @@ def test_report_is_self_contained_with_tables_and_plots(bench):
 
 
 def test_cli_bench_and_leaderboard(bench, tmp_path, monkeypatch):
-    _, plugins, _, real = bench
+    result, plugins, _, real = bench
     monkeypatch.setattr(aedr.plugins, "_default", plugins)
     from aedr.cli import build_app
 
     app, runner = build_app(), CliRunner()
-    runs = []
-    for seed in (0, 1):
-        out = tmp_path / f"run{seed}"
-        models = ["tiny-0,tiny-1"] if seed == 0 else ["tiny-0", "tiny-1"]  # both spellings of a list
-        res = runner.invoke(app, ["bench", "--models", *models, "--methods", "aedr", "--real", str(real), "--n-cal", "3",
-                                  "--n-eval", "2", "--seed", str(seed), "--out", str(out), "--no-progress"])
-        assert res.exit_code == 0, res.output + repr(res.exception)
-        assert "Leaderboard" in res.output and "aedr" in res.output
-        runs.append(out)
+    out = tmp_path / "run"
+    args = ["bench", "--models", "tiny-0", "tiny-1", "--methods", "aedr", "--real", str(real), "--n-cal", "3", "--n-eval", "2",
+            "--seed", "1", "--out", str(out), "--no-progress", "--no-report"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "Leaderboard" in res.output and "aedr(seed=1)" in res.output and "18 scores computed" in res.output, res.output
     # a finished configuration reruns without computing anything
-    res = runner.invoke(app, ["bench", "--models", "tiny-0,tiny-1", "--methods", "aedr", "--real", str(real), "--n-cal", "3",
-                              "--n-eval", "2", "--seed", "1", "--out", str(runs[1]), "--no-progress"])
-    assert res.exit_code == 0 and "0 scores computed" in res.output and "0 images generated" in res.output
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "0 images generated, 0 scores computed, 18 reused" in res.output
     board = tmp_path / "board"
-    res = runner.invoke(app, ["leaderboard", *map(str, runs), "--out", str(board)])
+    res = runner.invoke(app, ["leaderboard", result.config.out, str(out), "--out", str(board)])
     assert res.exit_code == 0, res.output
     merged = json.loads((board / "leaderboard.json").read_text())
     assert len(merged["runs"]) == 2
-    assert {row["label"] for row in merged["leaderboard"]} == {"aedr", "aedr(seed=1)"}
+    labels = [row["label"] for row in merged["leaderboard"]]
+    assert set(labels) == {s.label for s in result.summaries} | {"aedr(seed=1)"}
     assert "<table>" in (board / "leaderboard.html").read_text()
+    assert "aedr(seed=1)" in (board / "leaderboard.md").read_text()
     res = runner.invoke(app, ["bench", "--models", "nosuch-*", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "no model matches 'nosuch-*'" in res.output
 

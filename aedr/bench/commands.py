@@ -91,6 +91,7 @@ def bench_command(
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Images per saved chunk."),
     option: List[str] = typer.Option([], "--option", "-o", help="Method option METHOD.KEY=VALUE (repeatable), e.g. -o ronan.iterations=50."),
     share: Optional[bool] = typer.Option(None, "--share/--no-share", help="Share first reconstructions between methods."),
+    report: Optional[bool] = typer.Option(None, "--report/--no-report", help="Write report.html (default: yes)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the config and print the plan; compute nothing."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
@@ -120,6 +121,7 @@ def bench_command(
             out=str(out_dir) if out_dir is not None else None,
             chunk_size=chunk_size,
             share_reconstructions=share,
+            report=report,
             method_options=parse_method_options(option, plugins),
         )
     except ConfigError as exc:

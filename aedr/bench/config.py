@@ -43,7 +43,8 @@ class BenchConfig:
     ``n_real``: real evaluation images (default: ``n_eval``). ``alpha``: a float in (0, 1) or ``"auto"``.
     ``batch_size``: images per forward batch for every method (``None``: each method's default).
     ``chunk_size``: images per saved part file (an interrupted run loses at most one chunk).
-    ``share_reconstructions``: one first-reconstruction cache per target model, used by every method.
+    ``share_reconstructions``: first reconstructions cached per (target, chunk) and reused by every method.
+    ``report``: write ``report.html`` (drawing its figures takes a few seconds).
     """
 
     name: str = "custom"
@@ -61,7 +62,7 @@ class BenchConfig:
     out: str = "aedr-runs/bench"
     chunk_size: int = 16
     share_reconstructions: bool = True
-    cache_items: int = 4096
+    report: bool = True
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,7 +86,7 @@ class BenchConfig:
             raise ConfigError("models: name at least one model (or a pattern such as 'zoo-*')")
         if not self.methods:
             raise ConfigError("methods: name at least one method (or '*')")
-        for key in ("n_cal", "n_eval", "chunk_size", "cache_items", "seed"):
+        for key in ("n_cal", "n_eval", "chunk_size", "seed"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"{key} must be an integer, got {value!r}")

@@ -115,11 +115,15 @@ def write_outputs(result: "BenchResult") -> dict[str, Path]:
 
     out = Path(result.config.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / name for name in (SCORES, METRICS_CSV, METRICS_JSON, LEADERBOARD, REPORT)}
+    names = (SCORES, METRICS_CSV, METRICS_JSON, LEADERBOARD) + ((REPORT,) if result.config.report else ())
+    files = {name: out / name for name in names}
     write_parquet_atomic(result.scores.reset_index(drop=True), files[SCORES])
     write_text_atomic(files[METRICS_CSV], result.evaluation.pairs_frame().to_csv(index=False))
     document = metrics_document(result)
     write_text_atomic(files[METRICS_JSON], json.dumps(document, indent=1, allow_nan=False))
     write_text_atomic(files[LEADERBOARD], leaderboard_markdown(result))
-    write_text_atomic(files[REPORT], render_report(result, figure_cache=out / "figures"))
+    if result.config.report:
+        write_text_atomic(files[REPORT], render_report(result, figure_cache=out / "figures"))
+    else:
+        (out / REPORT).unlink(missing_ok=True)  # never leave an earlier run's report beside new results
     return files

@@ -124,14 +124,14 @@ def build_method(name: str, cls: type[Method], options: dict[str, Any]) -> Metho
     if unknown:
         raise ConfigError(f"[methods.{name}]: unknown option(s) {unknown}; {name} has: {', '.join(sorted(known))}")
     spec = MethodSpec(name, dict(options), description=cls.description, score_direction=cls.score_direction)
-    try:
-        method = cls(**options)
-        check = getattr(method, "check", None) or getattr(method, "check_available", None)
-        if callable(check):
-            check()
+    try:  # the options themselves: a mistake in the config
+        opts = dataclasses.replace(cls.Options(), **options)
+        opts.validate()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[methods.{name}]: {exc}") from None
-    except Exception as exc:  # missing weights, optional dependency absent, ...
+    try:  # setting the method up: what this machine lacks (weights, optional packages)
+        method = cls(opts)
+    except Exception as exc:
         spec.error = f"{type(exc).__name__}: {exc}"
         spec.label, spec.options_hash = name, ""
         return spec

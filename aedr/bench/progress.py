@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Hashable
 
 from rich.console import Console
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 
@@ -63,6 +64,11 @@ class PlanProgress:
     def __init__(self, console: Console | None = None, enabled: bool = True):
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
+        # Not a terminal (a log file, CI): one plain line per target instead of live bars.
+        self.log_lines = enabled and not self.console.is_terminal
+        self._target: str | None = None
+        self._total = 0
+        self._done = 0
         self._progress: Progress | None = None
         self._gen: TaskID | None = None
         self._gen_started = 0.0
@@ -72,8 +78,10 @@ class PlanProgress:
     def __enter__(self) -> "PlanProgress":
         if self.enabled:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("ETA {task.fields[eta]}"), console=self.console, transient=False,
+                TextColumn("{task.description}", table_column=Column(width=18, no_wrap=True)),
+                BarColumn(bar_width=30), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
+                TextColumn("[dim]{task.fields[unit]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+                console=self.console, transient=False,
             )
             self._progress.__enter__()
         return self
@@ -87,7 +95,7 @@ class PlanProgress:
     def start_generation(self, total: int) -> None:
         self._gen_started = time.perf_counter()
         if self._progress is not None and total:
-            self._gen = self._progress.add_task("generating images", total=total, eta="–:––")
+            self._gen = self._progress.add_task("generating images", total=total, eta="–:––", unit="")
 
     def generated(self, n: int) -> None:
         if self._progress is None or self._gen is None:
@@ -101,14 +109,21 @@ class PlanProgress:
     # -- scoring ----------------------------------------------------------------------------------
     def start_scoring(self, total: int, remaining: dict[Hashable, int], priors: dict[Hashable, float]) -> None:
         self.eta_model = RateEta(dict(remaining), dict(priors))
+        self._total = total
+        if self.log_lines:
+            self.console.print(f"scoring: {total} image scores to compute")
         if self._progress is not None:
-            self._score = self._progress.add_task("scoring", total=max(total, 1) if total else 0, eta=format_seconds(self.eta_model.eta()))
+            self._score = self._progress.add_task("scoring", total=total, eta=format_seconds(self.eta_model.eta()), unit="")
             if not total:
-                self._progress.update(self._score, description="scoring: nothing left to do", total=1, completed=1)
+                self._progress.update(self._score, total=1, completed=1, unit="nothing left to do: every score is saved")
 
-    def unit(self, description: str) -> None:
+    def unit(self, description: str, target: str | None = None) -> None:
+        if self.log_lines and target is not None and target != self._target:
+            self._target = target
+            eta = self.eta_model.eta() if self.eta_model else None
+            self.console.print(f"scoring under {target}: {self._done}/{self._total} done, ETA {format_seconds(eta)}")
         if self._progress is not None and self._score is not None:
-            self._progress.update(self._score, description=description)
+            self._progress.update(self._score, unit=description)
 
     def scored(self, key: Hashable, n: int, seconds: float) -> None:
         if self.eta_model is not None:
@@ -122,6 +137,7 @@ class PlanProgress:
         self._advance(n)
 
     def _advance(self, n: int) -> None:
+        self._done += n
         if self._progress is not None and self._score is not None:
             eta = self.eta_model.eta() if self.eta_model else None
             self._progress.update(self._score, advance=n, eta=format_seconds(eta))

@@ -215,7 +215,7 @@ class _Executor:
             self.progress.dropped(spec.key, len(unit.refs))
             return
         self._enter_chunk(unit)
-        self.progress.unit(f"{spec.label} · {unit.target} ← {unit.source} ({unit.split})")
+        self.progress.unit(f"{spec.label} · {unit.target} ← {unit.source} ({unit.split})", unit.target)
         try:
             policy = spec.method.autoencoder(model).size_policy  # loaded once, outside the timing
         except Exception as exc:
@@ -310,15 +310,14 @@ def run_bench(
     store = ScoreStore(out)
     failures: list[Failure] = []
     with PlanProgress(console, enabled=progress) as bar:
-        sources = prepare_sources(config, models, plugins, bar, stats)
-        saved = store.load()
-        units, already = make_units(models, methods, sources, config, key_set(saved))
-        plan = Plan(config, models, methods, sources, units, already)
-        stats.already_saved = already
-        bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
-        executor = _Executor(plan, store, bar, stats, console, callback)
         try:
-            failures = executor.run()
+            sources = prepare_sources(config, models, plugins, bar, stats)
+            saved = store.load()
+            units, already = make_units(models, methods, sources, config, key_set(saved))
+            plan = Plan(config, models, methods, sources, units, already)
+            stats.already_saved = already
+            bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
+            failures = _Executor(plan, store, bar, stats, console, callback).run()
         except KeyboardInterrupt:
             store.consolidate()
             stats.finished = now()

@@ -197,7 +197,7 @@ def leaderboard_table(summaries: Sequence[MethodSummary], *, with_runs: dict[tup
             row.append(with_runs.get((s.method, s.options_hash), ""))
         rows.append(row)
     return Table(
-        "leaderboard", "Methods ranked by mean accuracy over model pairs", cols, formats, rows,
+        "leaderboard", "Leaderboard · methods ranked by mean accuracy over model pairs", cols, formats, rows,
         "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION,
     )
 
