@@ -52,8 +52,9 @@ _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
 
 
-class LPIPSWeightsMissing(FileNotFoundError):
-    """A weight file LPIPS needs is not on this machine; the message says which and where to put it."""
+class LPIPSWeightsMissing(FileNotFoundError, ValueError):
+    """A weight file LPIPS needs is not on this machine; the message says which and where to put it.
+    (Also a ``ValueError``, so that callers treating bad method options as user errors show it as one.)"""
 
 
 def _hub_checkpoints() -> Path:
@@ -111,33 +112,36 @@ def find_weights(vgg16: str | os.PathLike | None = None, heads: str | os.PathLik
 
     searched_heads = [str(c) for c in head_candidates]
     if heads is None and not os.environ.get(ENV_HEADS) and len(head_candidates) == 1:
-        searched_heads.append("an installed 'lpips' package (lpips/weights/v0.1/vgg.pth): not installed")
+        searched_heads.append("an installed lpips package (none)")
     return WeightPaths(first(vgg_candidates), first(head_candidates), tuple(str(c) for c in vgg_candidates), tuple(searched_heads))
 
 
 def _vgg16_instructions() -> list[str]:
     return [
-        f"  Put the file in {_hub_checkpoints()}/ (torch's hub cache, where any environment with torchvision",
-        "  saves it: python -c \"import torchvision; torchvision.models.vgg16(weights='IMAGENET1K_V1')\"),",
-        f"  or point {ENV_VGG16} at the file.",
+        f"  fix: copy it into {_hub_checkpoints()}/",
+        "       (torchvision saves it there: python -c \"import torchvision;",
+        "       torchvision.models.vgg16(weights='IMAGENET1K_V1')\")",
+        f"       or set {ENV_VGG16}=/path/to/{VGG16_FILENAME}",
     ]
 
 
-def missing_weights_message(paths: WeightPaths) -> str:
+def missing_weights_message(paths: WeightPaths, alternative: str = "Or use a method or distance that needs no weights.") -> str:
     """The set-up error a user sees: which files are missing, where aedr looked, how to provide them."""
-    lines = ["LPIPS (VGG16, v0.1 heads) cannot run: its weight files are missing."]
+    lines = ["LPIPS (VGG16 with the v0.1 linear heads) needs two weight files; missing here:"]
     if paths.vgg16 is None:
-        lines.append(
-            f"- torchvision's ImageNet VGG16 weights '{VGG16_FILENAME}' (528 MB). Looked at: {', '.join(paths.vgg16_searched)}."
-        )
+        lines.append(f"- {VGG16_FILENAME} (torchvision's ImageNet VGG16, 528 MB)")
+        lines.append(f"  looked at: {'; '.join(paths.vgg16_searched)}")
         lines += _vgg16_instructions()
     if paths.heads is None:
         lines += [
-            f"- the LPIPS v0.1 linear heads 'vgg.pth' (7 kB). Looked at: {'; '.join(paths.heads_searched)}.",
-            "  Run `pip install --no-deps lpips` (aedr reads lpips/weights/v0.1/vgg.pth from the package without",
-            f"  importing it), or copy that file to {_hub_checkpoints() / HEADS_FILENAME}, or point {ENV_HEADS} at it.",
+            "- vgg.pth (the LPIPS v0.1 linear heads, 7 kB)",
+            f"  looked at: {'; '.join(paths.heads_searched)}",
+            "  fix: pip install --no-deps lpips",
+            "       (aedr reads lpips/weights/v0.1/vgg.pth from it, never imports it)",
+            f"       or copy vgg.pth to {_hub_checkpoints() / HEADS_FILENAME}",
+            f"       or set {ENV_HEADS}=/path/to/vgg.pth",
         ]
-    lines.append("Or choose a method or distance that needs no weights.")
+    lines.append(alternative)
     return "\n".join(lines)
 
 
@@ -265,7 +269,7 @@ def load_lpips(
             if actual != expected:
                 raise ValueError(
                     "\n".join(
-                        [f"{paths.vgg16} is damaged or not torchvision's VGG16 file (sha256 starts {actual}, expected {expected})."]
+                        [f"{paths.vgg16} is damaged or not torchvision's VGG16 file", f"  (sha256 starts {actual}, expected {expected})"]
                         + _vgg16_instructions()
                     )
                 )

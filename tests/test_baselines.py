@@ -128,7 +128,7 @@ def test_missing_weights_fail_at_setup_naming_files_and_places(no_lpips_weights)
 def test_only_the_missing_file_is_named(no_lpips_weights, lpips_files, monkeypatch):
     monkeypatch.setenv(lpips_mod.ENV_HEADS, str(lpips_files[1]))
     msg = lpips_mod.missing_weights_message(lpips_mod.find_weights())
-    assert "vgg16-397923af.pth" in msg and "linear heads" not in msg
+    assert "vgg16-397923af.pth" in msg and "vgg.pth (the LPIPS" not in msg
 
 
 def test_weights_found_in_the_torch_cache(no_lpips_weights, lpips_files):
@@ -156,6 +156,15 @@ def test_lpips_matches_an_independent_computation(lpips_env, images):
     torch.testing.assert_close(per_layer[:, 1], net(a, b), rtol=1e-5, atol=1e-8)
     torch.testing.assert_close(full(a, b), per_layer.sum(1))
     assert lpips_mod.load_lpips(layers=(2,)) is net  # loaded once per process
+
+
+def test_the_published_heads_file_loads_when_installed():
+    path = lpips_mod._lpips_package_heads()
+    if path is None:
+        pytest.skip("the lpips package (which ships the v0.1 heads) is not installed")
+    net = lpips_mod.LPIPS()
+    net.load_heads(torch.load(path, map_location="cpu", weights_only=True))
+    assert all(float(h.min()) >= 0 and float(h.sum()) > 0 for h in net.heads)  # v0.1 heads are non-negative
 
 
 def test_aedr_lpips_distance_uses_the_same_network(lpips_env, tiny_model, images):
@@ -274,12 +283,13 @@ def test_inversion_gives_no_gradient_to_the_decoder(tiny_model_dir, images):
         ae.module.requires_grad_(False)
 
 
-def test_batched_inversion_equals_one_by_one(tiny_model):
-    ims = photo_crops(4, 32, seed=11)
-    for cls, opts in ((LatentTracer, dict(iterations=30)), (RONAN, dict(iterations=30, lr=0.1))):
-        batched = cls(batch_size=4, **opts).score(tiny_model, ims)
-        single = cls(batch_size=1, **opts).score(tiny_model, ims)
-        np.testing.assert_allclose(single, batched, rtol=1e-5, atol=0, err_msg=cls.name)
+def test_batched_latenttracer_equals_one_by_one_over_many_steps(tiny_model):
+    # 60 iterations, across the lr halving at 50: Adam would amplify any batch-dependent rounding
+    # (RONAN: conformance suite).
+    ims = photo_crops(2, 32, seed=11)
+    batched = LatentTracer(batch_size=2, iterations=60).score(tiny_model, ims)
+    single = LatentTracer(batch_size=1, iterations=60).score(tiny_model, ims)
+    np.testing.assert_allclose(single, batched, rtol=1e-5, atol=0)
 
 
 def test_inversion_runs_under_inference_mode(tiny_model, images):
@@ -294,13 +304,14 @@ def test_early_stop_is_off_by_default_and_per_image(tiny_model, images):
     x0 = x0_of(images)
     z0 = ae.encode(x0).mean.detach()
     target = (x0 + 1) / 2
-    full = invert(unit_decoder(ae), target, z0, lr=0.05, iterations=40, halve_every=50)
-    assert torch.all(full.evaluated == 40)
+    full = invert(unit_decoder(ae), target, z0, lr=0.05, iterations=10, halve_every=50)
+    assert torch.all(full.evaluated == 10)
     # A learning rate so large that the loss stops improving early.
     stopped = invert(unit_decoder(ae), target, z0, lr=5.0, iterations=40, early_stop_patience=3)
     early = stopped.evaluated < 40
     assert early.any()
-    assert torch.all(stopped.evaluated[early] == stopped.best_iteration[early] + 3)
+    # K = 3 iterations without improvement after the best one, then stop.
+    assert torch.all(stopped.evaluated[early] == stopped.best_iteration[early] + 1 + 3)
     for i in range(len(images)):
         alone = invert(unit_decoder(ae), target[i : i + 1], z0[i : i + 1], lr=5.0, iterations=40, early_stop_patience=3)
         assert alone.evaluated[0] == stopped.evaluated[i]

@@ -27,7 +27,7 @@ from aedr.lpips import ALL_LAYERS, LPIPSWeightsMissing, find_weights, load_lpips
 from aedr.preprocess import group_by_size, to_model_tensor
 from aedr.reconstruction import first_pass
 
-WEIGHT_FREE_HINT = "Without them, the weight-free variants 'aeroblade-mse' and 'aeroblade-ssim' run on the same reconstruction."
+WEIGHT_FREE_HINT = "Without them: methods aeroblade-mse / aeroblade-ssim (same reconstruction, no weights)."
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
@@ -123,14 +123,14 @@ class Aeroblade(_ReconstructionDistance):
         super().__init__(options, **overrides)
         paths = find_weights()
         if paths.vgg16 is None or paths.heads is None:  # fail at set-up, before any scoring
-            raise LPIPSWeightsMissing(missing_weights_message(paths) + "\n" + WEIGHT_FREE_HINT)
+            raise LPIPSWeightsMissing(missing_weights_message(paths, WEIGHT_FREE_HINT))
 
     def distance(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         layers = ALL_LAYERS if self.options.lpips_layer == 0 else (self.options.lpips_layer,)
         try:
             return load_lpips(self.options.device, layers)
-        except LPIPSWeightsMissing as exc:
-            raise LPIPSWeightsMissing(f"{exc}\n{WEIGHT_FREE_HINT}") from None
+        except LPIPSWeightsMissing:
+            raise LPIPSWeightsMissing(missing_weights_message(find_weights(), WEIGHT_FREE_HINT)) from None
 
 
 class AerobladeMSE(_ReconstructionDistance):
