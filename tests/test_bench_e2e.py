@@ -3,6 +3,7 @@ real photographs): its result files, checked against computations that do not us
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -53,6 +54,21 @@ def test_every_registered_method_ran_or_says_why(bench):
             assert name in ranked, name
     assert "aedr" in ranked
     assert doc["failures"] == []
+
+
+def test_shared_first_passes_save_work_and_change_no_score(bench):
+    """The same plan without the shared reconstruction cache gives the same scores, at a higher cost."""
+    result, plugins, models, _ = bench
+    assert result.stats.cache_hits > 0  # e.g. AEROBLADE's reconstruction and RONAN's latent shape, taken from AEDR's pass
+    names = [m.name for m in result.plan.runnable][:3]
+    cfg = dataclasses.replace(result.config, methods=names, real=None, share_reconstructions=False, report=False,
+                              out=str(Path(result.config.out).parent / "unshared"))
+    unshared = run_bench(cfg, plugins=plugins, progress=False)
+    assert unshared.stats.cache_hits == 0 and unshared.stats.cache_misses == 0
+    key = ["method", "options_hash", "target", "image_hash"]
+    merged = unshared.scores.merge(result.scores, on=key, suffixes=("", "_shared"))
+    assert len(merged) == len(unshared.scores) == len(names) * len(models) * (N_CAL + N_EVAL * len(models))
+    np.testing.assert_allclose(merged["score"].to_numpy(float), merged["score_shared"].to_numpy(float), rtol=1e-6)
 
 
 def test_scores_file_is_the_plan(bench):

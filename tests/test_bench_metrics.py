@@ -129,3 +129,41 @@ def test_list_options_take_space_separated_values():
     args = ["--models", "zoo-a", "zoo-b", "--methods", "aedr", "ronan", "--n-eval", "3", "-m", "x", "--real", "dir"]
     assert join_multi_values(args) == ["--models", "zoo-a,zoo-b", "--methods", "aedr,ronan", "--n-eval", "3", "-m", "x", "--real", "dir"]
     assert join_multi_values(["--models", "--n-eval", "2"]) == ["--models", "--n-eval", "2"]
+
+
+def test_evaluate_auto_alpha_uses_other_sources_calibration_images():
+    """alpha = auto: T's calibration scores against every other source's calibration scores under T;
+    the evaluation images never enter the choice."""
+    from types import SimpleNamespace
+
+    from aedr.bench.metrics import evaluate
+    from aedr.calibration import choose_alpha
+
+    rng = np.random.default_rng(0)
+    rows = []
+
+    def add(target, source, split, values):
+        for i, v in enumerate(values):
+            rows.append(dict(method="m", options_hash="h", target=target, source=source, split=split, score=float(v), seconds=0.01, status="ok", image_hash=f"{source}{split}{i}"))
+
+    for t in ("A", "B"):
+        add(t, t, "cal", rng.normal(1, 0.1, 30))
+        add(t, t, "eval", rng.normal(1, 0.1, 20))
+        for s, mu in (("A", 1.3), ("B", 1.3), ("real", 1.6)):
+            if s != t:
+                add(t, s, "cal", rng.normal(mu, 0.1, 25))
+                add(t, s, "eval", rng.normal(mu + 5, 0.1, 20))  # far away: would change nothing if used
+    frame = pd.DataFrame(rows)
+    spec = SimpleNamespace(name="m", options_hash="h", label="m")
+    models = [SimpleNamespace(name="A", family="kl"), SimpleNamespace(name="B", family="vq")]
+    ev = evaluate(frame, methods=[spec], models=models, sources=["A", "B", "real"], source_kinds={"A": "model", "B": "model", "real": "real"}, alpha="auto")
+    for th in ev.thresholds:
+        g = frame[frame["target"] == th.target]
+        own = g[(g["source"] == th.target) & (g["split"] == "cal")]["score"]
+        others = g[(g["source"] != th.target) & (g["split"] == "cal")]["score"]
+        expected = choose_alpha(own, others)
+        assert (th.alpha, th.threshold, th.n_estimation) == (expected.alpha, expected.threshold, 50)
+        assert th.alpha_selection == "auto"
+    pairs = ev.pairs_frame()
+    assert set(pairs["pair_kind"]) == {"self", "model", "real"} and len(pairs) == 6
+    assert set(ev.timings_frame()["images"]) == {30 + 20 + 25 + 20 + 25 + 20}

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from .metrics import PairMetrics
-from .outputs import METRICS_JSON, jsonable, write_text_atomic
+from .outputs import METRICS_JSON, first_line, jsonable, write_text_atomic
 from .report import kv, page
 from .tables import DIRECTION, MethodSummary, build_tables, leaderboard_table, summarize, to_html, to_markdown
 
@@ -64,7 +64,7 @@ def read_run(folder: str | Path) -> RunRecord:
     timings = pd.DataFrame(doc.get("timings", []), columns=["method", "options_hash", "label", "target", "images", "seconds", "seconds_per_image"])
     for col in ("images", "seconds", "seconds_per_image"):
         timings[col] = pd.to_numeric(timings[col], errors="coerce")
-    not_run = [f"{m['name']}: {m['error']}" for m in doc.get("methods", []) if m.get("error")]
+    not_run = [f"{m['name']}: {first_line(m['error'])}" for m in doc.get("methods", []) if m.get("error")]
     name = path.parent.name if path.name == METRICS_JSON else path.stem
     return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, not_run)
 

@@ -87,6 +87,10 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
     )
 
 
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 def leaderboard_markdown(result: "BenchResult") -> str:
     cfg = result.config
     models = ", ".join(f"{m.name} ({m.family})" for m in result.plan.models)
@@ -103,8 +107,9 @@ def leaderboard_markdown(result: "BenchResult") -> str:
     failed = [m for m in result.plan.methods if m.error] + result.failures  # type: ignore[operator]
     if failed:
         lines += ["Not run here:", ""]
-        lines += [f"- {m.name}: {m.error}" for m in result.plan.methods if m.error]
-        lines += [f"- {f.label} under {f.target}: {f.error}" for f in result.failures]
+        lines += [f"- {m.name}: {first_line(m.error or '')}" for m in result.plan.methods if m.error]
+        lines += [f"- {f.label} under {f.target}: {first_line(f.error)}" for f in result.failures]
+        lines += ["", "(full messages in metrics.json and report.html)"]
         lines.append("")
     lines += [to_markdown(t, heading="##") for t in result.tables]
     return "\n".join(lines)
