@@ -7,6 +7,7 @@ Needs ``transformers`` (the text encoder and tokenizer); skipped without it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -85,12 +86,29 @@ def tiny_sd_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def sd15(monkeypatch, tiny_sd_folder) -> DiffusersModel:
+    """The registered SD1.5 plugin, pointed at the tiny pipeline: the original's 50 steps."""
     monkeypatch.setenv("AEDR_MODEL_SD1_5", str(tiny_sd_folder))
+    monkeypatch.delenv("AEDR_IMAGES_SD1_5", raising=False)
     return aedr.load_plugins().model("SD1.5")
 
 
-def test_generate_one_seed_per_image(sd15):
-    assert sd15.can_generate and SPECS["SD1.5"].steps == 50
+@pytest.fixture(scope="module")
+def fast_sd15(tiny_sd_folder) -> DiffusersModel:
+    """The same with 3 steps, for the checks that do not depend on the step count."""
+    return DiffusersModel(dataclasses.replace(SPECS["SD1.5"], steps=3), source=tiny_sd_folder)
+
+
+def test_pipeline_runs_with_the_original_settings(sd15):
+    assert sd15.can_generate and sd15.spec.steps == 50 and sd15.spec.guidance == 7.5
+    image = sd15.generate(1, seed=0, prompts=["a cat"])[0]
+    pipe = sd15.pipeline("cpu")
+    assert type(pipe).__name__ == "StableDiffusionPipeline" and pipe.safety_checker is None
+    assert len(pipe.scheduler.timesteps) == 50 and pipe.guidance_scale == 7.5
+    assert image.size == (16, 16)  # the pipeline's default size: unet sample size x VAE factor
+
+
+def test_generate_one_seed_per_image(fast_sd15):
+    sd15 = fast_sd15
     images = sd15.generate(2, seed=3, prompts=["a red cube", "a blue sphere"])
     assert [im.size for im in images] == [(16, 16), (16, 16)]  # the pipeline's default size
     assert all(im.mode == "RGB" for im in images)
@@ -100,19 +118,19 @@ def test_generate_one_seed_per_image(sd15):
     assert not np.array_equal(np.asarray(other), np.asarray(images[1]))
 
 
-def test_prompt_file_prompt_follows_the_seed(sd15, monkeypatch, tmp_path):
+def test_prompt_file_prompt_follows_the_seed(fast_sd15, monkeypatch, tmp_path):
     """Without prompts, image seed s uses prompt s mod N of AEDR_PROMPT_FILE, however calls are batched."""
     write_prompt_file(tmp_path / "P.txt", [Prompt("001", "a cat"), Prompt("002", "a dog"), Prompt("003", "a cow")])
     monkeypatch.setenv("AEDR_PROMPT_FILE", str(tmp_path / "P.txt"))
-    from_file = sd15.generate(1, seed=5)[0]
-    explicit = sd15.generate(1, seed=5, prompts=["a cow"])[0]
+    from_file = fast_sd15.generate(1, seed=5)[0]
+    explicit = fast_sd15.generate(1, seed=5, prompts=["a cow"])[0]
     assert np.array_equal(np.asarray(from_file), np.asarray(explicit))
 
 
-def test_generated_images_score_under_the_pipeline_autoencoder(sd15):
+def test_generated_images_score_under_the_pipeline_autoencoder(fast_sd15):
     """The autoencoder comes from the same pipeline folder (its vae subfolder)."""
-    images = [aedr.LoadedImage.from_pil(sd15.generate(1, seed=0, prompts=["x"])[0], "g0")]
-    scores = aedr.get_method("aedr").score(sd15, images)
+    images = [aedr.LoadedImage.from_pil(fast_sd15.generate(1, seed=0, prompts=["x"])[0], "g0")]
+    scores = aedr.get_method("aedr").score(fast_sd15, images)
     assert np.isfinite(scores).all() and (scores > 0).all()
 
 

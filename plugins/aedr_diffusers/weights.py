@@ -213,7 +213,9 @@ def explain(exc: BaseException, source: WeightSource) -> str:
         return f"access to the gated repository was refused (no token, or licence not accepted) [{detail}]"
     if any(isinstance(e, hf.RepositoryNotFoundError) for e in chain):
         return f"no such repository on the Hub, or it is private [{detail}]"
-    if any(isinstance(e, hf.LocalEntryNotFoundError) for e in chain):
+    if any(isinstance(e, hf.LocalEntryNotFoundError) for e in chain) or "OfflineModeIsEnabled" in names:
+        if hub_offline():
+            return f"the files are not in the local cache [{detail}]"
         return f"the files are not in the local cache and the Hub could not be reached [{detail}]"
     if any(isinstance(e, (hf.EntryNotFoundError, hf.RemoteEntryNotFoundError)) for e in chain):
         return f"the repository has no such file [{detail}]"
