@@ -3,6 +3,7 @@ local folder, and its text-to-image pipeline as the generator."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -115,9 +116,14 @@ class DiffusersModel(ModelPlugin):
                 return self._pipelines[key]
             source = self.source
             if source.is_local and not (Path(source.value).expanduser() / "model_index.json").is_file():
-                raise WeightsUnavailableError(source._message(
+                raise WeightsUnavailableError(source.message(
                     f"{source.value} has no model_index.json: generating needs the whole pipeline folder, "
                     "not only the autoencoder", pipeline=True))
+            if importlib.util.find_spec("transformers") is None:
+                raise ImportError(
+                    f"generating with {self.name} needs the transformers package for its text encoders: "
+                    "pip install transformers (SD3.5 and FLUX also use sentencepiece and protobuf for T5)"
+                )
             cls = getattr(diffusers, self.spec.pipeline_class)
             try:
                 pipe = cls.from_pretrained(str(Path(source.value).expanduser()) if source.is_local else source.value,

@@ -123,7 +123,7 @@ class WeightSource:
         if (folder / "config.json").is_file():
             return folder, None
         want = f"{folder / self.subfolder}/config.json or " if self.subfolder else ""
-        raise WeightsUnavailableError(self._message(f"local folder {folder} has no {want}{folder}/config.json"))
+        raise WeightsUnavailableError(self.message(f"local folder {folder} has no {want}{folder}/config.json"))
 
     def availability(self) -> Availability:
         """Whether the weights can be loaded without a download (checks files only, no network)."""
@@ -165,17 +165,21 @@ class WeightSource:
             f"Download once where the Hub is reachable: `hf download {repo}{include}` (fills the cache at "
             f"{hub_cache_dir()}; set HF_HOME or HF_HUB_CACHE to use another cache, HF_ENDPOINT for a hub mirror "
             "endpoint). Afterwards HF_HUB_OFFLINE=1 uses the cache without any network access.",
-            f"Or point aedr at a local copy: {self.env_var}=/path/to/folder (a pipeline folder with "
-            f"{self.subfolder + '/' if self.subfolder else 'its files'}"
-            f"{', or that subfolder itself' if self.subfolder and not pipeline else ''}), e.g. made with "
+            f"Or point aedr at a local copy: {self.env_var}=/path/to/folder ("
+            + ("the whole pipeline folder, with model_index.json" if pipeline else
+               f"a pipeline folder with {self.subfolder}/, or that subfolder itself" if self.subfolder else
+               "the folder with config.json and the weights")
+            + "), e.g. made with "
             f"`hf download {repo}{include} --local-dir /path/to/folder`.",
             f"Or use a mirror repository holding the same files: {self.env_var}=<owner>/<name>.",
         ]
         return lines
 
-    def _message(self, problem: str, *, pipeline: bool = False) -> str:
+    def message(self, problem: str, *, pipeline: bool = False) -> str:
+        """The full user-facing text: what failed, from where, and every way to provide the weights."""
         what = "pipeline" if pipeline else "autoencoder"
-        head = f"Cannot load the {what} of model {self.model!r} from {self.describe()} ({self._origin_text()}): {problem}."
+        where = self.value if pipeline else self.describe()
+        head = f"Cannot load the {what} of model {self.model!r} from {where} ({self._origin_text()}): {problem}."
         if not self.is_local and hub_offline():
             head += " HF_HUB_OFFLINE is set, so only the local cache was searched."
         steps = "\n".join(f"  - {line}" for line in self.how_to_provide(pipeline=pipeline))
@@ -190,7 +194,7 @@ class WeightSource:
 
     def error(self, exc: BaseException, *, pipeline: bool = False) -> WeightsUnavailableError:
         """Turn a loading failure into the user-facing error (root cause included)."""
-        return WeightsUnavailableError(self._message(explain(exc, self), pipeline=pipeline))
+        return WeightsUnavailableError(self.message(explain(exc, self), pipeline=pipeline))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
