@@ -32,10 +32,11 @@ class AedrGroup(TyperGroup):
 
     def invoke(self, ctx: click.Context):
         from .images import ImageLoadError
+        from .models import WeightsUnavailableError
 
         try:
             return super().invoke(ctx)
-        except (CliError, RegistryError, ImageLoadError) as exc:
+        except (CliError, RegistryError, ImageLoadError, WeightsUnavailableError) as exc:
             err.print(f"[bold red]error:[/] {exc}")
             ctx.exit(2)
 
