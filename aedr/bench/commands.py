@@ -161,7 +161,7 @@ def _print_plan(cfg, plugins) -> None:
         state = "" if avail.local else f" [yellow]not available: {avail.detail}[/]"
         out.print(f"[bold]model[/] {m.name} ({m.family}{'' if m.can_generate else ', no generator'}){state}")
     for spec in methods:
-        state = f"[red]not runnable: {spec.error}[/]" if spec.error else f"options hash {spec.options_hash}"
+        state = f"[red]not runnable: {spec.error.strip().splitlines()[0]}[/]" if spec.error else f"options hash {spec.options_hash}"
         out.print(f"[bold]method[/] {spec.label}: {state}")
     runnable = sum(1 for s in methods if s.error is None)
     out.print(f"up to {per_target} images per target x {len(models)} targets x {runnable} methods = {per_target * len(models) * runnable} scores (saved ones are skipped)")
