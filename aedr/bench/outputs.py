@@ -63,11 +63,12 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
             "config_name": result.config.name,
             "config": result.config.to_dict(),
             "protocol": {
-                "calibration": "per target T: tau_T from T's calibration split (seeds seed+i), KDE (Scott), "
+                "images": "per model: generator seeds seed+i, i < n_cal + n_eval; the first n_cal are calibration, the rest evaluation",
+                "calibration": "per target T: tau_T from T's calibration split, KDE (Scott), "
                 + ("alpha chosen per target on the estimation split" if result.config.auto_alpha else f"alpha = {result.config.alpha}"),
                 "alpha_estimation_images": "the calibration splits of every other source (other models, and the real "
                 "estimation images when given), scored under T" if result.config.auto_alpha else None,
-                "evaluation": "every source's evaluation split (seeds seed+1000000+i; real: the real evaluation images) scored under T",
+                "evaluation": "every source's evaluation split (real: the real evaluation images) scored under T",
                 "accuracy": "(TP + TN) / (N_T + N_S); belonging iff score < tau_T",
             },
             "started": result.stats.started,

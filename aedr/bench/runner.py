@@ -63,7 +63,7 @@ def prepare_sources(config: BenchConfig, models: list, plugins, progress: PlanPr
     """Every model's calibration and evaluation images (generated now if not cached), then the real ones."""
     cache = GeneratedImageCache(Path(config.out) / "images")
     missing = sum(
-        len(cache.missing(m, generation_seeds(config.seed, "cal", config.n_cal) + generation_seeds(config.seed, "eval", config.n_eval)))
+        len(cache.missing(m, [s for seeds in generation_seeds(config.seed, config.n_cal, config.n_eval).values() for s in seeds]))
         for m in models
         if m.can_generate
     )
