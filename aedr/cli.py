@@ -137,7 +137,7 @@ def print_skips(skipped) -> None:
     if not skipped:
         return
     table = Table(title=f"{len(skipped)} input(s) skipped", title_style="bold yellow")
-    table.add_column("input")
+    table.add_column("input", overflow="fold")
     table.add_column("reason", style="yellow")
     for s in skipped:
         table.add_row(s.id, s.error)
@@ -256,7 +256,7 @@ def score_cmd(
         out.print_json(table.with_skips().to_json(orient="records"))
     else:
         t = Table(title=f"{m.label} scores under {target.name} (lower = belonging)")
-        t.add_column("image")
+        t.add_column("image", overflow="fold")
         t.add_column("score", justify="right")
         for r in table.rows.itertuples():
             t.add_row(str(r.image), f"{r.score:.6g}")
@@ -383,7 +383,7 @@ def attribute_cmd(
         return
     table = Table(title="attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)")
     for col in ("image", "model", "score", "threshold", "belongs", "tail"):
-        table.add_column(col, justify="right" if col in ("score", "threshold", "tail") else "left")
+        table.add_column(col, justify="right" if col in ("score", "threshold", "tail") else "left", overflow="fold")
     table.add_column("verdict", style="bold")
     for a in results:
         for k, v in enumerate(a.verdicts):
