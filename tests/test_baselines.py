@@ -397,3 +397,11 @@ def test_registered_names_and_costs():
         cls = methods.get(name)
         assert cls.needs_grad is grad
         assert isinstance(cls.cost, aedr.CostHint)
+
+
+def test_dtype_option_runs_the_autoencoder_in_that_dtype(tiny_model, images):
+    for cls, opts in ((LatentTracer, dict(iterations=3)), (RONAN, dict(iterations=3)), (AerobladeMSE, {})):
+        full = cls(**opts).score(tiny_model, images)
+        half = cls(dtype="bfloat16", **opts).score(tiny_model, images)
+        assert np.all(np.isfinite(half)) and not np.array_equal(full, half)
+        np.testing.assert_allclose(half, full, rtol=2e-2)
