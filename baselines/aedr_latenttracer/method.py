@@ -61,9 +61,15 @@ def clamp_for(model: aedr.ModelPlugin, clamp: bool | None) -> bool:
     return clamp if clamp is not None else model.family != "movq"
 
 
-def initial_latent(ae: aedr.Autoencoder, x0: torch.Tensor, keys, cache) -> torch.Tensor:
-    """The encoder's posterior mean (VQ: snapped to the codebook), shared with other methods' cache."""
-    z = encode(ae, x0, keys=keys, cache=cache).mean
+def initial_latent(ae: aedr.Autoencoder, x0: torch.Tensor, keys, cache, pad_single: bool = False) -> torch.Tensor:
+    """The encoder's posterior mean (VQ: snapped to the codebook), shared with other methods' cache.
+    ``pad_single``: a lone image not in the cache is encoded as two copies (see :mod:`aedr.inversion`)."""
+    cached = cache is not None and keys is not None and all(cache.get(("posterior", k)) is not None for k in keys)
+    if pad_single and x0.shape[0] == 1 and not cached:
+        with torch.no_grad():
+            z = ae.encode(torch.cat([x0, x0])).mean[:1]
+    else:
+        z = encode(ae, x0, keys=keys, cache=cache).mean
     if ae.latent_kind == "vq":
         with torch.no_grad():
             z = ae.quantize(z)
@@ -91,9 +97,9 @@ class LatentTracer(aedr.Method):
         x = (x0.float() + 1) / 2
         if o.squash_512:
             x = squash_512(x)
-            z0 = initial_latent(ae, x * 2 - 1, None, None)  # not the shared first-pass input any more
+            z0 = initial_latent(ae, x * 2 - 1, None, None, o.pad_single)  # not the shared first-pass input
         else:
-            z0 = initial_latent(ae, x0, ctx.keys, ctx.cache)
+            z0 = initial_latent(ae, x0, ctx.keys, ctx.cache, o.pad_single)
         result = invert(
             unit_decoder(ae, clamp=clamp_for(ctx.model, o.clamp)),
             x.to(z0.device),
