@@ -61,8 +61,8 @@ def test_ctrl_c_part_way_then_resume(setup):
     with pytest.raises(BenchInterrupted) as info:
         run_bench(cfg, plugins=plugins, progress=False, callback=stop_after_seven)
     saved = info.value.stats.scored
-    # chunks of 2, 2 (calibration), 2, 1 (own evaluation): the interrupt comes with the fourth
-    # chunk scored but not saved, so 6 scores in 3 part files survive
+    # chunks of 2 images: the interrupt comes with the fourth chunk scored but not saved, so 6
+    # scores in 3 part files survive
     assert saved == 6 and info.value.stats.chunks_written == 3
     assert len(ScoreStore(cfg.out).load()) == saved
     assert not (Path(cfg.out) / "metrics.json").exists()
@@ -101,9 +101,9 @@ def test_kill_9_part_way_then_resume(setup, tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     parts = ScoreStore(out).part_files()
     saved = len(ScoreStore(out).load())
-    # chunks under the first target: cal 2+2, own eval 2+1, other eval 2+1; the kill comes when the
-    # fifth chunk's images are scored but not yet saved: 2+2+2+1 = 7 saved in 4 part files
-    assert saved == 7 and len(parts) == 4
+    # chunks of 2 under the first target; the kill comes when the fifth chunk's images are scored
+    # but not yet saved: 4 chunks (8 scores) in 4 part files survive
+    assert saved == 8 and len(parts) == 4
     resumed = run_bench(load_config("default", out=str(out), **SETTINGS), plugins=plugins, progress=False)
     assert resumed.stats.already_saved == saved and resumed.stats.scored == TOTAL - saved
     assert not ScoreStore(out).part_files()  # folded into the store

@@ -35,8 +35,7 @@ class ProgressEvent:
 
     method: str
     target: str
-    source: str
-    split: str
+    sets: str  # the image sets of the chunk being scored
     images: int
     scored_in_run: int
 
@@ -109,7 +108,7 @@ class Executor:
             self.progress.dropped(spec.key, len(unit.refs))
             return
         self._enter_chunk(unit)
-        self.progress.unit(f"{spec.label} · {unit.target} ← {unit.source} ({unit.split})", unit.target)
+        self.progress.unit(f"{spec.label} · {unit.target} ← {unit.sets}", unit.target)
         try:
             policy = spec.method.autoencoder(model).size_policy  # loaded once, outside the timing
         except Exception as exc:
@@ -138,7 +137,7 @@ class Executor:
             self.progress.scored(spec.key, n, t - last)
             last = t
             if self.callback is not None:
-                self.callback(ProgressEvent(spec.name, unit.target, unit.source, unit.split, n, self.stats.scored + reported))
+                self.callback(ProgressEvent(spec.name, unit.target, unit.sets, n, self.stats.scored + reported))
 
         scores: np.ndarray = np.array([])
         if good:

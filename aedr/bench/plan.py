@@ -1,9 +1,11 @@
 """What a benchmark will do: the selected models and methods, and the units of work.
 
-A unit is one chunk of one image set (a source's calibration or evaluation split) scored by one
-method under one target model. Units are ordered target -> image set -> chunk -> method, so that
-every method scores a chunk right after the others: the chunk's first reconstructions are computed
-once (by the first method that needs them) and reused from the shared cache by the rest.
+A unit is one chunk of the images scored under one target model (its own calibration split, every
+source's evaluation split, and for automatic alpha the other calibration splits, in that order,
+chunked across set boundaries so that batches stay full), scored by one method. Units are ordered
+target -> chunk -> method, so that every method scores a chunk right after the others: the chunk's
+first reconstructions are computed once (by the first method that needs them) and reused from the
+shared cache by the rest.
 """
 
 from __future__ import annotations
@@ -51,14 +53,17 @@ class MethodSpec:
 
 @dataclass
 class Unit:
-    """One chunk of one image set, to be scored by one method under one target model."""
+    """One chunk of the images under one target model, to be scored by one method."""
 
     method: MethodSpec
     target: str
-    source: str
-    split: str
     chunk: int  # index of the chunk in the plan: units sharing it share images and first passes
     refs: list[ImageRef] = field(default_factory=list)
+
+    @property
+    def sets(self) -> str:
+        """The image sets the chunk holds, e.g. ``zoo-vq (eval), real (eval)``."""
+        return ", ".join(dict.fromkeys(f"{r.source} ({r.split})" for r in self.refs))
 
     def row(self, ref: ImageRef, score: float, seconds: float, status: str = "ok", error: str = "") -> ScoreRow:
         return ScoreRow(
@@ -178,14 +183,13 @@ def make_units(
     chunk_index = 0
     runnable = [m for m in methods if m.error is None]
     for model in models:
-        for source, split in image_sets_for(model.name, sources, config.auto_alpha):
-            refs = sources[source].split(split)  # type: ignore[arg-type]
-            for start in range(0, len(refs), config.chunk_size):
-                chunk = refs[start : start + config.chunk_size]
-                for spec in runnable:
-                    todo = [r for r in chunk if (spec.name, spec.options_hash, model.name, r.content_hash) not in done]
-                    saved += len(chunk) - len(todo)
-                    if todo:
-                        units.append(Unit(spec, model.name, source, split, chunk_index, todo))
-                chunk_index += 1
+        refs = [r for source, split in image_sets_for(model.name, sources, config.auto_alpha) for r in sources[source].split(split)]  # type: ignore[arg-type]
+        for start in range(0, len(refs), config.chunk_size):
+            chunk = refs[start : start + config.chunk_size]
+            for spec in runnable:
+                todo = [r for r in chunk if (spec.name, spec.options_hash, model.name, r.content_hash) not in done]
+                saved += len(chunk) - len(todo)
+                if todo:
+                    units.append(Unit(spec, model.name, chunk_index, todo))
+            chunk_index += 1
     return units, saved
