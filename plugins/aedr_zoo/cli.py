@@ -65,7 +65,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
             f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k", f"{r['psnr_eval']:.2f}",
             f"{r['train_seconds'] / 60:.1f}",
         )
-    Console().print(table)
+    Console(width=max(Console().width, 120)).print(table)
 
 
 @zoo_app.command()
@@ -87,6 +87,7 @@ def train(
     only: Optional[list[str]] = typer.Option(None, "--only", help="Only this model (repeatable)."),
     jobs: int = typer.Option(2, "--jobs", help="Models trained at once, one process each."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per process."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap every training run (smoke test; not a usable zoo)."),
 ) -> None:
     """Retrain the zoo from scratch (seeded; see docs/zoo.md for the measured time on a 2-core CPU)."""
     from .store import WEIGHTS_DIR
@@ -94,6 +95,6 @@ def train(
 
     target = out or WEIGHTS_DIR
     target.mkdir(parents=True, exist_ok=True)
-    results = train_zoo(target, only, jobs=jobs, threads=threads)
+    results = train_zoo(target, only, jobs=jobs, threads=threads, max_steps=max_steps)
     for r in results:
         typer.echo(f"{r.name}: PSNR {r.psnr:.2f} dB, autoencoder {r.ae_seconds / 60:.1f} min, denoiser {r.unet_seconds / 60:.1f} min")

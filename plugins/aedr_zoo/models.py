@@ -39,7 +39,7 @@ class AETraining:
     ``kl_weight`` x KL (KL models, SD's weighting per image) or the codebook/commitment loss (VQ)."""
 
     steps: int
-    batch_size: int = 32
+    batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
     warmup: int = 100
@@ -87,7 +87,10 @@ class ZooSpec:
             "prediction_type": "epsilon",
             "clip_sample": False,
             "set_alpha_to_one": False,
-            "timestep_spacing": "trailing",
+            # DDIM at t = 999 of the cosine schedule divides by sqrt(alpha_bar) ~ 3e-5, which turns
+            # float rounding (1e-6) into visible differences; start at t = 981 as SD's samplers do.
+            "timestep_spacing": "leading",
+            "steps_offset": 1,
         }
     )
 
@@ -98,7 +101,7 @@ def _kl_config(latent_channels: int) -> dict[str, Any]:
         "out_channels": 3,
         "down_block_types": ["DownEncoderBlock2D"] * 3,
         "up_block_types": ["UpDecoderBlock2D"] * 3,
-        "block_out_channels": [32, 64, 64],
+        "block_out_channels": [16, 32, 64],
         "layers_per_block": 1,
         "latent_channels": latent_channels,
         "norm_num_groups": 8,
@@ -107,12 +110,13 @@ def _kl_config(latent_channels: int) -> dict[str, Any]:
 
 
 def _vq_config(norm_type: str) -> dict[str, Any]:
+    # diffusers' SpatialNorm (MoVQ) normalises in 32 groups, so its decoder needs >= 32 channels.
     return {
         "in_channels": 3,
         "out_channels": 3,
         "down_block_types": ["DownEncoderBlock2D"] * 3,
         "up_block_types": ["UpDecoderBlock2D"] * 3,
-        "block_out_channels": [32, 64, 64],
+        "block_out_channels": [16, 32, 64] if norm_type == "group" else [32, 32, 64],
         "layers_per_block": 1,
         "latent_channels": 4,
         "vq_embed_dim": 4,
@@ -126,8 +130,8 @@ def _vq_config(norm_type: str) -> dict[str, Any]:
 TINY_CONFIG: dict[str, Any] = {
     "in_channels": 3,
     "out_channels": 3,
-    "encoder_block_out_channels": [48, 48, 48],
-    "decoder_block_out_channels": [48, 48, 48],
+    "encoder_block_out_channels": [32, 32, 32],
+    "decoder_block_out_channels": [32, 32, 32],
     "num_encoder_blocks": [1, 2, 2],
     "num_decoder_blocks": [2, 2, 1],
     "latent_channels": 4,
@@ -141,7 +145,7 @@ def unet_config(latent_channels: int, side: int) -> dict[str, Any]:
         "sample_size": side,
         "in_channels": latent_channels,
         "out_channels": latent_channels,
-        "block_out_channels": [64, 96],
+        "block_out_channels": [32, 64],
         "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
         "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
         "layers_per_block": 1,
@@ -168,7 +172,7 @@ def _spec(
     )
 
 
-AE_STEPS = 1500
+AE_STEPS = 2500  # zoo-vq gets 3000 (its codebook needs longer to settle); zoo-kl16 and zoo-movq 2000
 UNET_STEPS = 1500
 
 ZOO: tuple[ZooSpec, ...] = (
@@ -182,7 +186,7 @@ ZOO: tuple[ZooSpec, ...] = (
     ),
     _spec(
         "zoo-kl16", "kl16", "KL autoencoder, 16 latent channels, f4 (SD3/FLUX-style, near-lossless)",
-        AESpec("AutoencoderKL", _kl_config(16), 4), seed=3, data_seed=303, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+        AESpec("AutoencoderKL", _kl_config(16), 4), seed=3, data_seed=303, ae_steps=2000, unet_steps=UNET_STEPS,
     ),
     _spec(
         "zoo-tiny", "tiny", "TAESD-style tiny autoencoder (conv + ReLU residual blocks, no norm or attention), f4",
@@ -190,14 +194,14 @@ ZOO: tuple[ZooSpec, ...] = (
     ),
     _spec(
         "zoo-vq", "vq", "VQ autoencoder (diffusers VQModel), 1024-entry codebook, f4; decodes quantised latents",
-        AESpec("VQModel", _vq_config("group"), 4), seed=5, data_seed=505, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+        AESpec("VQModel", _vq_config("group"), 4), seed=5, data_seed=505, ae_steps=3000, unet_steps=UNET_STEPS,
         quantize_on_decode=True,
     ),
     _spec(
         "zoo-movq", "movq",
         "MoVQ-style VQ autoencoder (spatially conditioned decoder norm), 1024-entry codebook, f4; "
         "decodes latents without quantising, as Kandinsky 2.1 does",
-        AESpec("VQModel", _vq_config("spatial"), 4), seed=6, data_seed=606, ae_steps=AE_STEPS, unet_steps=UNET_STEPS,
+        AESpec("VQModel", _vq_config("spatial"), 4), seed=6, data_seed=606, ae_steps=2000, unet_steps=UNET_STEPS,
         quantize_on_decode=False,
     ),
 )

@@ -8,6 +8,7 @@ minutes per model; it never runs in tests.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -228,10 +229,22 @@ class TrainResult:
     psnr: float
 
 
-def train_model(spec: ZooSpec, out: Path, *, log: Log = _print, threads: int | None = None) -> TrainResult:
+def capped(spec: ZooSpec, max_steps: int | None) -> ZooSpec:
+    """``spec`` with both training runs cut to at most ``max_steps`` (smoke runs only)."""
+    if not max_steps:
+        return spec
+    ae = dataclasses.replace(spec.ae_training, steps=min(max_steps, spec.ae_training.steps), warmup=min(spec.ae_training.warmup, max_steps))
+    un = dataclasses.replace(spec.unet_training, steps=min(max_steps, spec.unet_training.steps), warmup=min(spec.unet_training.warmup, max_steps))
+    return dataclasses.replace(spec, ae_training=ae, unet_training=un)
+
+
+def train_model(
+    spec: ZooSpec, out: Path, *, log: Log = _print, threads: int | None = None, max_steps: int | None = None
+) -> TrainResult:
     """Train one zoo model from scratch and save it (diffusers folders + ``zoo.json``) under ``out/<name>``."""
     from diffusers import DDIMScheduler
 
+    spec = capped(spec, max_steps)
     from .evaluate import reconstruction_psnr
     from .zoo import ZooModel
 
@@ -294,28 +307,36 @@ def train_model(spec: ZooSpec, out: Path, *, log: Log = _print, threads: int | N
     return TrainResult(spec.name, ae_seconds, unet_seconds, cpu_seconds, psnr)
 
 
-def _train_in_worker(name: str, out: str, threads: int) -> TrainResult:
-    return train_model(get_spec(name), Path(out), threads=threads)
+def _train_in_worker(name: str, out: str, threads: int, max_steps: int | None) -> TrainResult:
+    return train_model(get_spec(name), Path(out), threads=threads, max_steps=max_steps)
 
 
 def train_zoo(
-    out: Path = WEIGHTS_DIR, only: list[str] | None = None, *, jobs: int = 2, threads: int = 1, log: Log = _print
+    out: Path = WEIGHTS_DIR,
+    only: list[str] | None = None,
+    *,
+    jobs: int = 2,
+    threads: int = 1,
+    max_steps: int | None = None,
+    log: Log = _print,
 ) -> list[TrainResult]:
     """Retrain every zoo model (or those in ``only``) from scratch, then rewrite the checksum file.
 
     ``jobs`` models train at once, each in its own process with ``threads`` torch threads (on a
     2-core CPU, two single-threaded jobs use both cores without threads waiting on each other).
-    A model's weights depend on its seeds and its thread count, not on ``jobs``."""
+    A model's weights depend on its seeds and its thread count, not on ``jobs``. The longest
+    trainings start first (shortest overall time); ``max_steps`` caps every run, for smoke tests."""
     specs = [get_spec(n) for n in only] if only else list(ZOO)
+    specs.sort(key=lambda s: -(s.ae_training.steps + s.unet_training.steps))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
     if jobs <= 1:
-        results = [train_model(spec, out, log=log, threads=threads) for spec in specs]
+        results = [train_model(spec, out, log=log, threads=threads, max_steps=max_steps) for spec in specs]
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_train_in_worker, spec.name, str(out), threads) for spec in specs]
+            futures = [pool.submit(_train_in_worker, spec.name, str(out), threads, max_steps) for spec in specs]
             results = [f.result() for f in futures]
     total = time.time() - start
     summary = {
@@ -324,6 +345,7 @@ def train_zoo(
         "total_cpu_seconds": round(sum(r.cpu_seconds for r in results), 1),
         "jobs": jobs,
         "threads_per_job": threads,
+        "max_steps": max_steps,
         "torch": torch.__version__,
     }
     name = "training.json" if not only else f"training-{'-'.join(only)}.json"
