@@ -14,13 +14,20 @@ from sklearn.metrics import roc_auc_score
 import aedr
 from aedr_zoo import data
 from aedr_zoo.evaluate import reconstruction_psnr
-from aedr_zoo.store import CHECKSUM_FILE, ChecksumError, verify_model
+from aedr_zoo.store import CHECKSUM_FILE, WEIGHTS_DIR, ChecksumError, verify_model
 from aedr_zoo.zoo import ZooModel
 
 PLUGINS = aedr.load_plugins()
 ZOO_NAMES = sorted(n for n in PLUGINS.models.names() if n.startswith("zoo-"))
 PSNR_TOLERANCE_DB = 0.5
 MIN_AUC = 0.8
+
+# Until the first `aedr zoo train` run has been committed, the checkout holds the zoo's code but no
+# weights at all (no checksum file); the tests that need trained weights say so instead of failing.
+needs_weights = pytest.mark.skipif(
+    not (WEIGHTS_DIR / CHECKSUM_FILE).exists(),
+    reason=f"no trained zoo weights in {WEIGHTS_DIR} yet: run `aedr zoo train` to build them",
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,6 +53,7 @@ def test_zoo_covers_the_autoencoder_families():
     assert not plugin_errors
 
 
+@needs_weights
 def test_twin_kl_models_share_the_architecture():
     a, b = (PLUGINS.model(n) for n in ("zoo-kl-a", "zoo-kl-b"))
     assert a.spec.ae == b.spec.ae and a.spec.unet == b.spec.unet
@@ -69,6 +77,7 @@ def test_real_sets_are_registered_and_split_by_photograph():
     assert np.array_equal(again, data.split_data("eval").images[:4])
 
 
+@needs_weights
 def test_loads_from_shipped_weights(model):
     assert model.availability().local
     verify_model(model.name, model.weights_dir)
@@ -80,6 +89,7 @@ def test_loads_from_shipped_weights(model):
     assert tuple(ae.encode(x).mean.shape[1:]) == tuple(model.meta["latent_shape"])
 
 
+@needs_weights
 def test_reconstructs_real_images_at_documented_psnr(model):
     psnr = reconstruction_psnr(model.autoencoder(), data.split_data("eval").images)
     documented = model.meta["psnr_eval"]
@@ -99,6 +109,7 @@ def generated(model: ZooModel) -> list[np.ndarray]:
     return _generated[model.name]
 
 
+@needs_weights
 def test_same_seed_same_images(model):
     images = generated(model)
     assert all(im.shape == (data.RESOLUTION, data.RESOLUTION, 3) and im.dtype == np.uint8 for im in images)
@@ -109,6 +120,7 @@ def test_same_seed_same_images(model):
     assert len({im.tobytes() for im in images}) == len(images)  # different seeds, different images
 
 
+@needs_weights
 def test_aedr_tells_generated_from_real(model):
     own = [aedr.LoadedImage.from_array(im, f"gen-{i}") for i, im in enumerate(generated(model))]
     real_all = data.split_data("eval").loaded()
@@ -119,6 +131,7 @@ def test_aedr_tells_generated_from_real(model):
     assert auc >= MIN_AUC, f"{model.name}: AEDR AUC {auc:.3f} against real eval images"
 
 
+@needs_weights
 def test_checksum_mismatch_is_a_clear_error(tmp_path):
     spec = PLUGINS.model(ZOO_NAMES[0]).spec
     src = PLUGINS.model(ZOO_NAMES[0]).weights_dir
