@@ -14,10 +14,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .metrics import roc_auc, roc_curve
 
-FIGURE_STYLE_VERSION = 1  # bump when a figure's drawing code changes, to invalidate cached figures
+FIGURE_STYLE_VERSION = 2  # bump when a figure's drawing code changes, to invalidate cached figures
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
 
@@ -152,6 +153,7 @@ def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets:
             ax.axvline(tau, color="black", lw=1, ls="--", label="τ")
         if log:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on narrow panels
         ax.set_title(f"target {t}", fontsize=8)
         ax.tick_params(labelsize=6.5)
         ax.set_yticks([])
@@ -175,6 +177,7 @@ def time_chart(labels: Sequence[str], seconds: Sequence[float], per_target: dict
     finite = vals[np.isfinite(vals) & (vals > 0)]
     if finite.size and finite.max() / finite.min() > 20:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     for i, v in enumerate(vals):
         if math.isfinite(v):
             ax.text(v, i, f"  {v:.3g} s", va="center", fontsize=7.5)
