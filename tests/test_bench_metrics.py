@@ -3,6 +3,7 @@ configs against the shipped files, the score store against interruption and dupl
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -167,3 +168,21 @@ def test_evaluate_auto_alpha_uses_other_sources_calibration_images():
     pairs = ev.pairs_frame()
     assert set(pairs["pair_kind"]) == {"self", "model", "real"} and len(pairs) == 6
     assert set(ev.timings_frame()["images"]) == {30 + 20 + 25 + 20 + 25 + 20}
+
+
+@pytest.mark.parametrize("config", ["default", "paper"])
+def test_shipped_configs_resolve_against_the_installed_plugins(config):
+    """Every option a shipped config sets exists in the method it names (guards against renames)."""
+    import aedr
+    from aedr.bench.runner import select_methods, select_models
+
+    plugins = aedr.load_plugins()
+    cfg = load_config(config)
+    for method, options in cfg.method_options.items():
+        if method in plugins.methods:
+            fields = {f.name for f in dataclasses.fields(plugins.methods.get(method).Options)}
+            assert set(options) <= fields, (method, set(options) - fields)
+    methods = select_methods(cfg, plugins)
+    assert {m.name for m in methods} == set(plugins.methods.names())
+    if any(n.startswith("zoo-") for n in plugins.models.names()):
+        assert {m.name for m in select_models(cfg, plugins)} == {n for n in plugins.models.names() if n.startswith("zoo-")}
