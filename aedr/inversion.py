@@ -21,6 +21,37 @@ from typing import Callable
 import torch
 
 from .autoencoder import Autoencoder
+from .methods.base import MethodOptions
+from .models import ModelPlugin
+
+
+@dataclass
+class InversionOptions(MethodOptions):
+    """Options of the inversion methods (LatentTracer, RONAN), which set their own defaults.
+
+    ``lr``/``iterations``: Adam's learning rate and the number of iterations. ``clamp``: clamp G(z)
+    to [0, 1]; ``None`` = as the originals (every family but ``movq``, Kandinsky's MoVQ).
+    ``early_stop_patience``: stop an image after this many iterations without improvement (0 = off,
+    the originals' behaviour). ``pad_single``: run a lone image as two copies (see the module's docs)."""
+
+    lr: float = 0.05
+    iterations: int = 100
+    clamp: bool | None = None
+    early_stop_patience: int = 0
+    pad_single: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
+        if self.early_stop_patience < 0:
+            raise ValueError(f"early_stop_patience must be >= 0 (0 = off), got {self.early_stop_patience}")
+
+    def clamp_for(self, model: ModelPlugin) -> bool:
+        """Whether G(z) is clamped for ``model``: ``clamp`` if set, else every family but ``movq``."""
+        return self.clamp if self.clamp is not None else model.family != "movq"
 
 
 @dataclass

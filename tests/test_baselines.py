@@ -18,7 +18,6 @@ from aedr.reconstruction import ReconstructionCache, first_pass
 from aedr_aeroblade import Aeroblade, AerobladeMSE, AerobladeSSIM, quantize_8bit
 from aedr_aeroblade import method as aeroblade_method
 from aedr_latenttracer import LatentTracer
-from aedr_latenttracer.method import clamp_for
 from aedr_ronan import RONAN, png_complexity
 from aedr_ronan.method import init_seed
 
@@ -341,9 +340,12 @@ def test_movq_is_not_clamped(tiny_model):
     class MoVQ(FolderModel):
         family = "movq"
 
-    assert clamp_for(tiny_model, None) is True
-    assert clamp_for(MoVQ("m", tiny_model.folder), None) is False
-    assert clamp_for(MoVQ("m", tiny_model.folder), True) is True
+    movq = MoVQ("m", tiny_model.folder)
+    for method in (LatentTracer(), RONAN()):
+        assert method.options.clamp_for(tiny_model) is True
+        assert method.options.clamp_for(movq) is False
+    assert LatentTracer(clamp=True).options.clamp_for(movq) is True
+    assert RONAN(clamp=False).options.clamp_for(tiny_model) is False
 
 
 def test_squash_option_runs(tiny_model, images):

@@ -23,42 +23,25 @@ import torch
 import torch.nn.functional as F
 
 import aedr
-from aedr.inversion import invert, unit_decoder
+from aedr.inversion import InversionOptions, invert, unit_decoder
 from aedr.reconstruction import encode
 
 
 @dataclass
-class LatentTracerOptions(aedr.MethodOptions):
+class LatentTracerOptions(InversionOptions):
     """``lr``/``iterations``/``halve_every``: the optimiser schedule (original: 0.05, 100, 50).
-    ``clamp``: clamp G(z) to [0, 1]; ``None`` = as the original (all families but ``movq``).
     ``squash_512``: resize to 512x512 (area) and back first, as the original's loader does.
-    ``early_stop_patience``: stop an image after this many iterations without improvement (0 = off,
-    the original's behaviour). ``pad_single``: run a lone image as two copies so that its score is
-    bit-identical to the one it gets in a larger batch (see :mod:`aedr.inversion`)."""
+    ``clamp``, ``early_stop_patience``, ``pad_single``: see :class:`aedr.inversion.InversionOptions`."""
 
     lr: float = 0.05
     iterations: int = 100
     halve_every: int = 50
-    clamp: bool | None = None
     squash_512: bool = False
-    early_stop_patience: int = 0
-    pad_single: bool = True
 
     def validate(self) -> None:
         super().validate()
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if self.halve_every < 0:
             raise ValueError(f"halve_every must be >= 0 (0 = never), got {self.halve_every}")
-        if self.early_stop_patience < 0:
-            raise ValueError(f"early_stop_patience must be >= 0 (0 = off), got {self.early_stop_patience}")
-
-
-def clamp_for(model: aedr.ModelPlugin, clamp: bool | None) -> bool:
-    """The original clamps G(z) for every autoencoder except Kandinsky's MoVQ."""
-    return clamp if clamp is not None else model.family != "movq"
 
 
 def initial_latent(ae: aedr.Autoencoder, x0: torch.Tensor, keys, cache, pad_single: bool = False) -> torch.Tensor:
@@ -101,7 +84,7 @@ class LatentTracer(aedr.Method):
         else:
             z0 = initial_latent(ae, x0, ctx.keys, ctx.cache, o.pad_single)
         result = invert(
-            unit_decoder(ae, clamp=clamp_for(ctx.model, o.clamp)),
+            unit_decoder(ae, clamp=o.clamp_for(ctx.model)),
             x.to(z0.device),
             z0,
             lr=o.lr,

@@ -29,7 +29,7 @@ from PIL import Image
 
 import aedr
 from aedr.autoencoder import seeded_normal
-from aedr.inversion import invert, unit_decoder
+from aedr.inversion import InversionOptions, invert, unit_decoder
 from aedr.preprocess import tensor_to_uint8
 from aedr.reconstruction import encode
 
@@ -50,30 +50,20 @@ def png_complexity(rgb: np.ndarray) -> float:
 
 
 @dataclass
-class RonanOptions(aedr.MethodOptions):
+class RonanOptions(InversionOptions):
     """``lr``/``iterations``: constant learning rate and budget (defaults: the released code's 0.01 and
     2000; the paper's: 0.1 and 1500). ``complexity``: ``none`` or ``png`` (divide the loss by the PNG
-    complexity). ``clamp``: clamp G(z) to [0, 1]; ``None`` = all families but ``movq``.
-    ``early_stop_patience``: stop an image after this many iterations without improvement (0 = off).
-    ``pad_single``: see :mod:`aedr.inversion`."""
+    complexity). ``clamp``, ``early_stop_patience``, ``pad_single``: see
+    :class:`aedr.inversion.InversionOptions`."""
 
     lr: float = 0.01
     iterations: int = 2000
     complexity: Literal["none", "png"] = "none"
-    clamp: bool | None = None
-    early_stop_patience: int = 0
-    pad_single: bool = True
 
     def validate(self) -> None:
         super().validate()
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be >= 1, got {self.iterations}")
         if self.complexity not in ("none", "png"):
             raise ValueError(f"complexity must be 'none' or 'png', got {self.complexity!r}")
-        if self.early_stop_patience < 0:
-            raise ValueError(f"early_stop_patience must be >= 0 (0 = off), got {self.early_stop_patience}")
 
 
 class RONAN(aedr.Method):
@@ -98,10 +88,9 @@ class RONAN(aedr.Method):
         ae = ctx.autoencoder
         shape = encode(ae, x0, keys=ctx.keys, cache=ctx.cache).mean.shape
         z0 = seeded_normal(shape, [init_seed(s) for s in ctx.seeds]).to(ae.device)
-        clamp = o.clamp if o.clamp is not None else ctx.model.family != "movq"
         x = (x0.float() + 1) / 2
         result = invert(
-            unit_decoder(ae, clamp=clamp),
+            unit_decoder(ae, clamp=o.clamp_for(ctx.model)),
             x.to(z0.device),
             z0,
             lr=o.lr,
