@@ -1,5 +1,5 @@
-"""A small benchmark end to end (two models built here, every registered method with small budgets,
-real photographs): its result files, checked against computations that do not use the bench code."""
+"""A small benchmark end to end (two zoo models, every registered method with small budgets, real
+photographs): its result files, checked against computations that do not use the bench code."""
 
 from __future__ import annotations
 
@@ -20,20 +20,21 @@ from typer.testing import CliRunner
 
 import aedr
 from aedr.bench import load_config, run_bench
-from test_bench_support import BenchModels, make_models, make_real_folder, small_budgets
+from test_bench_support import make_real_folder, small_budgets
 
 ROOT = Path(__file__).resolve().parents[1]
 N_CAL, N_EVAL = 5, 4
+ZOO_PAIR = ("zoo-kl-a", "zoo-vq")  # a KL and a VQ model of the shipped zoo
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     base = tmp_path_factory.mktemp("bench-e2e")
-    models = make_models(base / "models")
+    plugins = aedr.load_plugins()
+    models = [plugins.model(name) for name in ZOO_PAIR]
     real = make_real_folder(base / "real")
-    plugins = aedr.load_plugins(extra=[BenchModels(models)])
     cfg = load_config(
-        "default", models=["tiny-*"], methods=["*"], real=str(real), real_cal="none", n_cal=N_CAL, n_eval=N_EVAL,
+        "default", models=list(ZOO_PAIR), methods=["*"], real=str(real), real_cal="none", n_cal=N_CAL, n_eval=N_EVAL,
         out=str(base / "out"), chunk_size=8, method_options=small_budgets(plugins),
     )
     result = run_bench(cfg, plugins=plugins, progress=False)
@@ -68,7 +69,9 @@ def test_shared_first_passes_save_work_and_change_no_score(bench):
     key = ["method", "options_hash", "target", "image_hash"]
     merged = unshared.scores.merge(result.scores, on=key, suffixes=("", "_shared"))
     assert len(merged) == len(unshared.scores) == len(names) * len(models) * (N_CAL + N_EVAL * len(models))
-    np.testing.assert_allclose(merged["score"].to_numpy(float), merged["score_shared"].to_numpy(float), rtol=1e-6)
+    # Without real images the chunks hold other images, so batches differ: the conformance suite's
+    # tolerance for batch splits applies (float rounding of convolutions depends on the batch).
+    np.testing.assert_allclose(merged["score"].to_numpy(float), merged["score_shared"].to_numpy(float), rtol=1e-5)
 
 
 def test_scores_file_is_the_plan(bench):
@@ -132,7 +135,7 @@ def test_stored_scores_are_the_methods_own_scores(bench):
     direct = method.score(target, [r.load() for r in refs])
     stored = scores[(scores["method"] == "aedr") & (scores["target"] == target.name) & (scores["source"] == other.name) & (scores["split"] == "eval")]
     stored = stored.set_index("image_hash").loc[[r.content_hash for r in refs], "score"].to_numpy()
-    np.testing.assert_allclose(stored, direct, rtol=1e-6)
+    np.testing.assert_allclose(stored, direct, rtol=1e-5)  # another batch: the batch-split tolerance
     assert spec.options_hash == method.options_hash()
 
 
@@ -176,7 +179,7 @@ def test_cli_bench_and_leaderboard(bench, tmp_path, monkeypatch):
 
     app, runner = build_app(), CliRunner()
     out = tmp_path / "run"
-    args = ["bench", "--models", "tiny-0", "tiny-1", "--methods", "aedr", "--real", str(real), "--n-cal", "3", "--n-eval", "2",
+    args = ["bench", "--models", *ZOO_PAIR, "--methods", "aedr", "--real", str(real), "--n-cal", "3", "--n-eval", "2",
             "--seed", "1", "--out", str(out), "--no-progress", "--no-report"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output + repr(res.exception)
