@@ -249,7 +249,7 @@ def to_rich(table: Table):
             t.add_column(c, justify="left", no_wrap=True, min_width=min(width, 48), overflow="ellipsis")
         else:  # numbers never break; headers wrap at spaces
             width = max([1, *(len(fmt(row[i], f)) for row in table.rows)], default=1)
-            t.add_column(c, justify="right", min_width=max(width, min(len(w) for w in c.split() or [c])))
+            t.add_column(c, justify="right", min_width=max(width, *(len(w) for w in c.split() or [c])))
     for row in table.rows:
         t.add_row(*(fmt(v, f) for v, f in zip(row, table.formats)))
     return t
