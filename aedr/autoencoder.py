@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal, Sequence, Tuple, Union
 
 import torch
 
@@ -63,29 +63,73 @@ def seeded_normal(shape: Sequence[int], seeds: Sequence[int]) -> torch.Tensor:
     return torch.stack(rows)
 
 
+Factor = Union[float, Tuple[float, ...]]
+"""A latent scale or shift: one number, or one per latent channel."""
+
+
 class Autoencoder(ABC):
     """What a model plugin hands to methods. Subclasses set the class attributes and implement
-    :meth:`encode` and :meth:`decode`; :meth:`quantize` matters for VQ models only."""
+    :meth:`encode` and :meth:`decode`; :meth:`quantize` matters for VQ models only.
+
+    ``scaling_factor`` (c) and ``shift_factor`` (b) map the raw latent z to the space the model's
+    generator works in, s = c * (z - b), as diffusers' ``vae.config.scaling_factor`` and
+    ``shift_factor`` do (SD1/2: c = 0.18215; SD3: c = 1.5305, b = 0.0609). Continuous autoencoders
+    whose latents the generator uses as they are (TAESD family), and VQ models, have c = 1, b = 0.
+    Either may be one number per latent channel.
+
+    ``quantize_on_decode`` (VQ only): the model's own rule for :meth:`decode`: snap the latent to the
+    codebook first (``VQModel.decode``'s default) or decode it as it is (``force_not_quantize``).
+    """
 
     latent_kind: LatentKind = "kl"
     size_policy: SizePolicy = SizePolicy()
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
+    scaling_factor: Factor = 1.0
+    shift_factor: Factor = 0.0
+    quantize_on_decode: bool = True
 
     @abstractmethod
     def encode(self, x: torch.Tensor) -> Posterior:
         """``x`` in [-1, 1], NCHW. VQ: the un-quantised encoder output as the mean."""
 
     @abstractmethod
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Latent -> image in (approximately) [-1, 1], not clamped."""
+    def decode(self, z: torch.Tensor, quantize: bool | None = None) -> torch.Tensor:
+        """Latent -> image in (approximately) [-1, 1], not clamped.
+
+        ``quantize`` (VQ only; ignored by continuous latents): ``None`` follows the model's own rule
+        (``quantize_on_decode``), ``True`` snaps the latent to the codebook first, ``False`` decodes
+        it as it is (diffusers' ``force_not_quantize=True``)."""
 
     def quantize(self, z: torch.Tensor) -> torch.Tensor:
         """VQ: snap a latent to the codebook. Identity for continuous latents."""
         return z
 
+    def quantizes(self, quantize: bool | None = None) -> bool:
+        """Whether :meth:`decode` with this ``quantize`` argument snaps the latent to the codebook."""
+        if self.latent_kind != "vq":
+            return False
+        return self.quantize_on_decode if quantize is None else bool(quantize)
+
     def reconstruct(self, x: torch.Tensor, mode: LatentMode = "sample", seeds: Sequence[int] | None = None) -> torch.Tensor:
         return self.decode(self.encode(x).latent(mode, seeds))
+
+    # -- the generator's latent space ----------------------------------------------------------
+    def _factor(self, value: Factor, like: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+        if t.ndim == 0:
+            return t
+        if t.ndim != 1 or t.numel() != like.shape[1]:
+            raise ValueError(f"a per-channel latent factor needs {like.shape[1]} values, got {tuple(t.shape)}")
+        return t.view(1, -1, *([1] * (like.ndim - 2)))
+
+    def to_scaled(self, z: torch.Tensor) -> torch.Tensor:
+        """s = c * (z - b): the raw latent in the generator's (scaled) latent space."""
+        return (z - self._factor(self.shift_factor, z)) * self._factor(self.scaling_factor, z)
+
+    def from_scaled(self, s: torch.Tensor) -> torch.Tensor:
+        """z = s / c + b, the inverse of :meth:`to_scaled`."""
+        return s / self._factor(self.scaling_factor, s) + self._factor(self.shift_factor, s)
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, self.dtype)
@@ -96,6 +140,8 @@ class DiffusersAutoencoder(Autoencoder):
 
     ``quantize_on_decode`` (VQ only): decode the way ``VQModel.decode`` does by default, snapping the
     latent to the codebook first; set it False to decode the raw latent (``force_not_quantize``).
+    ``scaling_factor`` / ``shift_factor``: ``None`` takes them from the module's config for KL
+    autoencoders (``shift_factor`` 0 where the config has none) and 1 / 0 for VQ and tiny ones.
     """
 
     def __init__(
@@ -105,6 +151,8 @@ class DiffusersAutoencoder(Autoencoder):
         size_policy: SizePolicy = SizePolicy(),
         quantize_on_decode: bool = True,
         upcast: bool = False,
+        scaling_factor: Factor | None = None,
+        shift_factor: Factor | None = None,
     ):
         self.module = module.eval().requires_grad_(False)
         self.size_policy = size_policy
@@ -120,6 +168,13 @@ class DiffusersAutoencoder(Autoencoder):
             self.latent_kind = "kl"
         else:
             self.latent_kind = "deterministic"
+        config = getattr(module, "config", {})
+        from_config = self.latent_kind == "kl"
+        if scaling_factor is None:
+            scaling_factor = float(config.get("scaling_factor") or 1.0) if from_config else 1.0
+        if shift_factor is None:
+            shift_factor = float(config.get("shift_factor") or 0.0) if from_config else 0.0
+        self.scaling_factor, self.shift_factor = scaling_factor, shift_factor
 
     @classmethod
     def from_pretrained(
@@ -133,6 +188,8 @@ class DiffusersAutoencoder(Autoencoder):
         size_policy: SizePolicy = SizePolicy(),
         quantize_on_decode: bool = True,
         upcast: bool = False,
+        scaling_factor: Factor | None = None,
+        shift_factor: Factor | None = None,
         **kwargs,
     ) -> "DiffusersAutoencoder":
         """Load from a hub id or a local folder exactly as diffusers does (cache and offline mode
@@ -146,19 +203,23 @@ class DiffusersAutoencoder(Autoencoder):
             model_class = getattr(diffusers, config["_class_name"])
         module = model_class.from_pretrained(path_or_id, subfolder=subfolder, torch_dtype=torch_dtype, **kwargs)
         module.to(device)
-        return cls(module, size_policy=size_policy, quantize_on_decode=quantize_on_decode, upcast=upcast)
+        return cls(module, size_policy=size_policy, quantize_on_decode=quantize_on_decode, upcast=upcast,
+                   scaling_factor=scaling_factor, shift_factor=shift_factor)
 
+    # Latents are made contiguous on the way in and out: some encoders return channels-last views,
+    # and a convolution rounds differently on another memory layout, so a latent taken from the
+    # shared cache (stored per image, stacked back contiguous) must decode to the same bits.
     def encode(self, x: torch.Tensor) -> Posterior:
         out = self.module.encode(self._input(x))
         if hasattr(out, "latent_dist"):
             dist = out.latent_dist
-            return Posterior(dist.mean, dist.std)
-        return Posterior(out.latents)
+            return Posterior(dist.mean.contiguous(), dist.std.contiguous())
+        return Posterior(out.latents.contiguous())
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        z = z.to(self.device, self.dtype)
+    def decode(self, z: torch.Tensor, quantize: bool | None = None) -> torch.Tensor:
+        z = z.to(self.device, self.dtype).contiguous()
         if self.latent_kind == "vq":
-            return self.module.decode(z, force_not_quantize=not self.quantize_on_decode).sample
+            return self.module.decode(z, force_not_quantize=not self.quantizes(quantize)).sample
         return self.module.decode(z).sample
 
     def quantize(self, z: torch.Tensor) -> torch.Tensor:

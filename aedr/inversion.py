@@ -6,11 +6,18 @@ as it would alone. Gradients are taken with respect to the latent only (``torch.
 the decoder's weights never get gradients, whatever their ``requires_grad``; no graph outlives its
 iteration.
 
-Batch size 1: on the CPU, PyTorch's convolution takes another code path for a batch of one image than
-for two or more, with float32 results that differ in the last bits (measured: up to ~3e-5 absolute on
-a conv output); an inversion amplifies that. ``pad_single=True`` runs a lone image as a batch of two
-identical copies and keeps the first, so that a score is the same bit for bit whatever batch the image
-is scored in (checked on the CPU; other back ends may pick algorithms by batch size too).
+Batch sizes: on the CPU, PyTorch's convolutions take other code paths for odd batch sizes than for
+even ones, with float32 results that differ in the last bits (see
+:func:`aedr.reconstruction.even_batch`); an inversion amplifies that. ``pad_single=True`` runs an odd
+batch with a copy of its last image added (and dropped from the result), so that a score does not
+depend on the batch it is scored in, as far as the back end allows (checked on the CPU; inversions
+of batches of different even sizes still differ by up to ~1e-5 relative after 100 steps).
+
+The optimised variable is the *scaled* latent s = c * (z - b) of the autoencoder
+(:meth:`aedr.Autoencoder.to_scaled`), as the originals optimise the latent their generator works
+in; Adam's step size is therefore per unit of scaled latent (on SD models each step moves the raw
+latent 1 / 0.18215 = 5.5 times further than Adam on the raw latent would). VQ latents are decoded
+without snapping them to the codebook (``force_not_quantize``), as the originals do.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ class InversionOptions(MethodOptions):
     ``lr``/``iterations``: Adam's learning rate and the number of iterations. ``clamp``: clamp G(z)
     to [0, 1]; ``None`` = as the originals (every family but ``movq``, Kandinsky's MoVQ).
     ``early_stop_patience``: stop an image after this many iterations without improvement (0 = off,
-    the originals' behaviour). ``pad_single``: run a lone image as two copies (see the module's docs)."""
+    the originals' behaviour). ``pad_single``: run odd batches with one extra copy (see the module's docs)."""
 
     lr: float = 0.05
     iterations: int = 100
@@ -65,13 +72,23 @@ class InversionResult:
 
 
 def unit_decoder(ae: Autoencoder, *, clamp: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:
-    """G(z) = D(z) / 2 + 0.5 in float32, clamped to [0, 1] unless ``clamp`` is False."""
+    """G(s) = D(s / c + b) / 2 + 0.5 in float32 from the scaled latent s, clamped to [0, 1] unless
+    ``clamp`` is False; VQ latents are decoded as they are (``quantize=False``)."""
 
-    def g(z: torch.Tensor) -> torch.Tensor:
-        x = ae.decode(z).float() / 2 + 0.5
+    def g(s: torch.Tensor) -> torch.Tensor:
+        x = ae.decode(ae.from_scaled(s), quantize=False).float() / 2 + 0.5
         return x.clamp(0, 1) if clamp else x
 
     return g
+
+
+def learning_rate(step: int, lr: float, halve_every: int | None) -> float:
+    """The rate step ``step`` runs at when the rate is halved *after* every step i with
+    ``i % halve_every == 0`` (i = 0 included), as LatentTracer's loop does: with lr 0.05 and 50,
+    step 0 runs at 0.05, steps 1-50 at 0.025 and steps 51-100 at 0.0125."""
+    if not halve_every or step <= 0:
+        return lr
+    return lr * 0.5 ** -(-step // halve_every)  # ceil(step / halve_every) halvings so far
 
 
 def per_image_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -92,9 +109,9 @@ def invert(
 ) -> InversionResult:
     """Minimise ``loss(generator(z), target)`` over z from ``z0`` with Adam, one latent per image.
 
-    ``halve_every=k``: the learning rate is halved whenever ``i % k == 0``, i = 0 included (LatentTracer).
-    Each iteration measures the loss at the current z *before* its step; the result is the minimum of
-    those. ``early_stop_patience=K > 0``: an image stops counting once its best loss has not improved for
+    ``halve_every=k``: after the step of every iteration i with ``i % k == 0`` (i = 0 included), the
+    learning rate is halved (LatentTracer; see :func:`learning_rate`). Each iteration measures the
+    loss at the current z *before* its step; the result is the minimum of those. ``early_stop_patience=K > 0``: an image stops counting once its best loss has not improved for
     K iterations; the loop ends when every image has stopped. Off by default (0).
     """
     if iterations < 1:
@@ -106,8 +123,8 @@ def invert(
     with torch.inference_mode(False), torch.enable_grad():
         target = target.detach().float().to(z0.device).clone()
         z = z0.detach().float().clone()
-        if pad_single and n == 1:
-            z, target = torch.cat([z, z]), torch.cat([target, target])
+        if pad_single and n % 2 == 1:
+            z, target = torch.cat([z, z[-1:]]), torch.cat([target, target[-1:]])
         z.requires_grad_(True)
         opt = torch.optim.Adam([z], lr=lr)
         m = z.shape[0]
@@ -116,9 +133,6 @@ def invert(
         evaluated = torch.zeros(m, dtype=torch.long)
         active = torch.ones(m, dtype=torch.bool)
         for i in range(iterations):
-            if halve_every and i % halve_every == 0:
-                for group in opt.param_groups:
-                    group["lr"] *= 0.5
             losses = loss(generator(z), target)
             current = losses.detach().double().cpu()
             improved = active & (current < best)
@@ -133,6 +147,8 @@ def invert(
                 break  # the last step's result would never be evaluated
             (grad,) = torch.autograd.grad(losses.sum(), [z])
             z.grad = grad
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(i, lr, halve_every)
             opt.step()
             z.grad = None
     return InversionResult(best[:n], best_iter[:n], evaluated[:n])

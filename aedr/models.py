@@ -52,12 +52,14 @@ class ModelPlugin(ABC):
 
     The autoencoder is loaded lazily, once per (device, dtype), on the first :meth:`autoencoder` call.
     ``family`` is a free-form autoencoder family used to group results (``kl``, ``kl16``, ``vq``,
-    ``movq``, ``tiny``, ...).
+    ``movq``, ``tiny``, ...). ``native_size``: the side of the square images the model's generator
+    makes by default (SD1.5 512, SDXL 1024, ...), ``None`` when it has none.
     """
 
     name: str = ""
     family: str = ""
     description: str = ""
+    native_size: int | None = None
     calibration: CalibrationSource = CalibrationSource(generate=500)
 
     def __init__(self) -> None:

@@ -104,7 +104,8 @@ def timed_scores(method: aedr.Method, model: aedr.ModelPlugin, images) -> tuple[
 
 def original_latenttracer(ae: aedr.Autoencoder, x0: torch.Tensor, iterations: int) -> float:
     """LatentTracer as the original runs it on its one image: the decoder's weights left trainable (so
-    every backward pass also computes their gradients), batch of one, ``loss.backward()``."""
+    every backward pass also computes their gradients), batch of one, ``loss.backward()``; Adam on the
+    scaled latent, the rate halved after every step i with i % 50 == 0 (see ../shared/METHODS.md)."""
     module = getattr(ae, "module", None)
     if module is not None:
         module.requires_grad_(True)  # as loaded by a pipeline: nothing switched off
@@ -113,18 +114,20 @@ def original_latenttracer(ae: aedr.Autoencoder, x0: torch.Tensor, iterations: in
         z = ae.encode(x0).mean.clone()
         if ae.latent_kind == "vq":
             z = ae.quantize(z)
-    z.requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=0.05)
+        s = ae.to_scaled(z)
+    s.requires_grad_(True)
+    opt = torch.optim.Adam([s], lr=0.05)
     best = float("inf")
     for i in range(iterations):
-        if i % 50 == 0:
-            for g in opt.param_groups:
-                g["lr"] *= 0.5
-        loss = torch.nn.functional.mse_loss((ae.decode(z).float() / 2 + 0.5).clamp(0, 1), x)
+        g = (ae.decode(ae.from_scaled(s), quantize=False).float() / 2 + 0.5).clamp(0, 1)
+        loss = torch.nn.functional.mse_loss(g, x)
         best = min(best, loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if i % 50 == 0:
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
     return best
 
 

@@ -63,6 +63,16 @@ class FolderModel(aedr.ModelPlugin):
         return [Image.fromarray(p) for p in pixels]
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("single_thread")``):
+    tiny models are all per-op overhead, so one thread is several times faster than two on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-vae")

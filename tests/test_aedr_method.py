@@ -24,6 +24,17 @@ def test_batched_equals_one_by_one_in_any_order(tiny_model, natural_images):
     assert np.all(np.isfinite(batched)) and np.all(batched > 0)
 
 
+@pytest.mark.parametrize("name", ["zoo-kl-a", "zoo-vq", "zoo-tiny"])
+@pytest.mark.parametrize("method", ["aedr", "aeroblade-mse"])
+def test_score_of_an_image_does_not_depend_on_its_batch_to_the_last_bit(name, method, single_thread):
+    """Alone or in batches of 2, 3 or 5 (CPU): every pass runs at an even batch size."""
+    model = aedr.load_plugins().models.get(name)
+    images = photo_crops(5, 32, seed=1)
+    alone = np.array([aedr.get_method(method).score(model, [im])[0] for im in images])
+    for batch_size in (2, 3, 5):
+        np.testing.assert_array_equal(aedr.get_method(method, batch_size=batch_size).score(model, images), alone)
+
+
 def test_score_is_loss_ratio_times_homogeneity(tiny_model, natural_images):
     method = aedr.get_method("aedr")
     l1, l2 = method.losses(tiny_model, natural_images)

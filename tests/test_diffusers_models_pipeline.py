@@ -21,13 +21,7 @@ import aedr  # noqa: E402
 from aedr_diffusers import SPECS, DiffusersModel, Prompt, write_prompt_file  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models are all per-op overhead: one thread is several times faster than two on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def byte_symbols() -> list[str]:

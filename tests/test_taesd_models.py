@@ -16,13 +16,7 @@ from conftest import photo_crops
 SPECS = {s.key: s for s in TINY_MODELS}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny models are all per-op overhead: one thread is several times faster than two on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_autoencoder_tiny(latent_channels: int, width: int = 8, blocks: int | None = 1):

@@ -14,7 +14,7 @@ import torch
 from ..distances import DISTANCES, get_distance
 from ..glcm import homogeneity_of_gray
 from ..hookspecs import hookimpl
-from ..reconstruction import first_pass
+from ..reconstruction import decode_batch, encode_batch, first_pass, even_batch
 from .base import CostHint, Method, MethodOptions, ScoreContext
 
 
@@ -45,13 +45,15 @@ def double_reconstruction_losses(ctx: ScoreContext, x0: torch.Tensor, options: A
     ae = ctx.autoencoder
     distance = get_distance(options.distance, ae.device)
     fp = first_pass(ae, x0, mode=options.latent, seeds=ctx.seeds, keys=ctx.keys, cache=ctx.cache)
+    x1 = fp.x1
+    # The second pass draws its own noise: a different stream of the same per-image seed.
+    second_seeds = [(s * 6364136223846793005 + 1442695040888963407) % (2**63) for s in ctx.seeds]
     with torch.no_grad():
-        x1 = fp.x1
-        # The second pass draws its own noise: a different stream of the same per-image seed.
-        second_seeds = [(s * 6364136223846793005 + 1442695040888963407) % (2**63) for s in ctx.seeds]
-        x2 = ae.decode(ae.encode(x1).latent(options.latent, second_seeds))
-        l1 = distance(x1.float(), x0.to(x1.device).float())
-        l2 = distance(x2.float(), x1.float())
+        z2 = encode_batch(ae, x1).latent(options.latent, second_seeds)
+    x2 = decode_batch(ae, z2)
+    with torch.no_grad():  # every pass runs an even batch, so scores never depend on the batch
+        l1 = even_batch(distance, x1.float(), x0.to(x1.device).float())
+        l2 = even_batch(distance, x2.float(), x1.float())
     return l1.double().cpu().numpy(), l2.double().cpu().numpy()
 
 

@@ -1,6 +1,8 @@
 """AEROBLADE: one reconstruction x1 = D(E(x0)) through the target's autoencoder (a posterior sample
-drawn from the image's own seed, exactly AEDR's first pass, so a benchmark computes it once), clamped
-to [0, 1] and rounded to 8 bits as the original saves it, then a distance to x0. Lower = belonging.
+drawn from the image's own seed, exactly AEDR's first pass, so a benchmark computes it once; VQ
+latents decoded without quantising, as the original does for every VQ model), clamped to [0, 1] and
+reduced to 8 bits as the original's ``to_pil_image`` does (``floor(255 u)``: truncation), then a
+distance to x0. Lower = belonging.
 
 - ``aeroblade``: LPIPS (VGG16, v0.1 heads) at layer 2 only (relu2_2), spatially averaged, as the
   original. Needs two weight files (see :mod:`aedr.lpips`); when they are missing it fails before
@@ -25,22 +27,23 @@ import aedr
 from aedr.distances import mse, ssim_loss
 from aedr.lpips import ALL_LAYERS, LPIPSWeightsMissing, find_weights, load_lpips, missing_weights_message
 from aedr.preprocess import group_by_size, to_model_tensor
-from aedr.reconstruction import first_pass
+from aedr.reconstruction import first_pass, even_batch
 
 WEIGHT_FREE_HINT = "Without them: methods aeroblade-mse / aeroblade-ssim (same reconstruction, no weights)."
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] image -> clamped to [0, 1], rounded to 8 bits (as saving a PNG does) -> back to [-1, 1]."""
+    """[-1, 1] image -> clamped to [0, 1] -> 8 bits as torchvision's ``to_pil_image`` makes them,
+    ``floor(255 u)`` (``mul(255).byte()`` truncates) -> back to [-1, 1]."""
     u = ((x.float() + 1) / 2).clamp(0, 1)
-    u = torch.floor(u * 255 + 0.5) / 255
+    u = torch.floor(u * 255) / 255
     return u * 2 - 1
 
 
 @dataclass
 class ReconstructionOptions(aedr.MethodOptions):
     """``latent``: posterior ``sample`` (per-image seed; the original samples) or ``mean``.
-    ``quantize``: clamp and round the reconstruction to 8 bits before the distance (the original).
+    ``quantize``: clamp and truncate the reconstruction to 8 bits before the distance (the original).
     ``detection_models``: the original detector's mode: minimum over the target and these models."""
 
     latent: Literal["sample", "mean"] = "sample"
@@ -89,12 +92,12 @@ class _ReconstructionDistance(aedr.Method):
     def _distances(
         self, model: aedr.ModelPlugin, ae: aedr.Autoencoder, x0: torch.Tensor, seeds: Sequence[int], keys, cache
     ) -> np.ndarray:
-        fp = first_pass(ae, x0, mode=self.options.latent, seeds=seeds, keys=keys, cache=cache)
+        fp = first_pass(ae, x0, mode=self.options.latent, seeds=seeds, keys=keys, cache=cache, quantize=False)
         x1 = fp.x1.float()
         if self.options.quantize:
             x1 = quantize_8bit(x1)
         with torch.no_grad():
-            d = self.distance()(x1, x0.to(x1.device).float())
+            d = even_batch(self.distance(), x1, x0.to(x1.device).float())
         return d.double().cpu().numpy()
 
     def score_batch(self, ctx: aedr.ScoreContext, x0: torch.Tensor) -> np.ndarray:

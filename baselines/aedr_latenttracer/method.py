@@ -1,13 +1,15 @@
 """LatentTracer: how well the target's decoder can reproduce an image from a latent, starting at the
 encoder's posterior mean.
 
-1. x in [0, 1] at the size the autoencoder's size policy gives (the original first squashes every
-   image to 512x512 with area interpolation: ``squash_512=True``).
-2. z0 = posterior mean of E(2x - 1) (VQ: the quantised latent).
-3. G(z) = clamp(D(z) / 2 + 0.5, 0, 1) (not clamped for the ``movq`` family, as the original treats
-   Kandinsky's MoVQ; ``clamp`` overrides).
-4. Adam on z, loss = per-image MSE(G(z), x), lr 0.05 halved whenever ``i % 50 == 0`` (i = 0 included),
-   100 iterations.
+1. x in [0, 1] at the size the autoencoder's size policy gives (``squash_512=True``: the original's
+   preprocessing instead, an OpenCV area resize of the 8-bit image to 512x512, then a bilinear
+   resize to the model's native square).
+2. The optimised variable is the scaled latent s0 = c * (mean(E(2x - 1)) - b) with the
+   autoencoder's ``scaling_factor`` c and ``shift_factor`` b (VQ: the quantised latent, c = 1).
+3. G(s) = clamp(D(s / c + b) / 2 + 0.5, 0, 1), VQ latents decoded without quantising (not clamped
+   for the ``movq`` family, as the original treats Kandinsky's MoVQ; ``clamp`` overrides).
+4. Adam on s, loss = per-image MSE(G(s), x), lr 0.05, 100 iterations; after the step of every
+   iteration i with ``i % 50 == 0`` the rate halves (steps 0 / 1-50 / 51-99 at 0.05 / 0.025 / 0.0125).
 5. Score = the minimum loss measured before each step (lower = belonging).
 
 The whole batch is inverted at once (:func:`aedr.inversion.invert`): the summed loss gives each latent
@@ -30,7 +32,7 @@ from aedr.reconstruction import encode
 @dataclass
 class LatentTracerOptions(InversionOptions):
     """``lr``/``iterations``/``halve_every``: the optimiser schedule (original: 0.05, 100, 50).
-    ``squash_512``: resize to 512x512 (area) and back first, as the original's loader does.
+    ``squash_512``: the original's preprocessing (see :func:`squash_512`; needs OpenCV).
     ``clamp``, ``early_stop_patience``, ``pad_single``: see :class:`aedr.inversion.InversionOptions`."""
 
     lr: float = 0.05
@@ -42,28 +44,44 @@ class LatentTracerOptions(InversionOptions):
         super().validate()
         if self.halve_every < 0:
             raise ValueError(f"halve_every must be >= 0 (0 = never), got {self.halve_every}")
+        if self.squash_512:
+            opencv()  # fail at set-up, before any scoring
 
 
-def initial_latent(ae: aedr.Autoencoder, x0: torch.Tensor, keys, cache, pad_single: bool = False) -> torch.Tensor:
-    """The encoder's posterior mean (VQ: snapped to the codebook), shared with other methods' cache.
-    ``pad_single``: a lone image not in the cache is encoded as two copies (see :mod:`aedr.inversion`)."""
-    cached = cache is not None and keys is not None and all(cache.get(("posterior", k)) is not None for k in keys)
-    if pad_single and x0.shape[0] == 1 and not cached:
-        with torch.no_grad():
-            z = ae.encode(torch.cat([x0, x0])).mean[:1]
-    else:
-        z = encode(ae, x0, keys=keys, cache=cache).mean
+def initial_latent(ae: aedr.Autoencoder, x0: torch.Tensor, keys=None, cache=None) -> torch.Tensor:
+    """The encoder's posterior mean (VQ: snapped to the codebook), shared with other methods' cache."""
+    z = encode(ae, x0, keys=keys, cache=cache).mean
     if ae.latent_kind == "vq":
         with torch.no_grad():
             z = ae.quantize(z)
     return z
 
 
-def squash_512(x_unit: torch.Tensor) -> torch.Tensor:
-    """The original loader: every image to 512x512 (area), here followed by area resizing back to the
-    autoencoder's size so that scores stay comparable across image sizes."""
-    h, w = x_unit.shape[-2:]
-    return F.interpolate(F.interpolate(x_unit, size=(512, 512), mode="area"), size=(h, w), mode="area")
+def opencv():
+    try:
+        import cv2
+    except ImportError:
+        raise ImportError(
+            "latenttracer's squash_512 option reproduces the original's OpenCV area resize and needs OpenCV: "
+            "pip install opencv-python-headless"
+        ) from None
+    return cv2
+
+
+SQUASH_SIDE = 512
+
+
+def squash_512(rgbs, native: int) -> torch.Tensor:
+    """The original's preprocessing of each image: the 8-bit RGB image resized to 512x512 with OpenCV's
+    area interpolation, divided by 255 (in float64, then float32, as NumPy and ``.float()`` do there),
+    then resized bilinearly (torchvision's tensor ``Resize``: no antialiasing) to the model's native
+    ``native`` x ``native``. Returns float32 NCHW in [0, 1]."""
+    cv2 = opencv()
+    squashed = [cv2.resize(np.ascontiguousarray(rgb), (SQUASH_SIDE, SQUASH_SIDE), interpolation=cv2.INTER_AREA) for rgb in rgbs]
+    x = torch.from_numpy(np.stack(squashed) / 255).float().permute(0, 3, 1, 2).contiguous()
+    if native != SQUASH_SIDE:
+        x = F.interpolate(x, size=(native, native), mode="bilinear", align_corners=False, antialias=False)
+    return x
 
 
 class LatentTracer(aedr.Method):
@@ -77,16 +95,23 @@ class LatentTracer(aedr.Method):
     def score_batch(self, ctx: aedr.ScoreContext, x0: torch.Tensor) -> np.ndarray:
         o = self.options
         ae = ctx.autoencoder
-        x = (x0.float() + 1) / 2
         if o.squash_512:
-            x = squash_512(x)
-            z0 = initial_latent(ae, x * 2 - 1, None, None, o.pad_single)  # not the shared first-pass input
+            if not ctx.model.native_size:
+                raise ValueError(
+                    f"latenttracer(squash_512=true) resizes to the model's native square, and model "
+                    f"{ctx.model.name!r} declares no native_size"
+                )
+            x = squash_512([im.rgb for im in ctx.images], ctx.model.native_size).to(ae.device)
+            z0 = initial_latent(ae, x * 2 - 1)  # not the shared first-pass input
         else:
-            z0 = initial_latent(ae, x0, ctx.keys, ctx.cache, o.pad_single)
+            x = (x0.float() + 1) / 2
+            z0 = initial_latent(ae, x0, ctx.keys, ctx.cache)
+        with torch.no_grad():
+            s0 = ae.to_scaled(z0.float())
         result = invert(
             unit_decoder(ae, clamp=o.clamp_for(ctx.model)),
-            x.to(z0.device),
-            z0,
+            x.to(s0.device),
+            s0,
             lr=o.lr,
             iterations=o.iterations,
             halve_every=o.halve_every or None,

@@ -1,9 +1,11 @@
 """RONAN: how well the target's decoder can reproduce an image from a latent that starts at random.
 
-z0 ~ N(0, I) with the shape of the encoder's latent, drawn from the image's own seed (so a score never
-depends on the batch); Adam on z with a constant learning rate; loss = per-image MSE between
-G(z) = clamp(D(z) / 2 + 0.5, 0, 1) and the image in [0, 1]; score = the minimum loss measured before
-each step (lower = belonging).
+The optimised variable is the scaled latent s of the autoencoder (s = c * (z - b), its
+``scaling_factor`` c and ``shift_factor`` b), started at s0 ~ N(0, I) with the shape of the encoder's
+latent, drawn from the image's own seed (so a score never depends on the batch); Adam on s with a
+constant learning rate; loss = per-image MSE between G(s) = clamp(D(s / c + b) / 2 + 0.5, 0, 1) (VQ
+latents decoded without quantising, like LatentTracer) and the image in [0, 1]; score = the minimum
+loss measured before each step (lower = belonging).
 
 Budget: the paper reports lr 0.1 with 1,500 iterations, the released code defaults to lr 0.01 with
 2,000. The defaults here follow the code (the project's rule where the two disagree: published
@@ -87,12 +89,12 @@ class RONAN(aedr.Method):
         o = self.options
         ae = ctx.autoencoder
         shape = encode(ae, x0, keys=ctx.keys, cache=ctx.cache).mean.shape
-        z0 = seeded_normal(shape, [init_seed(s) for s in ctx.seeds]).to(ae.device)
+        s0 = seeded_normal(shape, [init_seed(s) for s in ctx.seeds]).to(ae.device)  # in the scaled space
         x = (x0.float() + 1) / 2
         result = invert(
             unit_decoder(ae, clamp=o.clamp_for(ctx.model)),
-            x.to(z0.device),
-            z0,
+            x.to(s0.device),
+            s0,
             lr=o.lr,
             iterations=o.iterations,
             early_stop_patience=o.early_stop_patience,

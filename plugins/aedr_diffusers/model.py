@@ -47,6 +47,7 @@ class DiffusersModel(ModelPlugin):
         self.name = spec.key
         self.family = spec.family
         self.description = spec.description
+        self.native_size = spec.native_size
         self._source = source
         self._images = images
         self._pipelines: dict[tuple[str, torch.dtype], Any] = {}

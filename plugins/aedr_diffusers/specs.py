@@ -22,6 +22,7 @@ class ModelSpec:
     ``former_ids``: ids the model was published under before; used only when found in the cache.
     ``generator_on_device``: the seeded generator lives on the pipeline's device (VQ-Diffusion's
     scheduler draws its noise with ``torch.rand(..., device=logits.device)``); otherwise on the CPU.
+    ``native_size``: the side of the pipeline's default (square) output.
     """
 
     key: str
@@ -41,6 +42,7 @@ class ModelSpec:
     former_ids: tuple[str, ...] = ()
     pipeline_kwargs: tuple[tuple[str, object], ...] = ()
     generator_on_device: bool = False
+    native_size: int = 512
 
     @property
     def latent_note(self) -> str:
@@ -64,22 +66,22 @@ PAPER_MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         "SD2.1", "stabilityai/stable-diffusion-2-1", "vae", "kl", "AutoencoderKL",
-        "StableDiffusionPipeline", "Stable Diffusion 2.1 (768 px)", pipeline_kwargs=NO_SAFETY_CHECKER,
+        "StableDiffusionPipeline", "Stable Diffusion 2.1 (768 px)", pipeline_kwargs=NO_SAFETY_CHECKER, native_size=768,
     ),
     ModelSpec(
         "SDXL", "stabilityai/stable-diffusion-xl-base-1.0", "vae", "kl", "AutoencoderKL",
         "StableDiffusionXLPipeline", "Stable Diffusion XL base 1.0 (1024 px); VAE upcast to float32",
-        upcast=True,
+        upcast=True, native_size=1024,
     ),
     ModelSpec(
         "SD3.5", "stabilityai/stable-diffusion-3.5-large", "vae", "kl16", "AutoencoderKL",
         "StableDiffusion3Pipeline", "Stable Diffusion 3.5 Large (1024 px, bfloat16)",
-        dtype=torch.bfloat16, steps=35, gated=True,
+        dtype=torch.bfloat16, steps=35, gated=True, native_size=1024,
     ),
     ModelSpec(
         "FLUX", "black-forest-labs/FLUX.1-dev", "vae", "kl16", "AutoencoderKL",
         "FluxPipeline", "FLUX.1 [dev] (1024 px, bfloat16)",
-        dtype=torch.bfloat16, steps=35, gated=True,
+        dtype=torch.bfloat16, steps=35, gated=True, native_size=1024,
     ),
     ModelSpec(
         "KD2.1", "kandinsky-community/kandinsky-2-1", "movq", "movq", "VQModel",
@@ -88,7 +90,7 @@ PAPER_MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         "VQDM", "microsoft/vq-diffusion-ithq", "vqvae", "vq", "VQModel",
-        "VQDiffusionPipeline", "VQ-Diffusion ITHQ (VQ-VAE, 256 px)", generator_on_device=True,
+        "VQDiffusionPipeline", "VQ-Diffusion ITHQ (VQ-VAE, 256 px)", generator_on_device=True, native_size=256,
     ),
 )
 

@@ -139,6 +139,6 @@ class TinyAutoencoder(Autoencoder):
         x = (self._input(x) * 0.5 + 0.5).contiguous(memory_format=torch.channels_last)
         return Posterior(self.encoder(x).contiguous())
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, quantize: bool | None = None) -> torch.Tensor:
         z = z.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last)
         return (self.decoder(z) * 2.0 - 1.0).contiguous()

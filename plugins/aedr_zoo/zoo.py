@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 import aedr
-from aedr.autoencoder import seeded_normal
+from aedr.autoencoder import Factor, seeded_normal
 from aedr.preprocess import tensor_to_uint8
 
+from .data import RESOLUTION
 from .models import ZooSpec
 from .store import WEIGHTS_DIR, model_dir, verify_model
 
@@ -37,6 +38,7 @@ class ZooModel(aedr.ModelPlugin):
         self.name = spec.name
         self.family = spec.family
         self.description = spec.description
+        self.native_size = RESOLUTION
         self.weights_dir = Path(weights_dir)
         self.verify = verify
         self._verified = False
@@ -63,14 +65,29 @@ class ZooModel(aedr.ModelPlugin):
             return aedr.Availability(False, f"weights missing in {self.folder}; run `aedr zoo train --only {self.name}`")
         return aedr.Availability(True, "shipped with aedr (zoo)")
 
+    def latent_factors(self) -> tuple[Factor, Factor]:
+        """(scaling_factor, shift_factor) of the autoencoder: the normalisation the denoiser was
+        trained with, s = (z - latent_shift) * latent_scale (one number or one per channel); VQ
+        models have 1 and 0, as the VQ models the zoo stands for (VQ-Diffusion, Kandinsky's MoVQ)."""
+        if self.spec.ae.cls == "VQModel":
+            return 1.0, 0.0
+
+        def factor(value):
+            return tuple(float(v) for v in value) if isinstance(value, list) else float(value)
+
+        return factor(self.meta["latent_scale"]), factor(self.meta["latent_shift"])
+
     def load_autoencoder(self, device: torch.device, dtype: torch.dtype | None) -> aedr.Autoencoder:
         self._check()
+        scaling_factor, shift_factor = self.latent_factors()
         return aedr.DiffusersAutoencoder.from_pretrained(
             str(self.folder / "autoencoder"),
             torch_dtype=dtype,
             device=device,
             size_policy=aedr.SizePolicy(multiple=self.spec.ae.downsample, min_side=self.spec.ae.downsample),
             quantize_on_decode=self.spec.quantize_on_decode,
+            scaling_factor=scaling_factor,
+            shift_factor=shift_factor,
         )
 
     def unet(self, device: str | torch.device = "cpu") -> torch.nn.Module:
