@@ -7,10 +7,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .card import CalibrationCard
+from .card import CalibrationCard, CardError
 from .images import LoadedImage
+from .methods.base import Method
+from .models import ModelPlugin, WeightsUnavailableError
 from .plugins import Plugins, get_plugins
 from .reconstruction import ReconstructionCache
+from .registry import RegistryError
 from .scoring import Skip, usable_for
 
 
@@ -46,24 +49,61 @@ class Attribution:
         return ", ".join(models) if models else "none"
 
 
+@dataclass
+class PreparedCard:
+    """A card checked against what is installed: its model, its method built with its options, and
+    the model's autoencoder loaded."""
+
+    card: CalibrationCard
+    model: ModelPlugin
+    method: Method
+
+
+def prepare_cards(
+    cards: Sequence[CalibrationCard | PreparedCard], *, plugins: Plugins | None = None, device: str | None = None
+) -> list[PreparedCard]:
+    """Check every card before any image is scored: its model and method are installed, its options
+    are valid and give its hash, the device exists and the model's weights load. The first bad card
+    raises :class:`~aedr.card.CardError` naming it (its file when loaded from one)."""
+    if not cards:
+        raise ValueError("attribution needs at least one calibration card")
+    plugins = plugins or get_plugins()
+    prepared = []
+    for card in cards:
+        if isinstance(card, PreparedCard):
+            prepared.append(card)
+            continue
+        try:
+            model = plugins.model(card.model)
+        except RegistryError as exc:
+            raise CardError(f"{card.where}: {exc}") from None
+        method = card.build_method(plugins, **({"device": device} if device else {}))
+        try:
+            method.autoencoder(model)  # loaded once and kept: weight problems show before any scoring
+        except WeightsUnavailableError as exc:
+            raise CardError(f"{card.where}: {exc}") from None
+        prepared.append(PreparedCard(card, model, method))
+    return prepared
+
+
 def attribute(
     images: Sequence[LoadedImage],
-    cards: Sequence[CalibrationCard],
+    cards: Sequence[CalibrationCard | PreparedCard],
     *,
     plugins: Plugins | None = None,
     device: str | None = None,
     progress=None,
 ) -> tuple[list[Attribution], list[Skip]]:
-    """Score every image under every card's model and method; unusable images become skips."""
-    if not cards:
-        raise ValueError("attribution needs at least one calibration card")
-    plugins = plugins or get_plugins()
+    """Score every image under every card's model and method; unusable images become skips.
+
+    Every card is checked (:func:`prepare_cards`) before the first image is scored, so a bad card
+    never costs the work done for the others."""
+    prepared = prepare_cards(cards, plugins=plugins, device=device)
     results = {im.id: Attribution(im.id) for im in images}
     skipped: list[Skip] = []
     caches: dict[str, ReconstructionCache] = {}
-    for card in cards:
-        model = plugins.model(card.model)
-        method = card.build_method(plugins, **({"device": device} if device else {}))
+    for p in prepared:
+        card, model, method = p.card, p.model, p.method
         ok, bad = usable_for(model, method, images)
         for s in bad:
             results[s.id].errors.append(f"{card.model}: {s.error}")

@@ -14,6 +14,35 @@ GRID_POINTS = 10_000
 ALPHA_GRID = tuple(np.round(np.concatenate([np.arange(0.001, 0.01, 0.001), np.arange(0.01, 0.2001, 0.005)]), 6))
 
 
+AUTO = "auto"
+
+
+def check_alpha(alpha: float) -> float:
+    """``alpha`` as a float if it is a number strictly between 0 and 1 (NaN is not), else ValueError."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)) or not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def parse_alpha(value: float | str) -> float | str:
+    """A fixed alpha (a number in (0, 1), or text for one) or ``"auto"``; ValueError otherwise."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == AUTO:
+            return AUTO
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"alpha must be a number in (0, 1) or 'auto', got {value!r}") from None
+        if not 0.0 < number < 1.0:
+            raise ValueError(f"alpha must be a number in (0, 1) or 'auto', got {value!r}")
+        return number
+    try:
+        return check_alpha(value)
+    except ValueError:
+        raise ValueError(f"alpha must be a number in (0, 1) or 'auto', got {value!r}") from None
+
+
 def _clean(scores: Sequence[float], what: str = "scores") -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.size < 2:
@@ -40,8 +69,7 @@ def kde_threshold(scores: Sequence[float], alpha: float = DEFAULT_ALPHA) -> floa
     (sd with ddof=1); the cumulative sum normalised by its last value; ``np.interp(1 - alpha, cdf, grid)``.
     An image belongs iff its score < threshold.
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    alpha = check_alpha(alpha)
     grid, cdf = _kde_cdf(_clean(scores))
     return float(np.interp(1.0 - alpha, cdf, grid))
 

@@ -9,24 +9,36 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import platform
-from dataclasses import dataclass, field
+from dataclasses import field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
 from .calibration import DEFAULT_ALPHA, belongs, choose_alpha, kde_tail_probability, kde_threshold
 from .images import LoadedImage, PathLike
-from .methods.base import Method
+from .methods.base import RUNTIME_OPTIONS, Method
 from .models import ModelPlugin
 from .reconstruction import ReconstructionCache
 
-CARD_FORMAT = "aedr-calibration-card/1"
+CARD_FORMAT = "aedr-calibration-card/2"
+# Format 1 hashed the method's options without the model: a card's model could be renamed unnoticed.
+OLD_FORMATS = ("aedr-calibration-card/1",)
 SCORE_DIRECTION = "lower score = belonging; belongs iff score < threshold"
 VERSIONED_PACKAGES = ("aedr", "torch", "diffusers", "numpy", "scipy", "scikit-image", "pillow")
+# Options a card does not carry over to where it is applied: where and in what batches it runs.
+NOT_CARRIED = ("device", "batch_size")
+
+
+class CardError(ValueError):
+    """A card that cannot be used: unreadable, invalid, edited after calibration, or for a model or
+    method not installed. The message names the card (its file when it was loaded from one)."""
 
 
 def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str]:
@@ -48,24 +60,63 @@ def summarize(scores: Sequence[float]) -> dict[str, float]:
     }
 
 
-@dataclass
+def card_hash(model: str, method: str, options: Mapping[str, Any]) -> str:
+    """The hash a card carries: the model's name, the method's name and every option that changes a
+    score (not device or batch size), so that neither can be changed in the file unnoticed."""
+    scored = {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS}
+    blob = json.dumps({"model": model, "method": method, "options": scored}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Name = Annotated[str, Field(min_length=1)]
+
+
+@dataclass(config=ConfigDict(strict=True))
 class CalibrationCard:
-    model: str
-    method: str
+    """A calibration card, validated field by field whenever one is made or loaded (strict types:
+    no text for numbers, no NaN or infinity, at least two distinct calibration scores, and a hash
+    that matches the card's model, method and options)."""
+
+    model: Name
+    method: Name
     method_options: dict[str, Any]
-    options_hash: str
-    alpha: float
+    options_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)]
     alpha_selection: str  # "fixed" or "auto (max accuracy on N non-belonging estimation images)"
-    threshold: float
-    n_images: int
-    scores: list[float]
-    summary: dict[str, float]
+    threshold: Finite
+    n_images: Annotated[int, Field(ge=2)]
+    scores: Annotated[list[Finite], Field(min_length=2)]
+    summary: dict[str, Finite]
     source: str
-    estimation_accuracy: float | None = None
+    estimation_accuracy: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
     versions: dict[str, str] = field(default_factory=package_versions)
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    score_direction: str = SCORE_DIRECTION
-    format: str = CARD_FORMAT
+    score_direction: Literal[SCORE_DIRECTION] = SCORE_DIRECTION  # type: ignore[valid-type]
+    format: Literal[CARD_FORMAT] = CARD_FORMAT  # type: ignore[valid-type]
+
+    # The file the card was loaded from (set by :meth:`load`), for messages; not part of the card.
+    origin: ClassVar[str | None] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "CalibrationCard":
+        if len(self.scores) != self.n_images:
+            raise ValueError(f"n_images is {self.n_images} but the card holds {len(self.scores)} scores")
+        if min(self.scores) == max(self.scores):
+            raise ValueError("scores are all equal; no threshold or tail probability can be fitted")
+        expected = card_hash(self.model, self.method, self.method_options)
+        if expected != self.options_hash:
+            raise ValueError(
+                f"options_hash {self.options_hash} does not match the card's model {self.model!r}, method "
+                f"{self.method!r} and options (they give {expected}): the card was changed after calibration; "
+                "re-calibrate with `aedr calibrate`"
+            )
+        return self
+
+    @property
+    def where(self) -> str:
+        """The card's file, or what the card is for when it was not loaded from a file."""
+        return f"card {self.origin}" if self.origin else f"card for {self.model!r} ({self.method})"
 
     # -- decisions ----------------------------------------------------------------------------
     def belongs(self, scores: Sequence[float] | float) -> np.ndarray:
@@ -76,27 +127,43 @@ class CalibrationCard:
         return kde_tail_probability(self.scores, scores)
 
     def build_method(self, plugins=None, **runtime: Any) -> Method:
-        """The method with the card's options; ``runtime`` may change device, dtype or batch size only."""
+        """The method with the card's options; ``runtime`` may change device, dtype or batch size only.
+        Device and batch size default to the method's defaults, not to where the card was made.
+
+        Raises :class:`CardError`, naming the card, if the method is not installed, the card's options
+        are invalid for it, or the installed method would score differently (a different version).
+        """
         from .plugins import get_plugins
+        from .registry import RegistryError
 
         plugins = plugins or get_plugins()
         not_runtime = set(runtime) - {"device", "batch_size", "dtype"}
         if not_runtime:
             raise ValueError(f"only device, dtype and batch_size may differ from the card, not {sorted(not_runtime)}")
-        cls = plugins.methods.get(self.method)
-        known = {f.name for f in dataclasses.fields(cls.Options)}
-        options = {k: v for k, v in self.method_options.items() if k in known}
-        method = cls(**{**options, **runtime})
-        if method.options_hash() != self.options_hash:
-            raise ValueError(
-                f"card for {self.method!r} was made with options {self.options_hash} but the installed method "
-                f"gives {method.options_hash()}; recalibrate with this version"
+        try:
+            cls = plugins.methods.get(self.method)
+        except RegistryError as exc:
+            raise CardError(f"{self.where}: {exc}") from None
+        known = set(cls.Options.names())
+        options = {k: v for k, v in self.method_options.items() if k in known and k not in NOT_CARRIED}
+        try:
+            method = cls(**{**options, **runtime})
+        except (TypeError, ValueError) as exc:
+            raise CardError(f"{self.where}: method {self.method!r}: {exc}") from None
+        if card_hash(self.model, method.name, method.options_dict()) != self.options_hash:
+            changed = sorted(
+                k for k in set(self.method_options) | set(method.options_dict())
+                if k not in RUNTIME_OPTIONS and self.method_options.get(k, "<absent>") != method.options_dict().get(k, "<absent>")
+            )
+            raise CardError(
+                f"{self.where}: the installed {self.method!r} gives other options than the card was made with "
+                f"({', '.join(changed) or 'their hash differs'}); re-calibrate with this version"
             )
         return method
 
     # -- files ----------------------------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return json.dumps(dataclasses.asdict(self), indent=2, allow_nan=False)
 
     def save(self, path: PathLike) -> Path:
         p = Path(path)
@@ -108,15 +175,60 @@ class CalibrationCard:
 
     @classmethod
     def load(cls, path: PathLike) -> "CalibrationCard":
+        """Read and fully validate a card; :class:`CardError` names the file and the field at fault."""
         p = Path(path)
         try:
-            data = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{p}: not a readable calibration card ({exc})") from exc
-        if data.get("format") != CARD_FORMAT:
-            raise ValueError(f"{p}: not an aedr calibration card (format {data.get('format')!r})")
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+            data = json.loads(p.read_bytes())
+        except OSError as exc:
+            raise CardError(f"card {p}: cannot be read ({exc.strerror or exc})") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CardError(f"card {p}: not a calibration card: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise CardError(f"card {p}: not a calibration card: a JSON object is needed, the file holds {_json_kind(data)}")
+        fmt = data.get("format")
+        if fmt in OLD_FORMATS:
+            model = data.get("model") if isinstance(data.get("model"), str) else "MODEL"
+            raise CardError(
+                f"card {p}: format {fmt} is from an older aedr and its hash does not cover the model, so the card "
+                f"cannot be checked; re-calibrate: aedr calibrate --model {model} --out {p}"
+            )
+        if fmt != CARD_FORMAT:
+            raise CardError(f"card {p}: not an aedr calibration card (format {fmt!r}, expected {CARD_FORMAT!r})")
+        try:
+            card = cls(**{k: v for k, v in data.items() if isinstance(k, str)})
+        except ValidationError as exc:
+            raise CardError(f"card {p}: invalid: {describe_errors(exc)}") from None
+        card.origin = str(p)
+        return card
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "a list", type(None): "null", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    """pydantic's errors as "field: what is wrong (got value)", joined; the first ``limit`` of them."""
+    parts = []
+    for e in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "missing":
+            parts.append(f"{loc}: required field missing")
+            continue
+        got = e.get("input")
+        shown = f" (got {_shown(got)})" if loc and not isinstance(got, (dict, list)) else ""
+        parts.append(f"{loc + ': ' if loc else ''}{msg}{shown}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _shown(value: Any) -> str:
+    """A value as it reads in the JSON file (NaN, Infinity, null, "text")."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def calibrate(
@@ -154,7 +266,7 @@ def calibrate(
         model=model.name,
         method=method.name,
         method_options=method.options_dict(),
-        options_hash=method.options_hash(),
+        options_hash=card_hash(model.name, method.name, method.options_dict()),
         alpha=alpha_value,
         alpha_selection=selection,
         threshold=kde_threshold(finite, alpha_value),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import compat
-from .calibration import DEFAULT_ALPHA
+from .calibration import DEFAULT_ALPHA, parse_alpha
+from .devices import DeviceError, check_device
+from .files import OutputError, check_output_file, json_text, prepare_output_folder, save_results, write_frame
+from .images import DEFAULT_PIXEL_BUDGET
 from .registry import RegistryError
+from .text import markup, safe_str
 
 class CliError(Exception):
     """An error the user can fix; printed without a traceback, exit code 2."""
@@ -36,8 +41,8 @@ class AedrGroup(TyperGroup):
 
         try:
             return super().invoke(ctx)
-        except (CliError, RegistryError, ImageLoadError, WeightsUnavailableError) as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+        except (CliError, RegistryError, ImageLoadError, WeightsUnavailableError, OutputError) as exc:
+            err.print(f"[bold red]error:[/] {markup(exc)}")
             ctx.exit(2)
 
 
@@ -66,50 +71,59 @@ def plugins():
     return get_plugins()
 
 
+# A batch at least this large is named while it runs (on a terminal in the bar, else in a line).
+LONG_BATCH_PIXELS = 1024 * 1024
+
+
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[typing.Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(n)``."""
+    """A rich progress bar on stderr; yields ``advance(n)``. While a large batch (one huge image,
+    say) is scored, the bar names it, so that a long wait on one image is visibly work on it."""
+    from .methods.base import watch_batches
+
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    plain = markup(description)
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        task = bar.add_task(plain, total=total)
+
+        def on_batch(images, size: tuple[int, int]) -> None:
+            if size[0] * size[1] * len(images) < LONG_BATCH_PIXELS:
+                bar.update(task, description=plain)
+                return
+            what = images[0].id if len(images) == 1 else f"{len(images)} images"
+            note = f"{what} at {size[0]}x{size[1]} ({size[0] * size[1] * len(images) / 1e6:.1f} MP)"
+            bar.update(task, description=f"{plain} · {markup(note)}")
+            if not err.is_terminal:
+                err.print(f"scoring {markup(note)} ...")
+
+        with watch_batches(on_batch):
+            yield lambda n: bar.advance(task, n)
 
 
-def parse_option_value(raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        fail(f"expected true/false, got {raw!r}")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    if isinstance(default, (list, tuple)):
-        return [v for v in raw.split(",") if v]
-    if default is None:
+def check_device_option(device: str | None) -> None:
+    """``--device`` names a device this machine has; the same check ``aedr bench`` makes of its config."""
+    if device is not None:
         try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
-            return raw
-    return raw
+            check_device(device)
+        except DeviceError as exc:
+            fail(f"--{exc}")
 
 
 def build_method(name: str, option: list[str], device: str | None, dtype: str | None, batch_size: int | None, seed: int | None):
+    check_device_option(device)
     cls = plugins().methods.get(name)
-    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else None) for f in dataclasses.fields(cls.Options)}
+    known = cls.Options.names()
     kwargs: dict[str, Any] = {}
     for item in option:
         if "=" not in item:
             fail(f"--option expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
         key = key.strip().replace("-", "_")
-        if key not in defaults:
-            fail(f"method {cls.name!r} has no option {key!r}; options: {', '.join(sorted(defaults))}")
+        if key not in known:
+            fail(f"method {cls.name!r} has no option {key!r}; options: {', '.join(sorted(known))}")
         try:
-            kwargs[key] = parse_option_value(raw, defaults[key])
-        except ValueError as exc:
+            kwargs[key] = cls.Options.parse(key, raw)
+        except TypeError as exc:
             fail(f"--option {item}: {exc}")
     for key, value in (("device", device), ("dtype", dtype), ("batch_size", batch_size), ("seed", seed)):
         if value is not None:
@@ -120,17 +134,47 @@ def build_method(name: str, option: list[str], device: str | None, dtype: str | 
         fail(str(exc))
 
 
-def load_inputs(inputs: list[Path], recursive: bool = False):
+def load_inputs(inputs: list[Path], recursive: bool = False, *, pixel_budget: int | None = None, max_side: int | None = None):
+    """Load the named files and folders. A name that does not exist is an error before any work
+    (a typo must not look like an empty result); unusable files are recorded as skips.
+    ``pixel_budget`` (0 or None: none) and ``max_side`` go to :func:`aedr.images.load_image`."""
     from .images import list_image_files
     from .scoring import load_images
 
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(safe_str(p) for p in missing)} (nothing was done)")
     try:
         paths = list_image_files(inputs, recursive=recursive)
     except FileNotFoundError as exc:
         fail(str(exc))
     if not paths:
         fail("no input images")
-    return load_images(paths)
+    return load_images(paths, pixel_budget=pixel_budget or None, max_side=max_side)
+
+
+def downscale_note(images, max_side: int | None) -> str:
+    """How many images ``--max-side`` downscaled ("" when none), for messages and cards."""
+    n = sum(1 for im in images if im.meta.get("downscaled_from"))
+    return f"{n} image(s) with a side over {max_side} px downscaled (--max-side {max_side})" if n else ""
+
+
+def report_saved(save: typing.Callable[[], Path], what: str, console: Console | None = None) -> OutputError | None:
+    """Run ``save()`` (a :func:`aedr.files.save_results` write) and say where ``what`` went. A failure
+    is returned, to be raised once the results have been shown: they are kept in the fallback file
+    the error names."""
+    try:
+        saved = save()
+    except OutputError as exc:
+        return exc
+    (console or err).print(f"wrote {what} to {markup(saved)}")
+    return None
+
+
+def verdict_status(v) -> str:
+    """"ok", or which of a verdict's numbers are not finite (JSON output writes those as null)."""
+    bad = [k for k in ("score", "threshold", "tail_probability") if not math.isfinite(getattr(v, k))]
+    return "ok" if not bad else "not finite: " + ", ".join(bad)
 
 
 def print_skips(skipped) -> None:
@@ -140,7 +184,7 @@ def print_skips(skipped) -> None:
     table.add_column("input", overflow="fold")
     table.add_column("reason", style="yellow")
     for s in skipped:
-        table.add_row(s.id, s.error)
+        table.add_row(markup(s.id), markup(s.error))
     err.print(table)
 
 
@@ -151,6 +195,13 @@ DtypeOpt = typer.Option(None, "--dtype", help="float32, float16 or bfloat16 (def
 BatchOpt = typer.Option(None, "--batch-size", help="Images per forward batch.")
 SeedOpt = typer.Option(None, "--seed", help="Run seed from which each image's own seed is derived.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+MaxSideOpt = typer.Option(
+    None, "--max-side", min=8, help="Downscale images whose longer side exceeds N pixels to N (Lanczos); recorded in the results."
+)
+PixelBudgetOpt = typer.Option(
+    DEFAULT_PIXEL_BUDGET, "--pixel-budget", min=0,
+    help="Skip images with more pixels than this (after --max-side), with a reason; 0: no budget.",
+)
 
 
 # -- listings ------------------------------------------------------------------------------------
@@ -165,10 +216,10 @@ def plugins_cmd(as_json: bool = JsonOpt) -> None:
     for col in ("plugin", "version", "hooks", "registers", "status"):
         table.add_column(col)
     for i in infos:
-        registers = ", ".join(i.models + i.methods + i.datasets) or "-"
-        status = "[green]ok[/]" if i.ok else "[red]" + "\n".join(i.errors) + "[/]"
-        name = f"{i.name} [dim](built-in)[/]" if i.builtin else i.name
-        table.add_row(name, i.version or "-", ", ".join(i.hooks) or "-", registers, status)
+        registers = markup(", ".join(i.models + i.methods + i.datasets) or "-")
+        status = "[green]ok[/]" if i.ok else "[red]" + markup("\n".join(i.errors)) + "[/]"
+        name = f"{markup(i.name)} [dim](built-in)[/]" if i.builtin else markup(i.name)
+        table.add_row(name, markup(i.version or "-"), markup(", ".join(i.hooks) or "-"), registers, status)
     out.print(table)
 
 
@@ -195,8 +246,8 @@ def models_cmd(as_json: bool = JsonOpt) -> None:
     for col in ("model", "family", "generator", "weights", "plugin", "description"):
         table.add_column(col)
     for r in rows:
-        weights = ("[green]local[/]" if r["local_weights"] else "[yellow]not local[/]") + (f" [dim]{r['availability']}[/]" if r["availability"] else "")
-        table.add_row(r["name"], r["family"], "yes" if r["generator"] else "no", weights, r["plugin"], r["description"])
+        weights = ("[green]local[/]" if r["local_weights"] else "[yellow]not local[/]") + (f" [dim]{markup(r['availability'])}[/]" if r["availability"] else "")
+        table.add_row(markup(r["name"]), markup(r["family"]), "yes" if r["generator"] else "no", weights, markup(r["plugin"]), markup(r["description"]))
     out.print(table)
 
 
@@ -219,7 +270,7 @@ def methods_cmd(as_json: bool = JsonOpt) -> None:
         table.add_column(col)
     for r in rows:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-        table.add_row(r["name"], "yes" if r["needs_grad"] else "no", r["cost"], opts, r["plugin"], r["description"])
+        table.add_row(markup(r["name"]), "yes" if r["needs_grad"] else "no", markup(r["cost"]), markup(opts), markup(r["plugin"]), markup(r["description"]))
     out.print(table)
 
 
@@ -237,31 +288,38 @@ def score_cmd(
     batch_size: Optional[int] = BatchOpt,
     seed: Optional[int] = SeedOpt,
     as_json: bool = JsonOpt,
+    max_side: Optional[int] = MaxSideOpt,
+    pixel_budget: int = PixelBudgetOpt,
 ) -> None:
     """Score images under a model: one float per image, lower = more likely made by the model."""
     from .scoring import score_images
 
     target = plugins().model(model)
     m = build_method(method, option, device, dtype, batch_size, seed)
-    if out_file is not None and out_file.suffix.lower() not in (".csv", ".parquet"):
-        fail(f"--out must end in .csv or .parquet, got {out_file}")
-    loaded = load_inputs(inputs, recursive)
+    if out_file is not None:
+        check_output_file(out_file)
+    loaded = load_inputs(inputs, recursive, pixel_budget=pixel_budget, max_side=max_side)
     with progress_bar(f"{m.label} under {target.name}", len(loaded.images)) as advance:
         table = score_images(target, m, loaded.images, progress=advance)
     table.skipped = loaded.skipped + table.skipped
+    problem = None
     if out_file is not None:
-        table.to_file(out_file)
-        err.print(f"wrote {len(table.rows)} scores to {out_file}")
+        problem = report_saved(lambda: table.to_file(out_file), f"{len(table.rows)} scores")
     if as_json:
-        out.print_json(table.with_skips().to_json(orient="records"))
+        out.print_json(json_text(table.with_skips().to_dict("records")))
     else:
-        t = Table(title=f"{m.label} scores under {target.name} (lower = belonging)")
+        t = Table(title=f"{markup(m.label)} scores under {markup(target.name)} (lower = belonging)")
         t.add_column("image", overflow="fold")
         t.add_column("score", justify="right")
         for r in table.rows.itertuples():
-            t.add_row(str(r.image), f"{r.score:.6g}")
+            t.add_row(markup(r.image) + (f" [dim](from {r.downscaled_from})[/]" if r.downscaled_from else ""), f"{r.score:.6g}")
         out.print(t)
+    note = downscale_note(loaded.images, max_side)
+    if note:
+        err.print(f"note: {note}")
     print_skips(table.skipped)
+    if problem is not None:
+        raise problem
 
 
 @app.command("calibrate")
@@ -279,6 +337,8 @@ def calibrate_cmd(
     dtype: Optional[str] = DtypeOpt,
     batch_size: Optional[int] = BatchOpt,
     seed: Optional[int] = SeedOpt,
+    max_side: Optional[int] = MaxSideOpt,
+    pixel_budget: int = PixelBudgetOpt,
 ) -> None:
     """Fit a model's threshold on its own images and save a calibration card."""
     from .card import calibrate
@@ -286,55 +346,69 @@ def calibrate_cmd(
 
     if images is not None and generate is not None:
         fail("give exactly one of --images DIR or --generate N (neither: the model's own calibration source)")
-    alpha_value: float | str
-    if alpha == "auto":
-        alpha_value = "auto"
-        if non_belonging is None:
-            fail("--alpha auto needs --non-belonging DIR (images not made by the model)")
-    else:
-        try:
-            alpha_value = float(alpha)
-        except ValueError:
-            fail(f"--alpha must be a number in (0, 1) or 'auto', got {alpha!r}")
+    # Every argument is checked here, before any model is loaded or image generated.
+    if images is not None and save_images is not None:
+        fail("--save-images saves generated images: it goes with --generate N, not --images DIR")
+    if generate is not None and generate < 2:
+        fail(f"--generate must be at least 2 (a threshold needs two calibration scores), got {generate}")
+    try:
+        alpha_value = parse_alpha(alpha)
+    except ValueError as exc:
+        fail(f"--{exc}")
+    if alpha_value == "auto" and non_belonging is None:
+        fail("--alpha auto needs --non-belonging DIR (images not made by the model)")
+    if alpha_value != "auto" and non_belonging is not None:
+        fail(f"--non-belonging is used only with --alpha auto (got --alpha {alpha})")
     target = plugins().model(model)
     m = build_method(method, option, device, dtype, batch_size, seed)
+    check_output_file(out_file, suffixes=None)
+    if save_images is not None:
+        prepare_output_folder(save_images, option="--save-images", create=False)
     if images is None and generate is None:
         images, generate = target.calibration.folder, target.calibration.generate
         if images is None and not generate:
             fail(f"model {target.name!r} declares no calibration source; give --images DIR or --generate N")
+    if images is not None and save_images is not None:  # the model's own calibration source is a folder
+        fail(f"--save-images saves generated images, but model {target.name!r} calibrates on the folder {safe_str(images)}")
+    if images is None and not target.can_generate:
+        fail(f"model {target.name!r} has no generator; use --images DIR")
     skipped = []
     if images is not None:
-        loaded = load_inputs([images])
-        belonging, skipped, source = loaded.images, loaded.skipped, f"folder {images}"
+        loaded = load_inputs([images], pixel_budget=pixel_budget, max_side=max_side)
+        belonging, skipped, source = loaded.images, loaded.skipped, f"folder {safe_str(images)}"
+        if downscale_note(belonging, max_side):
+            source += f"; {downscale_note(belonging, max_side)}"
+        if len(belonging) < 2:
+            print_skips(skipped)
+            fail(f"--images {safe_str(images)}: {len(belonging)} usable image(s); a threshold needs at least 2")
     else:
-        if not target.can_generate:
-            fail(f"model {target.name!r} has no generator; use --images DIR")
         gen_seed = seed or 0
         with progress_bar(f"generating {generate} images with {target.name}", 1):
-            pil = target.generate(generate, seed=gen_seed, device=device or "cpu")
+            pil = target.generate(generate, seed=gen_seed, device=m.options.device)
         belonging = [LoadedImage.from_pil(im, f"{target.name}/{i:03d}.png") for i, im in enumerate(pil)]
         source = f"generated {generate} images, seeds {gen_seed}..{gen_seed + generate - 1}"
         if save_images is not None:
             save_images.mkdir(parents=True, exist_ok=True)
             for i, im in enumerate(pil):
                 im.save(save_images / f"{i + 1:03d}.png")
-    nb = load_inputs([non_belonging]).images if non_belonging is not None else []
+    nb = load_inputs([non_belonging], pixel_budget=pixel_budget, max_side=max_side).images if non_belonging is not None else []
     total = len(belonging) + len(nb)
     with progress_bar(f"calibrating {m.label} on {target.name}", total) as advance:
         try:
             card = calibrate(target, m, belonging, alpha=alpha_value, non_belonging=nb, source=source, progress=advance)
         except ValueError as exc:
             fail(str(exc))
-    card.save(out_file)
     s = card.summary
     out.print(
-        f"[bold]{card.model}[/] / {m.label}: threshold = {card.threshold!r} at alpha = {card.alpha} ({card.alpha_selection}); "
+        f"[bold]{markup(card.model)}[/] / {markup(m.label)}: threshold = {card.threshold!r} at alpha = {card.alpha} ({markup(card.alpha_selection)}); "
         f"{card.n_images} images, scores {s['min']:.4g} .. {s['max']:.4g} (median {s['median']:.4g})"
     )
     if card.estimation_accuracy is not None:
         out.print(f"estimation-split accuracy: {card.estimation_accuracy:.4f}")
-    out.print(f"card written to {out_file}")
+    problem = report_saved(lambda: save_results(out_file, card.save, what="the calibration card"), "the calibration card", out)
     print_skips(skipped)
+    if problem is not None:
+        raise problem
 
 
 @app.command("attribute")
@@ -344,42 +418,47 @@ def attribute_cmd(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write the per-image, per-card table (csv/parquet/json)."),
     device: Optional[str] = DeviceOpt,
     as_json: bool = JsonOpt,
+    max_side: Optional[int] = MaxSideOpt,
+    pixel_budget: int = PixelBudgetOpt,
 ) -> None:
     """Which of the candidate models (one card each) made each image? 'none' if no card accepts it."""
     import pandas as pd
 
-    from .attribution import attribute
+    from .attribution import attribute, prepare_cards
     from .card import CalibrationCard
 
-    try:
-        cards = [CalibrationCard.load(c) for c in card]
+    check_device_option(device)
+    try:  # every card in full, before any image is read or scored
+        cards = prepare_cards([CalibrationCard.load(c) for c in card], plugins=plugins(), device=device)
     except ValueError as exc:
         fail(str(exc))
-    loaded = load_inputs(inputs)
+    if out_file is not None:
+        check_output_file(out_file, suffixes=(".csv", ".parquet", ".json"))
+    loaded = load_inputs(inputs, pixel_budget=pixel_budget, max_side=max_side)
     with progress_bar("attributing", len(loaded.images) * len(cards)) as advance:
         results, skipped = attribute(loaded.images, cards, plugins=plugins(), device=device, progress=advance)
     skipped = loaded.skipped + skipped
+    downscaled = {im.id: im.meta.get("downscaled_from", "") for im in loaded.images}
     records = [
         {"image": a.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
-         "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": a.verdict}
+         "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": a.verdict, "status": verdict_status(v),
+         "downscaled_from": downscaled.get(a.image, "")}
         for a in results for v in a.verdicts
     ]
+    problem = None
     if out_file is not None:
-        frame = pd.DataFrame.from_records(records)
-        suffix = out_file.suffix.lower()
-        if suffix == ".csv":
-            frame.to_csv(out_file, index=False)
-        elif suffix == ".parquet":
-            frame.to_parquet(out_file, index=False)
-        elif suffix == ".json":
-            out_file.write_text(json.dumps(records, indent=2))
-        else:
-            fail(f"--out must end in .csv, .parquet or .json, got {out_file}")
+        frame = pd.DataFrame.from_records(records, columns=list(records[0]) if records else ["image"])
+        what = f"{len(records)} verdicts"
+        problem = report_saved(lambda: save_results(out_file, lambda tmp: write_frame(frame, tmp, out_file.suffix), what=what), what)
     if as_json:
-        out.print_json(json.dumps([
-            {"image": a.image, "attributed_to": a.attributed_to, "verdicts": [dataclasses.asdict(v) for v in a.verdicts],
-             "errors": a.errors} for a in results
-        ] + [{"image": s.id, "error": s.error} for s in skipped]))
+        # strict JSON: a number that is not finite is written as null, and its verdict's status says so
+        out.print_json(json_text([
+            {"image": a.image, "status": "ok", "attributed_to": a.attributed_to,
+             "verdicts": [dataclasses.asdict(v) | {"status": verdict_status(v)} for v in a.verdicts],
+             "errors": a.errors, "downscaled_from": downscaled.get(a.image, "")} for a in results
+        ] + [{"image": s.id, "status": "skipped", "error": s.error} for s in skipped]))
+        if problem is not None:
+            raise problem
         return
     table = Table(title="attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)")
     for col in ("image", "model", "score", "threshold", "belongs", "tail"):
@@ -388,12 +467,14 @@ def attribute_cmd(
     for a in results:
         for k, v in enumerate(a.verdicts):
             table.add_row(
-                a.image if k == 0 else "", v.model, f"{v.score:.6g}", f"{v.threshold:.6g}",
-                "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}", a.verdict if k == 0 else "",
+                markup(a.image) if k == 0 else "", markup(v.model), f"{v.score:.6g}", f"{v.threshold:.6g}",
+                "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}", markup(a.verdict) if k == 0 else "",
             )
         table.add_section()
     out.print(table)
     print_skips(skipped)
+    if problem is not None:
+        raise problem
 
 
 # -- compatibility with the original's files -----------------------------------------------------
@@ -407,19 +488,25 @@ def compat_loss_ratio(
     dtype: Optional[str] = DtypeOpt,
     batch_size: Optional[int] = BatchOpt,
     seed: Optional[int] = SeedOpt,
+    max_side: Optional[int] = MaxSideOpt,
+    pixel_budget: int = PixelBudgetOpt,
 ) -> None:
     """Write the original's Result file: one line 'L1 L2' per image, 8 decimals."""
     from .scoring import usable_for
 
     target = plugins().model(model)
     m = build_method("aedr", [f"distance={distance}"], device, dtype, batch_size, seed)
-    loaded = load_inputs([images])
+    check_output_file(out_file, suffixes=None)
+    loaded = load_inputs([images], pixel_budget=pixel_budget, max_side=max_side)
     ok, bad = usable_for(target, m, loaded.images)
     with progress_bar(f"double reconstruction under {target.name}", len(ok)) as advance:
         l1, l2 = m.losses(target, ok, progress=advance)
-    out_file.write_text(compat.format_loss_ratio(l1, l2))
-    out.print(f"wrote {len(ok)} lines to {out_file}")
+    text = compat.format_loss_ratio(l1, l2)
+    what = f"{len(ok)} lines"
+    problem = report_saved(lambda: save_results(out_file, lambda tmp: tmp.write_text(text), what=what), what, out)
     print_skips(loaded.skipped + list(bad))
+    if problem is not None:
+        raise problem
 
 
 @compat_app.command("glcm")
@@ -430,10 +517,14 @@ def compat_glcm(
     """Write the original's GLCM file: one homogeneity per line, 6 decimals."""
     from .glcm import homogeneity
 
+    check_output_file(out_file, suffixes=None)
     loaded = load_inputs([images])
-    out_file.write_text(compat.format_glcm([homogeneity(im) for im in loaded.images]))
-    out.print(f"wrote {len(loaded.images)} lines to {out_file}")
+    text = compat.format_glcm([homogeneity(im) for im in loaded.images])
+    what = f"{len(loaded.images)} lines"
+    problem = report_saved(lambda: save_results(out_file, lambda tmp: tmp.write_text(text), what=what), what, out)
     print_skips(loaded.skipped)
+    if problem is not None:
+        raise problem
 
 
 @compat_app.command("threshold")
@@ -457,6 +548,8 @@ def compat_accuracy(
     threshold: float = typer.Option(..., "--threshold"),
 ) -> None:
     """Print how many images of the two files fall under (belonging) and over the threshold."""
+    if not math.isfinite(threshold):
+        fail(f"--threshold must be a finite number, got {threshold}")
     try:
         b, nb = compat.accuracy_from_files(loss_ratio, glcm, threshold)
     except (OSError, ValueError) as exc:

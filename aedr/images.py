@@ -8,6 +8,13 @@ Conversion to RGB (documented rule):
   top byte (``v >> 8`` for 16-bit, the same rule OpenCV applies), never clipped.
 - EXIF orientation is *not* applied (the original does not); pass ``exif_transpose=True`` to apply it.
 
+Bad input never escapes as a decoder's own exception: every failure of Pillow on a file (truncated
+data, a text or ICC chunk that decompresses past Pillow's limits, a decompression bomb, a decoder
+bug) becomes a specific :class:`ImageLoadError` subclass naming the file, which runs record as a
+skip. ``pixel_budget`` refuses images too large to score in reasonable time and memory (the message
+names ``--max-side``); ``max_side`` instead downscales them (Lanczos), recording the original size in
+``LoadedImage.meta["downscaled_from"]``.
+
 The grayscale image used for GLCM homogeneity is what OpenCV's ``imread(path, IMREAD_GRAYSCALE)``
 returns for the *original file*: for PNG libpng's ``(9797 R + 19234 G + 3737 B) >> 15``, for JPEG the
 decoder's own luminance channel, for other formats OpenCV's ``cvtColor`` rule
@@ -17,6 +24,7 @@ decoder's own luminance channel, for other formats OpenCV's ``cvtColor`` rule
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -27,8 +35,11 @@ from typing import Iterable, Iterator, Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .text import safe_str
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-DEFAULT_MAX_PIXELS = 8192 * 8192
+DEFAULT_MAX_PIXELS = 8192 * 8192  # the decompression-bomb limit: never decoded at all
+DEFAULT_PIXEL_BUDGET = 2048 * 2048  # what the score commands accept per image unless told otherwise
 PathLike = Union[str, os.PathLike]
 
 
@@ -40,7 +51,7 @@ class ImageLoadError(ValueError):
     def __init__(self, path: PathLike | None, detail: str = ""):
         self.path = None if path is None else Path(path)
         self.detail = detail
-        where = f"{self.path}: " if self.path is not None else ""
+        where = f"{safe_str(self.path)}: " if self.path is not None else ""
         super().__init__(f"{where}{self.reason}{f' ({detail})' if detail else ''}")
 
 
@@ -58,6 +69,22 @@ class TruncatedImageError(ImageLoadError):
 
 class ImageTooLargeError(ImageLoadError):
     reason = "image exceeds the decompression-bomb limit"
+
+
+class ImageOverBudgetError(ImageLoadError):
+    reason = "image is larger than the pixel budget"
+
+
+class MetadataTooLargeError(ImageLoadError):
+    reason = "a metadata chunk (text or ICC profile) decompresses past Pillow's safety limit"
+
+
+class UnreadableFileError(ImageLoadError):
+    reason = "file cannot be read"
+
+
+class ImageDecodeError(ImageLoadError):
+    reason = "the image decoder failed on this file"
 
 
 class ImageTooSmallError(ImageLoadError):
@@ -176,51 +203,105 @@ def _opencv_gray(image: Image.Image, rgb: np.ndarray, fmt: str | None) -> np.nda
     return cv_gray(rgb)
 
 
+def _decoder_error(p: Path, exc: BaseException) -> ImageLoadError:
+    """The loader's own error for whatever Pillow (or the file system) raised on ``p``."""
+    text = str(exc)
+    if isinstance(exc, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+        return ImageTooLargeError(p, text)
+    if isinstance(exc, MemoryError):
+        return ImageTooLargeError(p, "out of memory while decoding")
+    if isinstance(exc, ValueError) and "Decompressed data too large" in text:
+        return MetadataTooLargeError(p, text)
+    if isinstance(exc, UnidentifiedImageError):
+        return NotAnImageError(p, "format not recognised")
+    if isinstance(exc, (PermissionError, IsADirectoryError)):
+        return UnreadableFileError(p, exc.strerror or text)
+    if isinstance(exc, (OSError, SyntaxError, EOFError)):
+        return TruncatedImageError(p, text)
+    return ImageDecodeError(p, f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def downscaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(w, h) with the longer side at most ``max_side``, aspect ratio kept (sides >= 1)."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return width, height
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def budget_side(pixel_budget: int) -> int:
+    """A ``--max-side`` that brings any image within ``pixel_budget`` (a multiple of 8)."""
+    return max(8, math.isqrt(pixel_budget) // 8 * 8)
+
+
 def load_image(
     path: PathLike,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = 8,
     exif_transpose: bool = False,
+    pixel_budget: int | None = None,
+    max_side: int | None = None,
 ) -> LoadedImage:
-    """Read one image file. Raises a specific :class:`ImageLoadError` subclass on bad input."""
+    """Read one image file. Raises a specific :class:`ImageLoadError` subclass on bad input, never
+    anything else.
+
+    ``max_pixels`` is the decompression-bomb limit (nothing larger is decoded). ``max_side``
+    downscales larger images so that their longer side is ``max_side``; ``pixel_budget`` then
+    refuses images with more pixels (after any downscale) with :class:`ImageOverBudgetError`.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise NotAnImageError(p, "no such file" if not p.exists() else "not a regular file")
-    if p.stat().st_size == 0:
-        raise EmptyImageFileError(p)
+    try:
+        if not p.is_file():
+            raise NotAnImageError(p, "no such file" if not p.exists() else "not a regular file")
+        if p.stat().st_size == 0:
+            raise EmptyImageFileError(p)
+    except OSError as exc:  # e.g. a name too long, a folder that cannot be searched
+        raise UnreadableFileError(p, exc.strerror or str(exc)) from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(p)
-    except UnidentifiedImageError as exc:
-        raise NotAnImageError(p, "format not recognised") from exc
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageTooLargeError(p, str(exc)) from exc
-    except OSError as exc:
-        raise TruncatedImageError(p, str(exc)) from exc
+    except Exception as exc:
+        raise _decoder_error(p, exc) from exc
     with image:
         w, h = image.size
         if w * h > max_pixels:
             raise ImageTooLargeError(p, f"{w}x{h} = {w * h} pixels > limit {max_pixels}")
         if min(w, h) < min_side:
             raise ImageTooSmallError(p, f"{w}x{h}; at least {min_side} pixels per side are needed")
+        size = downscaled_size(w, h, max_side) if max_side is not None else (w, h)
+        if pixel_budget is not None and size[0] * size[1] > pixel_budget:
+            raise ImageOverBudgetError(
+                p, f"{w}x{h} = {w * h} pixels > budget {pixel_budget}; use --max-side {budget_side(pixel_budget)} "
+                "to downscale it, or raise --pixel-budget"
+            )
+        if min(size) < min_side:
+            raise ImageTooSmallError(p, f"{w}x{h} downscaled to {size[0]}x{size[1]}; at least {min_side} pixels per side are needed")
         fmt = image.format
         previous = ImageFile.LOAD_TRUNCATED_IMAGES
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
-            image.load()
-            if exif_transpose:
-                image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb_array(image, p)
-            gray = _opencv_gray(image, rgb, fmt) if not exif_transpose else png_gray(rgb)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.load()
+                if exif_transpose:
+                    image = ImageOps.exif_transpose(image)
+                rgb = _to_rgb_array(image, p)
+                if size != (w, h):
+                    rgb = np.asarray(Image.fromarray(rgb, "RGB").resize(size, Image.LANCZOS), dtype=np.uint8)
+                    gray = png_gray(rgb) if fmt == "PNG" else cv_gray(rgb)
+                else:
+                    gray = _opencv_gray(image, rgb, fmt) if not exif_transpose else png_gray(rgb)
         except ImageLoadError:
             raise
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise TruncatedImageError(p, str(exc)) from exc
+        except Exception as exc:
+            raise _decoder_error(p, exc) from exc
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = previous
-    return LoadedImage(rgb=rgb, gray=gray, id=str(p), path=p, format=fmt)
+    meta = {"downscaled_from": f"{w}x{h}"} if size != (w, h) else {}
+    return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta)
 
 
 def iter_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> Iterator[Path]:

@@ -1,10 +1,11 @@
-"""From :class:`LoadedImage` to model-ready tensors: the size policy, grouping by size, per-image seeds."""
+"""From :class:`LoadedImage` to model-ready tensors: the size policy, grouping by size, batches
+bounded by pixels as well as by count, per-image seeds."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +55,19 @@ def group_by_size(images: Sequence[LoadedImage], policy: SizePolicy) -> dict[tup
     for i, im in enumerate(images):
         groups[target_size(im, policy)].append(i)
     return dict(groups)
+
+
+# Pixels per forward batch: 8 images of 512x512 (a full default batch at Stable Diffusion's size);
+# 1024x1024 images go two at a time, anything larger one at a time.
+MAX_BATCH_PIXELS = 8 * 512 * 512
+
+
+def split_batches(indices: Sequence[int], size: tuple[int, int], max_images: int, max_pixels: int = MAX_BATCH_PIXELS) -> Iterator[list[int]]:
+    """Consecutive batches of ``indices`` (images of one target ``size``): at most ``max_images``
+    each and at most ``max_pixels`` pixels in all, but never empty (one huge image is a batch)."""
+    per_batch = max(1, min(max_images, max_pixels // max(1, size[0] * size[1])))
+    for start in range(0, len(indices), per_batch):
+        yield list(indices[start : start + per_batch])
 
 
 def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:

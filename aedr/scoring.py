@@ -9,11 +9,13 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .files import save_results, write_frame
 from .images import ImageLoadError, LoadedImage, PathLike, load_image
 from .methods.base import Method
 from .models import ModelPlugin
 from .preprocess import target_size
 from .reconstruction import ReconstructionCache
+from .text import safe_str
 
 
 @dataclass
@@ -23,6 +25,9 @@ class Skip:
     id: str
     error: str
 
+    def __post_init__(self) -> None:  # ids and messages may hold undecodable file names
+        self.id, self.error = safe_str(self.id), safe_str(self.error)
+
 
 @dataclass
 class LoadResult:
@@ -31,13 +36,16 @@ class LoadResult:
 
 
 def load_images(paths: Iterable[PathLike], **load_options) -> LoadResult:
-    """Load every path; unreadable, empty, truncated, huge or odd files become :class:`Skip` records."""
+    """Load every path; unreadable, empty, truncated, huge or odd files become :class:`Skip` records.
+
+    ``load_options`` go to :func:`aedr.images.load_image` (e.g. ``pixel_budget``, ``max_side``).
+    """
     result = LoadResult()
     for p in paths:
         try:
             result.images.append(load_image(p, **load_options))
         except ImageLoadError as exc:
-            result.skipped.append(Skip(str(p), str(exc)))
+            result.skipped.append(Skip(safe_str(p), str(exc)))
     return result
 
 
@@ -61,19 +69,20 @@ class ScoreTable:
     rows: pd.DataFrame
     skipped: list[Skip]
 
-    COLUMNS = ("image", "content_hash", "model", "method", "options_hash", "score")
+    # ``downscaled_from``: the original "WxH" of an image that ``--max-side`` downscaled, else empty
+    COLUMNS = ("image", "content_hash", "model", "method", "options_hash", "score", "downscaled_from")
 
     def to_file(self, path: PathLike) -> Path:
-        """CSV or Parquet by suffix; skipped inputs are kept as rows with an ``error`` and no score."""
+        """CSV or Parquet by suffix; skipped inputs are kept as rows with an ``error`` and no score.
+
+        Written atomically; if the write fails the scores are kept in a fallback file and
+        :class:`aedr.files.OutputError` says where.
+        """
         p = Path(path)
+        if p.suffix.lower() not in (".csv", ".parquet"):
+            raise ValueError(f"{safe_str(p)}: output must end in .csv or .parquet")
         frame = self.with_skips()
-        if p.suffix.lower() == ".parquet":
-            frame.to_parquet(p, index=False)
-        elif p.suffix.lower() == ".csv":
-            frame.to_csv(p, index=False)
-        else:
-            raise ValueError(f"{p}: output must end in .csv or .parquet")
-        return p
+        return save_results(p, lambda tmp: write_frame(frame, tmp, p.suffix), what=f"{len(self.rows)} scores")
 
     def with_skips(self) -> pd.DataFrame:
         skips = pd.DataFrame({"image": [s.id for s in self.skipped], "error": [s.error for s in self.skipped]})
@@ -99,6 +108,7 @@ def score_images(
             "method": method.label,
             "options_hash": method.options_hash(),
             "score": scores,
+            "downscaled_from": [im.meta.get("downscaled_from", "") for im in ok],
         },
         columns=list(ScoreTable.COLUMNS),
     )
@@ -116,8 +126,10 @@ def score_files(
     method: Method,
     *,
     progress: Callable[[int], None] | None = None,
+    **load_options,
 ) -> ScoreTable:
-    loaded = load_images(paths)
+    """Load (``load_options`` as for :func:`load_images`) and score files; bad files become skips."""
+    loaded = load_images(paths, **load_options)
     table = score_images(model, method, loaded.images, progress=progress)
     table.skipped = loaded.skipped + table.skipped
     return table

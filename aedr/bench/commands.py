@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperCommand
 
+from ..text import markup, safe_str
 from .config import SHIPPED, ConfigError, load_config, split_names
 
 out = Console(soft_wrap=True)
@@ -53,9 +53,7 @@ class MultiValueCommand(TyperCommand):
 
 
 def parse_method_options(items: list[str], plugins) -> dict[str, dict[str, Any]]:
-    """``-o ronan.iterations=50`` -> ``{"ronan": {"iterations": 50}}``, typed by the option's default."""
-    from ..cli import parse_option_value
-
+    """``-o ronan.iterations=50`` -> ``{"ronan": {"iterations": 50}}``, parsed to the option's declared type."""
     options: dict[str, dict[str, Any]] = {}
     for item in items:
         if "=" not in item or "." not in item.split("=", 1)[0]:
@@ -64,12 +62,12 @@ def parse_method_options(items: list[str], plugins) -> dict[str, dict[str, Any]]
         method, key = lhs.split(".", 1)
         key = key.strip().replace("-", "_")
         cls = plugins.methods.get(method.strip())
-        defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else None) for f in dataclasses.fields(cls.Options)}
-        if key not in defaults:
-            _fail(f"method {cls.name!r} has no option {key!r}; options: {', '.join(sorted(defaults))}")
+        known = cls.Options.names()
+        if key not in known:
+            _fail(f"method {cls.name!r} has no option {key!r}; options: {', '.join(sorted(known))}")
         try:
-            options.setdefault(cls.name, {})[key] = parse_option_value(raw, defaults[key])
-        except ValueError as exc:
+            options.setdefault(cls.name, {})[key] = cls.Options.parse(key, raw)
+        except TypeError as exc:
             _fail(f"--option {item}: {exc}")
     return options
 
@@ -136,7 +134,7 @@ def bench_command(
         _fail(str(exc))
     except BenchInterrupted as exc:
         err.print(
-            f"[bold yellow]interrupted[/]: {exc.stats.scored} new score(s) in {exc.stats.chunks_written} chunk(s) saved in {exc.out}; "
+            f"[bold yellow]interrupted[/]: {exc.stats.scored} new score(s) in {exc.stats.chunks_written} chunk(s) saved in {markup(exc.out)}; "
             "run the same command again to resume."
         )
         sys.exit(130)
@@ -155,14 +153,14 @@ def _print_plan(cfg, plugins) -> None:
     per_target = cfg.n_cal + cfg.n_eval * len(models) + (cfg.real_eval_count if cfg.real else 0)
     if cfg.auto_alpha:
         per_target += cfg.n_cal * (n_sources - 1)
-    out.print(f"[bold]config[/] {cfg.name}: out={cfg.out}, n_cal={cfg.n_cal}, n_eval={cfg.n_eval}, alpha={cfg.alpha}, seed={cfg.seed}, device={cfg.device}")
+    out.print(f"[bold]config[/] {markup(cfg.name)}: out={markup(cfg.out)}, n_cal={cfg.n_cal}, n_eval={cfg.n_eval}, alpha={cfg.alpha}, seed={cfg.seed}, device={cfg.device}")
     for m in models:
         avail = m.availability()
-        state = "" if avail.local else f" [yellow]not available: {avail.detail}[/]"
-        out.print(f"[bold]model[/] {m.name} ({m.family}{'' if m.can_generate else ', no generator'}){state}")
+        state = "" if avail.local else f" [yellow]not available: {markup(avail.detail)}[/]"
+        out.print(f"[bold]model[/] {markup(m.name)} ({markup(m.family)}{'' if m.can_generate else ', no generator'}){state}")
     for spec in methods:
-        state = f"[red]not runnable: {spec.error.strip().splitlines()[0]}[/]" if spec.error else f"options hash {spec.options_hash}"
-        out.print(f"[bold]method[/] {spec.label}: {state}")
+        state = f"[red]not runnable: {markup(spec.error.strip().splitlines()[0])}[/]" if spec.error else f"options hash {spec.options_hash}"
+        out.print(f"[bold]method[/] {markup(spec.label)}: {state}")
     runnable = sum(1 for s in methods if s.error is None)
     out.print(f"up to {per_target} images per target x {len(models)} targets x {runnable} methods = {per_target * len(models) * runnable} scores (saved ones are skipped)")
 
@@ -176,13 +174,13 @@ def _print_summary(result, elapsed: float) -> None:
             out.print(to_rich(t))
     for m in result.plan.methods:
         if m.error:
-            out.print(f"[yellow]not run:[/] {m.name}: {m.error}")
+            out.print(f"[yellow]not run:[/] {markup(m.name)}: {markup(m.error)}")
     for f in result.failures:
-        out.print(f"[yellow]failed:[/] {f.label} under {f.target}: {f.error}")
+        out.print(f"[yellow]failed:[/] {markup(f.label)} under {markup(f.target)}: {markup(f.error)}")
     st = result.stats
     out.print(
         f"{st.generated} images generated, {st.scored} scores computed, {st.already_saved} reused, {st.skipped} skipped; "
-        f"{elapsed:.1f} s. Results in [bold]{result.config.out}[/]: " + ", ".join(p.name for p in result.files.values())
+        f"{elapsed:.1f} s. Results in [bold]{markup(result.config.out)}[/]: " + markup(", ".join(p.name for p in result.files.values()))
     )
 
 
@@ -200,5 +198,5 @@ def leaderboard_command(
         _fail(str(exc))
     out.print(to_rich(leaderboard_table(merged.summaries, with_runs=merged.runs_by_method)))
     for note in merged.notes:
-        out.print(f"[yellow]note:[/] {note}")
-    out.print("written: " + ", ".join(str(p) for p in files.values()))
+        out.print(f"[yellow]note:[/] {markup(note)}")
+    out.print("written: " + markup(", ".join(safe_str(p) for p in files.values())))

@@ -26,8 +26,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import calibration
+from ..devices import DeviceError, check_device
+from ..fieldtypes import FieldTypeError, check_fields, check_value, field_types
+
 SHIPPED = ("default", "paper")
-AUTO = "auto"
+SHIPPED_ORIGIN = "the shipped config"
+AUTO = calibration.AUTO
 
 
 class ConfigError(ValueError):
@@ -64,6 +69,9 @@ class BenchConfig:
     share_reconstructions: bool = True
     report: bool = True
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Where each [methods.<name>] table was last set: a file, a shipped config or the overrides.
+    # Not part of the run's definition (left out of to_dict).
+    method_origins: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -78,35 +86,60 @@ class BenchConfig:
         return self.n_eval if self.n_real is None else self.n_real
 
     def validate(self) -> None:
-        if isinstance(self.models, str):
-            self.models = split_names([self.models])
-        if isinstance(self.methods, str):
-            self.methods = split_names([self.methods])
+        for key in ("models", "methods"):  # a single string is a comma-separated list
+            if isinstance(getattr(self, key), str):
+                setattr(self, key, split_names([getattr(self, key)]))
+        try:
+            check_fields(self)  # every value against its declared type: "no" is not a bool
+        except FieldTypeError as exc:
+            raise ConfigError(str(exc)) from None
         if not self.models:
             raise ConfigError("models: name at least one model (or a pattern such as 'zoo-*')")
         if not self.methods:
             raise ConfigError("methods: name at least one method (or '*')")
-        for key in ("n_cal", "n_eval", "chunk_size", "seed"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"{key} must be an integer, got {value!r}")
         if self.n_cal < 2:
             raise ConfigError(f"n_cal must be >= 2 (a KDE threshold needs two scores), got {self.n_cal}")
         if self.n_eval < 1:
             raise ConfigError(f"n_eval must be >= 1, got {self.n_eval}")
-        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
-            raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.n_real is not None and (not isinstance(self.n_real, int) or self.n_real < 0):
-            raise ConfigError(f"n_real must be a non-negative integer, got {self.n_real!r}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.n_real is not None and self.n_real < 0:
+            raise ConfigError(f"n_real must be >= 0, got {self.n_real}")
         if self.chunk_size < 1:
             raise ConfigError(f"chunk_size must be >= 1, got {self.chunk_size}")
         self.alpha = parse_alpha(self.alpha)
+        try:
+            check_device(self.device)
+        except DeviceError as exc:
+            raise ConfigError(str(exc)) from None
         for key in ("real", "real_cal"):
             value = getattr(self, key)
             if isinstance(value, str) and value.strip().lower() in ("", "none", "no", "off"):
                 setattr(self, key, None)
-        if not isinstance(self.method_options, dict) or not all(isinstance(v, dict) for v in self.method_options.values()):
-            raise ConfigError("[methods.<name>] entries must be tables of option = value")
+
+    def check_method_tables(self, methods: Mapping[str, type]) -> None:
+        """Check every ``[methods.<name>]`` table against the registered methods (``name -> Method
+        class``): a table for a method that is not registered is an error, and so is any option a
+        table gives that its method lacks or whose value has the wrong type, whether or not the method
+        is selected. Only a shipped config's tables may name methods not installed (optional plugins)."""
+        for name, table in self.method_options.items():
+            origin = self.method_origins.get(name)
+            where = f"[methods.{name}]" + (f" in {origin}" if origin else "")
+            cls = methods.get(name)
+            if cls is None:
+                if origin is not None and origin.startswith(SHIPPED_ORIGIN):
+                    continue
+                close = [m for m in methods if m.casefold() == name.casefold()]
+                hint = f"did you mean [methods.{close[0]}]? " if close else ""
+                raise ConfigError(f"{where}: no method {name!r} is registered; {hint}registered methods: {', '.join(methods) or 'none'}")
+            known = set(cls.Options.names())
+            unknown = sorted(set(table) - known)
+            if unknown:
+                raise ConfigError(f"{where}: unknown option(s) {unknown}; {name} has: {', '.join(sorted(known))}")
+            try:
+                dataclasses.replace(cls.Options(), **self.options_for(name))
+            except FieldTypeError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
 
     def options_for(self, method: str) -> dict[str, Any]:
         """The run-wide device, seed and batch size, then the method's own table (which may override them)."""
@@ -116,20 +149,16 @@ class BenchConfig:
         return {**common, **self.method_options.get(method, {})}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("method_origins")
+        return d
 
 
 def parse_alpha(value: Any) -> float | str:
-    if isinstance(value, str):
-        if value.strip().lower() == AUTO:
-            return AUTO
-        try:
-            value = float(value)
-        except ValueError:
-            raise ConfigError(f"alpha must be a number in (0, 1) or 'auto', got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
-        raise ConfigError(f"alpha must be a number in (0, 1) or 'auto', got {value!r}")
-    return float(value)
+    try:
+        return calibration.parse_alpha(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def split_names(values: list[str] | tuple[str, ...] | None) -> list[str]:
@@ -140,7 +169,7 @@ def split_names(values: list[str] | tuple[str, ...] | None) -> list[str]:
     return out
 
 
-BENCH_KEYS = {f.name for f in dataclasses.fields(BenchConfig)} - {"method_options", "name"}
+BENCH_KEYS = {f.name for f in dataclasses.fields(BenchConfig)} - {"method_options", "method_origins", "name"}
 
 
 def shipped_path(name: str) -> Path:
@@ -175,12 +204,21 @@ def _merge(base: dict[str, Any], data: Mapping[str, Any], where: str) -> None:
     bad = sorted(set(bench) - BENCH_KEYS)
     if bad:
         raise ConfigError(f"{where}: unknown [bench] key(s) {bad}; known: {', '.join(sorted(BENCH_KEYS))}")
+    types_ = field_types(BenchConfig)
+    for key, value in bench.items():
+        if key in ("models", "methods") and isinstance(value, str):
+            continue  # a comma-separated list
+        try:
+            check_value(key, value, types_[key])
+        except FieldTypeError as exc:
+            raise ConfigError(f"{where}: [bench] {exc}") from None
     base.update(copy.deepcopy(bench))
     methods = data.get("methods", {})
     if not isinstance(methods, dict) or not all(isinstance(v, dict) for v in methods.values()):
         raise ConfigError(f"{where}: [methods.<name>] entries must be tables of option = value")
     for method, options in methods.items():
         base.setdefault("method_options", {}).setdefault(method, {}).update(copy.deepcopy(options))
+        base.setdefault("method_origins", {})[method] = where
 
 
 def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
@@ -197,7 +235,8 @@ def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, 
         if parent not in SHIPPED and path is not None and not Path(parent).is_absolute():
             parent_path = str(path.parent / parent)
         merged, _ = _resolve(parent_path, seen + (key,))
-    _merge(merged, data, str(path))
+    shipped = path == shipped_path(name)
+    _merge(merged, data, f"{SHIPPED_ORIGIN} {name!r}" if shipped else str(path))
     return merged, name
 
 
@@ -218,6 +257,7 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> BenchConf
     merged.update(given)
     for method, options in extra_options.items():
         merged.setdefault("method_options", {}).setdefault(method, {}).update(options)
+        merged.setdefault("method_origins", {})[method] = "the overrides (--option)"
     try:
         return BenchConfig(name=name, **merged)
     except TypeError as exc:

@@ -14,6 +14,7 @@ from rich.console import Console
 from ..images import ImageLoadError, LoadedImage
 from ..preprocess import target_size
 from ..reconstruction import ReconstructionCache
+from ..text import markup
 from .plan import Plan, Unit
 from .progress import PlanProgress
 from .store import ScoreRow, ScoreStore
@@ -88,7 +89,9 @@ class Executor:
         spec = unit.method
         failure = Failure(spec.name, spec.label, unit.target, f"{type(exc).__name__}: {exc}")
         self.failed[(spec.key, unit.target)] = failure
-        self.console.print(f"[yellow]warning:[/] {spec.label} failed under {unit.target}: {failure.error}; its remaining work there is skipped")
+        self.console.print(
+            f"[yellow]warning:[/] {markup(spec.label)} failed under {markup(unit.target)}: {markup(failure.error)}; its remaining work there is skipped"
+        )
         self.progress.dropped(spec.key, remaining)
 
     def run(self) -> list[Failure]:

@@ -6,14 +6,11 @@ Each is written to a temporary name and moved into place, so a reader never sees
 from __future__ import annotations
 
 import json
-import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from ..files import jsonable, write_text_atomic  # noqa: F401  (jsonable: also used by the leaderboard)
 from .store import write_parquet_atomic
 from .tables import DIRECTION, leaderboard_table, to_markdown
 
@@ -26,32 +23,6 @@ METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 LEADERBOARD = "leaderboard.md"
 REPORT = "report.html"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def jsonable(value: Any) -> Any:
-    """NaN and infinities become null (strict JSON); numpy scalars become Python numbers; paths strings."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            value = value.item()
-        except (ValueError, AttributeError):
-            pass
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    if value is pd.NA:
-        return None
-    return value
 
 
 def metrics_document(result: "BenchResult") -> dict[str, Any]:

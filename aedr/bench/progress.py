@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Hashable
 
 from rich.console import Console
+
+from ..text import markup
 from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -121,9 +123,9 @@ class PlanProgress:
         if self.log_lines and target is not None and target != self._target:
             self._target = target
             eta = self.eta_model.eta() if self.eta_model else None
-            self.console.print(f"scoring under {target}: {self._done}/{self._total} done, ETA {format_seconds(eta)}")
+            self.console.print(f"scoring under {markup(target)}: {self._done}/{self._total} done, ETA {format_seconds(eta)}")
         if self._progress is not None and self._score is not None:
-            self._progress.update(self._score, unit=description)
+            self._progress.update(self._score, unit=markup(description))
 
     def scored(self, key: Hashable, n: int, seconds: float) -> None:
         if self.eta_model is not None:

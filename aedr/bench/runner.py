@@ -14,8 +14,11 @@ from typing import Callable
 import pandas as pd
 from rich.console import Console
 
+from ..files import OutputError, prepare_output_folder
+from ..text import markup, safe_str
 from .config import BenchConfig, ConfigError
 from .execute import Executor, Failure, ProgressEvent, RunStats
+from .lock import RunLock
 from .metrics import Evaluation, evaluate
 from .plan import MethodSpec, Plan, build_method, make_units, select_names
 from .progress import PlanProgress
@@ -55,12 +58,24 @@ def select_models(config: BenchConfig, plugins) -> list:
 
 
 def select_methods(config: BenchConfig, plugins) -> list[MethodSpec]:
+    config.check_method_tables({n: plugins.methods.get(n) for n in plugins.methods.names()})
     names = select_names(config.methods, plugins.methods.names(), "method")
     return [build_method(n, plugins.methods.get(n), config.options_for(n)) for n in names]
 
 
 def prepare_sources(config: BenchConfig, models: list, plugins, progress: PlanProgress, stats: RunStats) -> dict[str, SourceImages]:
-    """Every model's calibration and evaluation images (generated now if not cached), then the real ones."""
+    """The real images, then every model's calibration and evaluation images (generated now if not cached).
+
+    The real images are read first: that is quick, and a mistake in them (an empty folder, a misspelt
+    dataset) shows before minutes of generation."""
+    try:
+        # Real estimation images matter only when alpha is chosen automatically.
+        real_cal = config.real_cal if config.auto_alpha else None
+        real = real_source(config.real, real_cal, n_eval=config.real_eval_count, n_cal=config.n_cal, datasets=plugins.datasets)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+    if real is not None and real.name in {m.name for m in models}:
+        raise ConfigError(f"a model is named {real.name!r}, the name reserved for the real images")
     cache = GeneratedImageCache(Path(config.out) / "images")
     missing = sum(
         len(cache.missing(m, [s for seeds in generation_seeds(config.seed, config.n_cal, config.n_eval).values() for s in seeds]))
@@ -85,16 +100,11 @@ def prepare_sources(config: BenchConfig, models: list, plugins, progress: PlanPr
             hint = "" if avail.local else f" ({avail.detail})"
             raise ConfigError(f"model {m.name!r} could not provide its images: {type(exc).__name__}: {exc}{hint}") from exc
     stats.generation_seconds = time.perf_counter() - t0
-    try:
-        # Real estimation images matter only when alpha is chosen automatically.
-        real_cal = config.real_cal if config.auto_alpha else None
-        real = real_source(config.real, real_cal, n_eval=config.real_eval_count, n_cal=config.n_cal, datasets=plugins.datasets)
-    except (ValueError, FileNotFoundError) as exc:
-        raise ConfigError(str(exc)) from None
     if real is not None:
-        if real.name in sources:
-            raise ConfigError(f"a model is named {real.name!r}, the name reserved for the real images")
         sources[real.name] = real
+    for src in sources.values():
+        for skip in src.skipped:
+            progress.console.print(f"[yellow]note:[/] {src.name} image skipped: {markup(skip.id)}: {markup(skip.error)}")
     return sources
 
 
@@ -155,40 +165,60 @@ def run_bench(
     models = select_models(config, plugins)
     missing = [(m.name, a.detail) for m in models if not (a := m.availability()).local]
     for name, detail in missing:
-        console.print(f"[yellow]note:[/] model {name} is not available locally: {detail}")
+        console.print(f"[yellow]note:[/] model {markup(name)} is not available locally: {markup(detail)}")
     methods = select_methods(config, plugins)
     for spec in methods:
         if spec.error:
-            console.print(f"[yellow]warning:[/] method {spec.name} cannot run here and is skipped: {spec.error}")
+            console.print(f"[yellow]warning:[/] method {markup(spec.name)} cannot run here and is skipped: {markup(spec.error)}")
     if not any(m.error is None for m in methods):
         raise ConfigError("no selected method can run here: " + "; ".join(f"{m.name}: {m.error}" for m in methods))
-    out.mkdir(parents=True, exist_ok=True)
-    store = ScoreStore(out)
-    failures: list[Failure] = []
-    with PlanProgress(console, enabled=progress) as bar:
+    prepare_output_folder(out)
+    # One run per folder: a second one would redo the work and race this one's files.
+    with RunLock(out):
+        store = ScoreStore(out, warn=lambda message: console.print(f"[yellow]warning:[/] {markup(message)}"))
+        failures: list[Failure] = []
+        with PlanProgress(console, enabled=progress) as bar:
+            try:
+                sources = prepare_sources(config, models, plugins, bar, stats)
+                saved = store.load()
+                units, already = make_units(models, methods, sources, config, key_set(saved))
+                plan = Plan(config, models, methods, sources, units, already)
+                stats.already_saved = already
+                bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
+                try:
+                    failures = Executor(plan, store, bar, stats, console, callback).run()
+                except OSError as exc:  # saving a chunk: a full disk, a folder made read-only meanwhile
+                    raise OutputError(
+                        f"could not save scores in {safe_str(out)} ({exc.strerror or exc}); the {stats.chunks_written} chunk(s) "
+                        f"saved before are kept in {safe_str(store.parts_dir)}: fix the problem and rerun to resume"
+                    ) from exc
+            except KeyboardInterrupt:
+                store.consolidate()
+                stats.finished = now()
+                raise BenchInterrupted(stats, out) from None
         try:
-            sources = prepare_sources(config, models, plugins, bar, stats)
-            saved = store.load()
-            units, already = make_units(models, methods, sources, config, key_set(saved))
-            plan = Plan(config, models, methods, sources, units, already)
-            stats.already_saved = already
-            bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
-            failures = Executor(plan, store, bar, stats, console, callback).run()
-        except KeyboardInterrupt:
-            store.consolidate()
-            stats.finished = now()
-            raise BenchInterrupted(stats, out) from None
-    store_rows = store.consolidate()
-    scores = plan_scores(plan, store_rows)
-    source_kinds = {name: src.kind for name, src in sources.items()}
-    ev = evaluate(scores, methods=plan.runnable, models=models, sources=list(sources), source_kinds=source_kinds, alpha=config.alpha)
-    summaries = summarize(ev.pairs_frame(), ev.timings_frame())
-    tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries)
-    stats.finished = now()
-    stats.load_average_end = load_average()
-    stats.wall_seconds = time.perf_counter() - t_start
-    result = BenchResult(config, plan, scores, ev, summaries, tables, stats, failures, provenance=provenance(config.device, plugins))
-    if write:
-        result.files = write_outputs(result)
+            store_rows = store.consolidate()
+        except OSError as exc:
+            raise OutputError(
+                f"could not fold the scores into {safe_str(store.path)} ({exc.strerror or exc}); every score is kept "
+                f"in {safe_str(store.parts_dir)}: fix the problem and rerun (nothing is computed again)"
+            ) from exc
+        scores = plan_scores(plan, store_rows)
+        source_kinds = {name: src.kind for name, src in sources.items()}
+        ev = evaluate(scores, methods=plan.runnable, models=models, sources=list(sources), source_kinds=source_kinds, alpha=config.alpha)
+        summaries = summarize(ev.pairs_frame(), ev.timings_frame())
+        tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries)
+        stats.finished = now()
+        stats.load_average_end = load_average()
         stats.wall_seconds = time.perf_counter() - t_start
-    return result
+        result = BenchResult(config, plan, scores, ev, summaries, tables, stats, failures, provenance=provenance(config.device, plugins))
+        if write:
+            try:
+                result.files = write_outputs(result)
+            except OSError as exc:
+                raise OutputError(
+                    f"could not write the result files in {safe_str(out)} ({exc.strerror or exc}); every score is kept in "
+                    f"{safe_str(store.path)}: fix the problem and rerun to write them (nothing is computed again)"
+                ) from exc
+            stats.wall_seconds = time.perf_counter() - t_start
+        return result

@@ -25,6 +25,7 @@ from PIL import Image
 from ..images import ImageLoadError, LoadedImage, list_image_files, load_image
 from ..models import ModelPlugin
 from ..scoring import Skip
+from ..text import safe_str
 
 MANIFEST = "manifest.json"
 GENERATE_BATCH = 16
@@ -242,7 +243,7 @@ def _file_refs(
         except ImageLoadError as exc:
             skipped.append(Skip(str(p), f"{exc.reason} ({exc.detail})" if exc.detail else exc.reason))
             continue
-        rel = str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+        rel = safe_str(p.relative_to(root) if p.is_relative_to(root) else p)  # UTF-8 safe: ids are stored
         refs.append(ImageRef(source, kind, split, f"{source}/{rel}", im.content_hash, p, im.format, im.width, im.height))
     return refs
 

@@ -7,6 +7,10 @@ again atomically. The store keeps every score ever computed in the folder (a lat
 budgets reuses what overlaps); ``<out>/scores.parquet`` holds exactly the current plan's rows.
 Rows are keyed by (method, options hash, target, image content hash): a rerun skips keys already
 present, and duplicates (e.g. from a run killed during consolidation) collapse to the latest row.
+
+A part or store file that cannot be read (truncated, corrupt, not parquet, lacking the key columns)
+is moved aside to ``<out>/scores/corrupt/`` with a warning; its rows are then missing, so the run
+computes exactly those again.
 """
 
 from __future__ import annotations
@@ -14,14 +18,20 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 
+from ..files import write_atomic
+from ..text import safe_str
+
 KEY = ("method", "options_hash", "target", "image_hash")
 STORE_DIR = "scores"
+CORRUPT_DIR = "corrupt"
+REQUIRED = (*KEY, "score", "status")
 
 
 @dataclass
@@ -52,7 +62,10 @@ DTYPES = {
 
 
 def rows_frame(rows: Iterable[ScoreRow]) -> pd.DataFrame:
-    frame = pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)
+    records = [asdict(r) for r in rows]
+    for r in records:  # ids and messages may hold undecodable file names; parquet needs UTF-8
+        r["image_id"], r["error"] = safe_str(r["image_id"]), safe_str(r["error"])
+    frame = pd.DataFrame(records, columns=COLUMNS)
     return frame.astype(DTYPES)
 
 
@@ -61,32 +74,63 @@ def empty_frame() -> pd.DataFrame:
 
 
 def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 class ScoreStore:
-    """The scores of one output folder: consolidated file plus part files not yet folded in."""
+    """The scores of one output folder: consolidated file plus part files not yet folded in.
 
-    def __init__(self, out: str | Path):
+    ``warn`` receives one sentence per unreadable file set aside (default: :func:`warnings.warn`);
+    ``set_aside`` lists (original path, new path, reason) for each.
+    """
+
+    def __init__(self, out: str | Path, warn: Callable[[str], None] | None = None):
         self.out = Path(out)
         self.parts_dir = self.out / STORE_DIR / "parts"
         self.path = self.out / STORE_DIR / "store.parquet"
+        self.corrupt_dir = self.out / STORE_DIR / CORRUPT_DIR
         self._counter = itertools.count()
         self.rows_written = 0
+        self.warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=3))
+        self.set_aside: list[tuple[Path, Path | None, str]] = []
 
     def part_files(self) -> list[Path]:
         if not self.parts_dir.is_dir():
             return []
         return sorted(p for p in self.parts_dir.glob("part-*.parquet"))
 
+    def _read(self, path: Path) -> pd.DataFrame | None:
+        """One saved file, or None after setting it aside when it cannot be read."""
+        try:
+            frame = pd.read_parquet(path)
+            missing = [c for c in REQUIRED if c not in frame.columns]
+            if missing:
+                raise ValueError(f"lacks column(s) {', '.join(missing)}")
+            return frame
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # truncated or corrupt: pyarrow raises its own error types
+            self._set_aside(path, f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _set_aside(self, path: Path, reason: str) -> None:
+        kind = "store file" if path == self.path else "part file"
+        dest: Path | None = self.corrupt_dir / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        try:
+            self.corrupt_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)  # type: ignore[arg-type]
+            where = f"moved to {safe_str(dest)}"
+        except OSError as exc:
+            dest, where = None, f"could not be moved aside ({exc.strerror or exc}), so it is ignored"
+        self.set_aside.append((path, dest, reason))
+        self.warn(f"score {kind} {safe_str(path)} is unreadable ({reason}); {where}; its scores will be computed again")
+
     def load(self) -> pd.DataFrame:
-        """Every saved row, duplicates (same key) resolved to the most recently written."""
-        frames = []
-        if self.path.is_file():
-            frames.append(pd.read_parquet(self.path))
-        frames.extend(pd.read_parquet(p) for p in self.part_files())
+        """Every saved row, duplicates (same key) resolved to the most recently written.
+        Unreadable files are set aside (see the module's docstring)."""
+        ignored = {p for p, dest, _ in self.set_aside if dest is None}
+        paths = ([self.path] if self.path.is_file() else []) + self.part_files()
+        frames = [f for p in paths if p not in ignored and (f := self._read(p)) is not None]
         frames = [f for f in frames if len(f)]
         if not frames:
             return empty_frame()
@@ -106,8 +150,8 @@ class ScoreStore:
 
     def consolidate(self) -> pd.DataFrame:
         """Fold the part files into the store file and remove them; returns every row."""
-        parts = self.part_files()
         frame = self.load()
+        parts = self.part_files()  # after load(): unreadable ones have been set aside
         if parts or not self.path.is_file():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_parquet_atomic(frame, self.path)

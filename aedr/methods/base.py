@@ -6,16 +6,20 @@ import dataclasses
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..autoencoder import Autoencoder
+from ..devices import check_device
+from ..fieldtypes import FieldTypeError, check_fields, field_types, parse_text
 from ..images import LoadedImage
 from ..models import ModelPlugin
-from ..preprocess import group_by_size, image_seed, to_model_tensor
+from ..preprocess import MAX_BATCH_PIXELS, group_by_size, image_seed, split_batches, to_model_tensor
 from ..reconstruction import ReconstructionCache
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -34,7 +38,27 @@ class MethodOptions:
     batch_size: int = 8
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # Every value against its declared type, however the options were given (keyword arguments,
+        # a config table, dataclasses.replace): "false" is not a bool, true is not an int.
+        check_fields(self)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The option names, in declaration order."""
+        return list(field_types(cls))
+
+    @classmethod
+    def parse(cls, key: str, raw: str) -> Any:
+        """Command-line text for option ``key`` parsed to the option's declared type
+        (``calibrate=false``, ``dtype=none``, ``detection_models=a,b``)."""
+        types_ = field_types(cls)
+        if key not in types_:
+            raise FieldTypeError(key, f"is not an option; options: {', '.join(sorted(types_))}")
+        return parse_text(key, raw, types_[key])
+
     def validate(self) -> None:
+        check_device(self.device)
         if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)} or None, got {self.dtype!r}")
         if self.batch_size < 1:
@@ -74,6 +98,22 @@ class ScoreContext:
     extra: dict = field(default_factory=dict)
 
 
+# Called with (images, target size) before every batch that :meth:`Method.map_batches` runs, so that
+# a progress display can say which (possibly huge) image is being worked on. See watch_batches().
+BatchListener = Callable[[Sequence[LoadedImage], tuple[int, int]], None]
+_batch_listener: ContextVar[BatchListener | None] = ContextVar("aedr_batch_listener", default=None)
+
+
+@contextmanager
+def watch_batches(listener: BatchListener) -> Iterator[None]:
+    """Within the block, ``listener(images, size)`` is called as each batch of any method starts."""
+    token = _batch_listener.set(listener)
+    try:
+        yield
+    finally:
+        _batch_listener.reset(token)
+
+
 class Method(ABC):
     """Subclass, set ``name``, ``description``, ``Options``, ``needs_grad`` and ``cost``, implement
     :meth:`score_batch`, then register the class::
@@ -92,6 +132,7 @@ class Method(ABC):
     needs_grad: ClassVar[bool] = False
     cost: ClassVar[CostHint] = CostHint()
     score_direction: ClassVar[str] = "lower score = belonging"
+    max_batch_pixels: ClassVar[int] = MAX_BATCH_PIXELS  # a batch holds at most this many pixels
 
     def __init__(self, options: MethodOptions | None = None, **overrides: Any):
         base = options if options is not None else self.Options()
@@ -101,7 +142,8 @@ class Method(ABC):
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise TypeError(f"{self.name}: unknown option(s) {unknown}; known options: {sorted(known)}")
-        self.options = dataclasses.replace(base, **overrides)
+        self.options = dataclasses.replace(base, **overrides)  # a new object: __post_init__ type-checks it
+        check_fields(self.options)  # (also for a plugin's Options whose own __post_init__ skips super's)
         self.options.validate()
 
     # -- what plugins implement -------------------------------------------------------------
@@ -157,18 +199,20 @@ class Method(ABC):
     ) -> np.ndarray:
         """Run ``fn(ctx, x0)`` over same-size batches; returns an (n_images, k) float64 array.
 
-        Images are grouped by target size (never padded together), batched by ``batch_size``,
-        and each gets a seed derived from its pixels, so results do not depend on batching.
+        Images are grouped by target size (never padded together), batched by ``batch_size`` and
+        by ``max_batch_pixels`` (large images go a few at a time), and each gets a seed derived from
+        its pixels, so results do not depend on batching.
         """
         if not images:
             return np.full((0, 1), np.nan)
         ae = self.autoencoder(model)
         out: np.ndarray | None = None
-        bs = self.options.batch_size
+        listener = _batch_listener.get()
         for size, indices in group_by_size(images, ae.size_policy).items():
-            for start in range(0, len(indices), bs):
-                idx = indices[start : start + bs]
+            for idx in split_batches(indices, size, self.options.batch_size, self.max_batch_pixels):
                 batch = [images[i] for i in idx]
+                if listener is not None:
+                    listener(batch, size)
                 ctx = ScoreContext(
                     model=model,
                     autoencoder=ae,

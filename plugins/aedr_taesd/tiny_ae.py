@@ -8,6 +8,8 @@ converts from and to the [-1, 1] range every aedr method uses.
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 
 from aedr import Autoencoder, Posterior, SizePolicy
+from aedr.models import WeightsUnavailableError
 
 WIDTH = 64
 
@@ -93,12 +96,51 @@ class TinyAEWeights:
 TAEF2_WEIGHTS = TinyAEWeights("taef2_encoder.pth", "taef2_decoder.pth", latent_channels=32, pool=True)
 
 
+REPLACE_HINT = "replace it with the published file"
+
+
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A plain tensor state dict, loaded without executing pickled code."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: not a state dict of tensors")
+    """A plain tensor state dict, loaded without executing pickled code (``weights_only=True``).
+
+    Anything else raises :class:`~aedr.models.WeightsUnavailableError` with one sentence of ours: torch's own
+    text is never shown, since it suggests loading with ``weights_only=False``, which would run
+    whatever code the file holds.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsUnavailableError(f"{path}: weight file not found") from None
+    except OSError as exc:
+        raise WeightsUnavailableError(f"{path}: weight file cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except pickle.UnpicklingError:
+        raise WeightsUnavailableError(
+            f"{path}: not a plain tensor state dict (corrupt, or holding pickled objects, which are never "
+            f"loaded); {REPLACE_HINT}"
+        ) from None
+    except Exception:  # torch's zip reader and unpickler raise RuntimeError, EOFError, ValueError ...
+        raise WeightsUnavailableError(f"{path}: not a readable PyTorch weight file (truncated or corrupt); {REPLACE_HINT}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise WeightsUnavailableError(f"{path}: not a state dict of tensors; {REPLACE_HINT}")
     return state
+
+
+def load_into(module: nn.Module, path: Path, what: str) -> None:
+    """Load the state dict at ``path`` into ``module`` strictly (every key, every shape), or raise
+    :class:`~aedr.models.WeightsUnavailableError` naming the file and the first keys that do not fit."""
+    state = load_state_dict(path)
+    expected = module.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in state]
+    problems += [f"unexpected {k}" for k in state if k not in expected]
+    problems += [
+        f"{k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
+        for k, v in state.items() if k in expected and v.shape != expected[k].shape
+    ]
+    if problems:
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise WeightsUnavailableError(f"{path}: does not fit the {what} ({'; '.join(problems[:3])}{more}); {REPLACE_HINT}")
+    module.load_state_dict(state, strict=True)
 
 
 class TinyAutoencoder(Autoencoder):
@@ -131,8 +173,8 @@ class TinyAutoencoder(Autoencoder):
         enc_path, dec_path = weights.paths(folder)
         enc = encoder(weights.latent_channels, pool=weights.pool)
         dec = decoder(weights.latent_channels, pool=weights.pool)
-        enc.load_state_dict(load_state_dict(enc_path), strict=True)
-        dec.load_state_dict(load_state_dict(dec_path), strict=True)
+        load_into(enc, enc_path, f"encoder ({weights.latent_channels} latent channels)")
+        load_into(dec, dec_path, f"decoder ({weights.latent_channels} latent channels)")
         return cls(enc.to(device, dtype), dec.to(device, dtype))
 
     def encode(self, x: torch.Tensor) -> Posterior:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from aedr.models import WeightsUnavailableError
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKSUM_FILE = "checksums.sha256"
 
 
-class ChecksumError(RuntimeError):
-    """A shipped weight file is missing or differs from the checksum file."""
+class ChecksumError(WeightsUnavailableError):
+    """A shipped weight file is missing or differs from the checksum file. A
+    :class:`~aedr.models.WeightsUnavailableError`, so front ends print its message, not a traceback."""
 
 
 def model_dir(name: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
@@ -52,11 +55,18 @@ def read_checksums(weights_dir: Path = WEIGHTS_DIR) -> dict[str, str]:
     path = Path(weights_dir) / CHECKSUM_FILE
     if not path.is_file():
         raise ChecksumError(f"{path}: checksum file missing; the zoo weights cannot be verified (reinstall aedr)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChecksumError(f"{path}: checksum file unreadable ({exc}); the zoo weights cannot be verified (reinstall aedr)") from None
     out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            digest, rel = line.split(maxsplit=1)
-            out[rel.strip()] = digest
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64 or any(c not in "0123456789abcdef" for c in parts[0]):
+            raise ChecksumError(f"{path}, line {number}: not 'SHA256  FILE' ({line[:80]!r}); the zoo weights cannot be verified (reinstall aedr)")
+        out[parts[1].strip()] = parts[0]
     return out
 
 
@@ -73,7 +83,10 @@ def verify_model(name: str, weights_dir: Path = WEIGHTS_DIR) -> None:
     if missing:
         raise ChecksumError(f"zoo model {name!r}: missing weight file(s) {', '.join(missing)} (reinstall aedr)")
     for rel in sorted(expected):
-        actual = sha256_file(weights_dir / rel)
+        try:
+            actual = sha256_file(weights_dir / rel)
+        except OSError as exc:
+            raise ChecksumError(f"zoo model {name!r}: {weights_dir / rel} cannot be read ({exc.strerror or exc}) (reinstall aedr)") from None
         if actual != expected[rel]:
             raise ChecksumError(
                 f"zoo model {name!r}: {weights_dir / rel} has sha256 {actual}, expected {expected[rel]} "
