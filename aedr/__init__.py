@@ -12,19 +12,62 @@ The Python API mirrors the command line::
 
 from __future__ import annotations
 
-from .autoencoder import Autoencoder, DiffusersAutoencoder, Posterior, SizePolicy
-from .datasets import ImageSet
-from .calibration import choose_alpha, kde_tail_probability, kde_threshold
-from .glcm import homogeneity
+import importlib
+from typing import TYPE_CHECKING
+
 from .hookspecs import hookimpl
-from .images import ImageLoadError, LoadedImage, load_image
-from .methods.base import CostHint, Method, MethodOptions, ScoreContext
-from .models import Availability, CalibrationSource, ModelPlugin
-from .plugins import get_method, get_model, get_plugins, load_plugins
-from .registry import DuplicateNameError, UnknownNameError
-from .card import CalibrationCard, calibrate
-from .attribution import Attribution, Verdict, attribute
-from .scoring import ScoreTable, score_files, score_images
+
+# Every other export is imported on first use (``aedr.get_model``), so that ``import aedr`` (and with
+# it the CLI's listings and every plugin's registration) does not pay for torch, scipy or pandas.
+_EXPORTS = {
+    "Autoencoder": "autoencoder", "DiffusersAutoencoder": "autoencoder", "Posterior": "autoencoder",
+    "SizePolicy": "autoencoder",
+    "ImageSet": "datasets",
+    "choose_alpha": "calibration", "kde_tail_probability": "calibration", "kde_threshold": "calibration",
+    "homogeneity": "glcm",
+    "ImageLoadError": "images", "LoadedImage": "images", "load_image": "images",
+    "CostHint": "methods.base", "Method": "methods.base", "MethodOptions": "methods.base",
+    "ScoreContext": "methods.base",
+    "Availability": "models", "CalibrationSource": "models", "ModelPlugin": "models",
+    "get_method": "plugins", "get_model": "plugins", "get_plugins": "plugins", "load_plugins": "plugins",
+    "DuplicateNameError": "registry", "UnknownNameError": "registry",
+    "CalibrationCard": "card", "calibrate": "card",
+    "Attribution": "attribution", "Verdict": "attribution", "attribute": "attribution",
+    "ScoreTable": "scoring", "score_files": "scoring", "score_images": "scoring",
+}
+
+if TYPE_CHECKING:
+    from .attribution import Attribution, Verdict, attribute
+    from .autoencoder import Autoencoder, DiffusersAutoencoder, Posterior, SizePolicy
+    from .calibration import choose_alpha, kde_tail_probability, kde_threshold
+    from .card import CalibrationCard, calibrate
+    from .datasets import ImageSet
+    from .glcm import homogeneity
+    from .images import ImageLoadError, LoadedImage, load_image
+    from .methods.base import CostHint, Method, MethodOptions, ScoreContext
+    from .models import Availability, CalibrationSource, ModelPlugin
+    from .plugins import get_method, get_model, get_plugins, load_plugins
+    from .registry import DuplicateNameError, UnknownNameError
+    from .scoring import ScoreTable, score_files, score_images
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:  # a submodule (``aedr.card.CalibrationCard`` after ``import aedr``)
+        try:
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+        raise AttributeError(f"module 'aedr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = "0.1.0"
 

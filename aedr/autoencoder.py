@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Literal, Sequence, Tuple, Union
 
-import torch
+from .lazy import lazy_default, lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 LatentKind = Literal["kl", "vq", "deterministic"]
 LatentMode = Literal["sample", "mean"]
@@ -83,8 +88,8 @@ class Autoencoder(ABC):
 
     latent_kind: LatentKind = "kl"
     size_policy: SizePolicy = SizePolicy()
-    device: torch.device = torch.device("cpu")
-    dtype: torch.dtype = torch.float32
+    device: torch.device = lazy_default(lambda: torch.device("cpu"))  # (made on first read: no torch import here)
+    dtype: torch.dtype = lazy_default(lambda: torch.float32)
     scaling_factor: Factor = 1.0
     shift_factor: Factor = 0.0
     quantize_on_decode: bool = True

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import gaussian_kde
 
 DEFAULT_ALPHA = 0.05
 GRID_POINTS = 10_000
@@ -55,6 +54,8 @@ def _clean(scores: Sequence[float], what: str = "scores") -> np.ndarray:
 
 
 def _kde_cdf(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.stats import gaussian_kde  # scipy only when a threshold is computed
+
     kde = gaussian_kde(scores)  # Scott's rule, as the original
     sd = np.std(scores, ddof=1)
     grid = np.linspace(scores.min() - sd, scores.max() + sd, GRID_POINTS)
@@ -79,6 +80,8 @@ def kde_tail_probability(calibration_scores: Sequence[float], scores: Sequence[f
 
     Comparable across models, whatever the scale of their scores.
     """
+    from scipy.stats import gaussian_kde
+
     kde = gaussian_kde(_clean(calibration_scores))
     s = np.atleast_1d(np.asarray(scores, dtype=np.float64))
     out = np.array([kde.integrate_box_1d(v, np.inf) if np.isfinite(v) else np.nan for v in s])

@@ -8,10 +8,16 @@ Every distance is a loss (larger = further apart) so that the AEDR ratio L1 / L2
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
-import torch
-import torch.nn.functional as F
+from .lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch")
+    F = lazy_import("torch.nn.functional")
 
 Distance = Literal["l2", "l1", "ssim", "psnr", "lpips"]
 DISTANCES: tuple[str, ...] = ("l2", "l1", "ssim", "psnr", "lpips")

@@ -17,14 +17,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .text import safe_str
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FRAME_SUFFIXES = (".csv", ".parquet")
 
@@ -146,7 +148,8 @@ def jsonable(value: Any) -> Any:
         return None
     if isinstance(value, (str, os.PathLike)):
         return safe_str(value)
-    if value is pd.NA:
+    pd = sys.modules.get("pandas")  # a pandas value implies pandas is loaded: never import it here
+    if pd is not None and value is pd.NA:
         return None
     return value
 
@@ -158,6 +161,8 @@ def json_text(value: Any, **dumps_options: Any) -> str:
 
 def text_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with every text cell UTF-8 safe (see :func:`aedr.text.safe_str`)."""
+    import pandas as pd
+
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or isinstance(out[col].dtype, pd.StringDtype):

@@ -23,13 +23,18 @@ without snapping them to the codebook (``force_not_quantize``), as the originals
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
 
 from .autoencoder import Autoencoder
 from .methods.base import MethodOptions
 from .models import ModelPlugin
+from .lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 @dataclass

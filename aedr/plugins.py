@@ -6,6 +6,9 @@ hooks as third-party ones; third-party plugins are found through the ``aedr`` en
 Environment:
 - ``AEDR_PLUGINS=name1,name2``: load only these entry-point plugins (built-ins always load).
 - ``AEDR_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry-point plugins at all.
+- ``AEDR_PLUGIN_MODULES=pkg.plugin,other``: also load these importable modules as plugins, as if
+  they were installed with an entry point of that name (for developing a plugin without installing
+  it: put its folder on ``PYTHONPATH``). Not affected by the two variables above.
 
 A plugin that fails to import, or raises inside a hook, is recorded in :attr:`Plugins.info` and
 skipped; the others load normally.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import os
+import threading
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "aedr"
 ENV_ONLY = "AEDR_PLUGINS"
 ENV_NO_AUTOLOAD = "AEDR_DISABLE_PLUGIN_AUTOLOAD"
+ENV_MODULES = "AEDR_PLUGIN_MODULES"
 BUILTIN_PLUGINS = ("aedr.methods.aedr_method", "aedr.bench.plugin")
 
 
@@ -56,15 +61,54 @@ class PluginInfo:
         return not self.errors
 
 
-@dataclass
-class Plugins:
-    """The loaded plugin set: pluggy manager, per-plugin info, and the model and method registries."""
+# (hook, registry kind, PluginInfo list), in the order the registries are filled
+_REGISTRIES = (
+    ("register_models", "model", "models"),
+    ("register_methods", "method", "methods"),
+    ("register_datasets", "dataset", "datasets"),
+)
 
-    manager: pluggy.PluginManager
-    info: dict[str, PluginInfo]
-    models: Registry["ModelPlugin"]
-    methods: Registry[type["Method"]]
-    datasets: Registry["ImageSet"]
+
+class Plugins:
+    """The loaded plugin set: pluggy manager, per-plugin info, and the model, method and dataset
+    registries.
+
+    A registry is filled the first time it is read (its hook runs then), so that a command needing
+    none of them (``aedr --help``) imports no plugin's models or methods. :attr:`info` fills all
+    three, so that it lists everything registered and every hook's errors."""
+
+    def __init__(self, manager: pluggy.PluginManager, info: dict[str, PluginInfo]):
+        self.manager = manager
+        self._info = info
+        self._registries: dict[str, Registry] = {}
+        self._lock = threading.RLock()
+
+    def _registry(self, listing: str) -> Registry:
+        with self._lock:
+            if listing not in self._registries:
+                hook, kind, _ = next(r for r in _REGISTRIES if r[2] == listing)
+                registry: Registry = Registry(kind)
+                _run_hook(self.manager, self._info, hook, registry, _CHECKS[listing], listing)
+                self._registries[listing] = registry
+            return self._registries[listing]
+
+    @property
+    def models(self) -> Registry["ModelPlugin"]:
+        return self._registry("models")
+
+    @property
+    def methods(self) -> Registry[type["Method"]]:
+        return self._registry("methods")
+
+    @property
+    def datasets(self) -> Registry["ImageSet"]:
+        return self._registry("datasets")
+
+    @property
+    def info(self) -> dict[str, PluginInfo]:
+        for _, _, listing in _REGISTRIES:
+            self._registry(listing)
+        return self._info
 
     def model(self, name: str) -> "ModelPlugin":
         return self.models.get(name)
@@ -80,7 +124,51 @@ class Plugins:
             try:
                 impl.function(cli=cli)
             except Exception as exc:  # a broken plugin never takes the CLI down
-                self.info[impl.plugin_name].errors.append(f"register_commands: {_describe(exc)}")
+                self._info[impl.plugin_name].errors.append(f"register_commands: {_describe(exc)}")
+
+
+def _run_hook(pm: pluggy.PluginManager, info: dict[str, PluginInfo], hook_name: str, registry: Registry, check, listing: str) -> None:
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        record = info[impl.plugin_name]
+
+        def register(obj, _record=record) -> None:
+            check(obj)
+            name = obj.name
+            try:
+                registry.add(name, obj, _record.name)
+            except DuplicateNameError as exc:
+                _record.errors.append(str(exc))
+                return
+            getattr(_record, listing).append(name)
+
+        try:
+            impl.function(register=register)
+        except Exception as exc:
+            record.errors.append(f"{hook_name}: {_describe(exc)}")
+
+
+def _check_model(obj: object) -> None:
+    from .models import ModelPlugin
+
+    if not isinstance(obj, ModelPlugin):
+        raise TypeError(f"register_models expects ModelPlugin instances, got {obj!r}")
+
+
+def _check_method(obj: object) -> None:
+    from .methods.base import Method
+
+    if not (isinstance(obj, type) and issubclass(obj, Method)):
+        raise TypeError(f"register_methods expects Method subclasses, got {obj!r}")
+
+
+def _check_dataset(obj: object) -> None:
+    from .datasets import ImageSet
+
+    if not isinstance(obj, ImageSet):
+        raise TypeError(f"register_datasets expects ImageSet instances, got {obj!r}")
+
+
+_CHECKS = {"models": _check_model, "methods": _check_method, "datasets": _check_dataset}
 
 
 def _describe(exc: BaseException) -> str:
@@ -102,14 +190,15 @@ def _selected_entry_points() -> list[md.EntryPoint]:
     return sorted(eps, key=lambda ep: ep.name)
 
 
+def _listed_modules() -> list[str]:
+    return [n.strip() for n in os.environ.get(ENV_MODULES, "").split(",") if n.strip()]
+
+
 def load_plugins(
     *, entry_points: bool = True, extra: Iterable[ModuleType | object] = ()
 ) -> Plugins:
-    """Load built-ins, entry-point plugins (unless disabled) and ``extra`` plugin objects."""
-    from .methods.base import Method
-    from .datasets import ImageSet
-    from .models import ModelPlugin
-
+    """Load built-ins, entry-point plugins and ``AEDR_PLUGIN_MODULES`` (unless ``entry_points`` is
+    False) and ``extra`` plugin objects."""
     pm = pluggy.PluginManager("aedr")
     pm.add_hookspecs(hookspecs)
     info: dict[str, PluginInfo] = {}
@@ -144,49 +233,20 @@ def load_plugins(
             continue
         add(ep.name, module, ep.value, version, False)
 
+    for module_name in _listed_modules() if entry_points else []:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            info[module_name] = PluginInfo(module_name, module_name, errors=[f"import: {_describe(exc)}"])
+            continue
+        if not pm.is_registered(module):  # also installed: loaded once, through its entry point
+            add(module_name, module, module_name, None, False)
+
     for obj in extra:
         name = getattr(obj, "__name__", None) or type(obj).__name__
         add(name, obj, name, None, False)
 
-    models: Registry[ModelPlugin] = Registry("model")
-    methods: Registry[type[Method]] = Registry("method")
-    datasets: Registry[ImageSet] = Registry("dataset")
-
-    def run_hook(hook_name: str, registry: Registry, check, listing: str) -> None:
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            record = info[impl.plugin_name]
-
-            def register(obj, _record=record) -> None:
-                check(obj)
-                name = obj.name
-                try:
-                    registry.add(name, obj, _record.name)
-                except DuplicateNameError as exc:
-                    _record.errors.append(str(exc))
-                    return
-                getattr(_record, listing).append(name)
-
-            try:
-                impl.function(register=register)
-            except Exception as exc:
-                record.errors.append(f"{hook_name}: {_describe(exc)}")
-
-    def check_model(obj: object) -> None:
-        if not isinstance(obj, ModelPlugin):
-            raise TypeError(f"register_models expects ModelPlugin instances, got {obj!r}")
-
-    def check_method(obj: object) -> None:
-        if not (isinstance(obj, type) and issubclass(obj, Method)):
-            raise TypeError(f"register_methods expects Method subclasses, got {obj!r}")
-
-    run_hook("register_models", models, check_model, "models")
-    def check_dataset(obj: object) -> None:
-        if not isinstance(obj, ImageSet):
-            raise TypeError(f"register_datasets expects ImageSet instances, got {obj!r}")
-
-    run_hook("register_methods", methods, check_method, "methods")
-    run_hook("register_datasets", datasets, check_dataset, "datasets")
-    return Plugins(pm, info, models, methods, datasets)
+    return Plugins(pm, info)
 
 
 _default: Plugins | None = None

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .autoencoder import SizePolicy
 from .images import ImageTooSmallError, LoadedImage
+from .lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 def image_seed(image: LoadedImage, run_seed: int = 0) -> int:

@@ -12,7 +12,11 @@ from aedr.reconstruction import ReconstructionCache
 
 from conftest import photo_crops
 
+# Tiny models: one torch thread is many times faster than two on a busy two-core machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
 
+
+@pytest.mark.slow
 def test_batched_equals_one_by_one_in_any_order(tiny_model, natural_images):
     method = aedr.get_method("aedr", batch_size=3)
     batched = method.score(tiny_model, natural_images)

@@ -247,6 +247,7 @@ def test_inversion_gives_no_gradient_to_the_decoder(tiny_model_dir, images):
         ae.module.requires_grad_(False)
 
 
+@pytest.mark.slow
 def test_batched_latenttracer_equals_one_by_one_over_many_steps(tiny_model):
     # 60 iterations, across the lr halving at 50: Adam would amplify any batch-dependent rounding
     # (RONAN: conformance suite).

@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 N_CAL, N_EVAL = 5, 4
 ZOO_PAIR = ("zoo-kl-a", "zoo-vq")  # a KL and a VQ model of the shipped zoo
 
+# One real benchmark run (every method, two zoo models) shared by the module: half a minute and more.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):

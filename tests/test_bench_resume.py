@@ -13,11 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import aedr
 from aedr.bench import BenchInterrupted, load_config, run_bench
 from aedr.bench.store import ScoreStore
 from test_bench_support import BenchModels, make_models
+
+# Tiny models: one torch thread is many times faster than two on a busy two-core machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 TESTS = Path(__file__).resolve().parent
 SETTINGS = dict(models=["tiny-*"], methods=["aedr"], real="none", n_cal=4, n_eval=3, chunk_size=2, report=False)
@@ -26,7 +30,7 @@ TOTAL = 2 * (4 + 3 * 2)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, single_thread):  # the reference run under the module's thread count
     base = tmp_path_factory.mktemp("bench-resume")
     models = make_models(base / "models")
     plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(models)])
@@ -78,6 +82,7 @@ def test_ctrl_c_part_way_then_resume(setup):
     _same_results(Path(cfg.out), Path(reference.config.out))
 
 
+@pytest.mark.slow
 def test_kill_9_part_way_then_resume(setup, tmp_path):
     base, plugins, reference = setup
     out = base / "killed"
@@ -86,9 +91,11 @@ def test_kill_9_part_way_then_resume(setup, tmp_path):
         import os, signal, sys
         from pathlib import Path
         sys.path.insert(0, {str(TESTS)!r})
+        import torch
         import aedr
         from aedr.bench import load_config, run_bench
         from test_bench_support import BenchModels, make_models
+        torch.set_num_threads({torch.get_num_threads()})  # as the reference run (after conftest's): the same bits
         plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(make_models(Path({str(base / 'models')!r})))])
         done = []
         def kill(event):

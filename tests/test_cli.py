@@ -15,6 +15,9 @@ from aedr.cli import build_app
 
 from conftest import photo_crops
 
+# Tiny models: one torch thread is many times faster than two on a busy two-core machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 class ModelsPlugin:
     """Registers the test's models through the same hook third-party plugins use."""

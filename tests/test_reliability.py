@@ -43,6 +43,9 @@ from aedr.text import markup, safe_str
 from conftest import photo_crops
 from test_bench_support import BenchModels, make_models
 
+# Tiny models: one torch thread is many times faster than two on a busy two-core machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TESTS = Path(__file__).resolve().parent
 POSIX_BYTES_NAMES = sys.platform.startswith("linux")  # macOS and Windows refuse names that are not UTF-8
 

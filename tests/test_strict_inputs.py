@@ -37,6 +37,9 @@ from aedr.models import WeightsUnavailableError
 
 from conftest import photo_crops
 
+# Tiny models: one torch thread is many times faster than two on a busy two-core machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 ALL_PLUGINS = aedr.load_plugins()
 
 

@@ -127,6 +127,7 @@ def test_shapes_and_range(taef2):
     assert abs(float(y.mean() - x.mean())) < 0.05 and float(y.min()) < -0.2
 
 
+@pytest.mark.slow
 @needs_weights
 def test_reconstruction_and_attribution_on_real_photos(taef2):
     fig = measure(taef2)
@@ -136,6 +137,7 @@ def test_reconstruction_and_attribution_on_real_photos(taef2):
     assert fig.auc_uncalibrated >= 0.85, fig
 
 
+@pytest.mark.slow
 @needs_weights
 def test_uncalibrated_ratio_is_the_method_without_calibration(taef2):
     """The division used in :func:`measure` equals running AEDR with ``calibrate=False``."""

@@ -6,16 +6,21 @@ Registered through the same ``register_methods`` hook that third-party plugins u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from ..distances import DISTANCES, get_distance
 from ..glcm import homogeneity_of_gray
 from ..hookspecs import hookimpl
 from ..reconstruction import decode_batch, encode_batch, first_pass, even_batch
 from .base import CostHint, Method, MethodOptions, ScoreContext
+from ..lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 
 @dataclass

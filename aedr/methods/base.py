@@ -9,10 +9,9 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from ..autoencoder import Autoencoder
 from ..devices import check_device
@@ -21,8 +20,15 @@ from ..images import LoadedImage
 from ..models import ModelPlugin
 from ..preprocess import MAX_BATCH_PIXELS, group_by_size, image_seed, split_batches, to_model_tensor
 from ..reconstruction import ReconstructionCache
+from ..lazy import lazy_import
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
+
+DTYPES = ("float32", "float16", "bfloat16")
+"""The ``dtype`` option's values: names of torch dtypes."""
 
 
 @dataclass
@@ -172,7 +178,7 @@ class Method(ABC):
         return self.name if not changed else f"{self.name}(" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")"
 
     def torch_dtype(self) -> torch.dtype | None:
-        return None if self.options.dtype is None else DTYPES[self.options.dtype]
+        return None if self.options.dtype is None else getattr(torch, self.options.dtype)
 
     def autoencoder(self, model: ModelPlugin) -> Autoencoder:
         return model.autoencoder(self.options.device, self.torch_dtype())

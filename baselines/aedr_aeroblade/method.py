@@ -18,16 +18,20 @@ model's own size policy, each reconstruction cached under that model's name).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
-import torch
 
 import aedr
 from aedr.distances import mse, ssim_loss
-from aedr.lpips import ALL_LAYERS, LPIPSWeightsMissing, find_weights, load_lpips, missing_weights_message
 from aedr.preprocess import group_by_size, to_model_tensor
 from aedr.reconstruction import first_pass, even_batch
+from aedr.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 WEIGHT_FREE_HINT = "Without them: methods aeroblade-mse / aeroblade-ssim (same reconstruction, no weights)."
 
@@ -67,6 +71,8 @@ class AerobladeOptions(ReconstructionOptions):
     lpips_layer: int = 2
 
     def validate(self) -> None:
+        from aedr.lpips import ALL_LAYERS  # aedr.lpips defines torch modules: imported on use
+
         super().validate()
         if self.lpips_layer not in (0, *ALL_LAYERS):
             raise ValueError(f"lpips_layer must be 0 (all) or one of {ALL_LAYERS}, got {self.lpips_layer}")
@@ -123,12 +129,16 @@ class Aeroblade(_ReconstructionDistance):
     options: AerobladeOptions
 
     def __init__(self, options: aedr.MethodOptions | None = None, **overrides):
+        from aedr.lpips import LPIPSWeightsMissing, find_weights, missing_weights_message
+
         super().__init__(options, **overrides)
         paths = find_weights()
         if paths.vgg16 is None or paths.heads is None:  # fail at set-up, before any scoring
             raise LPIPSWeightsMissing(missing_weights_message(paths, WEIGHT_FREE_HINT))
 
     def distance(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        from aedr.lpips import ALL_LAYERS, LPIPSWeightsMissing, find_weights, load_lpips, missing_weights_message
+
         layers = ALL_LAYERS if self.options.lpips_layer == 0 else (self.options.lpips_layer,)
         try:
             return load_lpips(self.options.device, layers)

@@ -18,15 +18,23 @@ its single-image gradient and only the latent requires grad.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 import aedr
 from aedr.inversion import InversionOptions, invert, unit_decoder
 from aedr.reconstruction import encode
+from aedr.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:
+    torch = lazy_import("torch")
+    F = lazy_import("torch.nn.functional")
 
 
 @dataclass

@@ -23,10 +23,9 @@ from __future__ import annotations
 import dataclasses
 import io
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
 import aedr
@@ -34,6 +33,12 @@ from aedr.autoencoder import seeded_normal
 from aedr.inversion import InversionOptions, invert, unit_decoder
 from aedr.preprocess import tensor_to_uint8
 from aedr.reconstruction import encode
+from aedr.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 # Mixes an image's seed into a stream of its own, so RONAN's start never reuses the posterior noise
 # that AEDR and AEROBLADE draw from the same seed.

@@ -5,10 +5,20 @@ Hugging Face hub id or a local folder (``AEDR_MODEL_<KEY>``); its generator is t
 text-to-image pipeline with the original implementation's settings.
 """
 
-from .model import DiffusersModel
-from .prompts import Prompt, parse_prompts, read_prompt_file, write_prompt_file
-from .specs import PAPER_MODELS, SPECS, ModelSpec
-from .weights import WeightSource, WeightsUnavailableError, env_var_for
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import DiffusersModel
+    from .prompts import Prompt, parse_prompts, read_prompt_file, write_prompt_file
+    from .specs import PAPER_MODELS, SPECS, ModelSpec
+    from .weights import WeightSource, WeightsUnavailableError, env_var_for
+
+_EXPORTS = {
+    "DiffusersModel": "model",
+    **dict.fromkeys(("Prompt", "parse_prompts", "read_prompt_file", "write_prompt_file"), "prompts"),
+    **dict.fromkeys(("PAPER_MODELS", "SPECS", "ModelSpec"), "specs"),
+    **dict.fromkeys(("WeightSource", "WeightsUnavailableError", "env_var_for"), "weights"),
+}
 
 __all__ = [
     "PAPER_MODELS",
@@ -23,3 +33,14 @@ __all__ = [
     "read_prompt_file",
     "write_prompt_file",
 ]
+
+
+def __getattr__(name: str):
+    """Exports are imported on first use: the plugin's hooks module (imported by every ``aedr``
+    command) must not pay for torch."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -7,17 +7,22 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
 from PIL import Image
 
 import aedr
 from aedr import Availability, CalibrationSource, ModelPlugin
+from aedr.lazy import lazy_import
 
 from .prompts import resolve_prompts
 from .specs import ModelSpec
 from .weights import WeightSource, WeightsUnavailableError, env_var_for
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")
 
 LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError)
 

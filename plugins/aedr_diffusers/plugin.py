@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import aedr
 
-from .model import DiffusersModel
-from .specs import PAPER_MODELS
-
 
 @aedr.hookimpl
 def register_models(register):
+    from .model import DiffusersModel  # (torch) imported when the models are registered
+    from .specs import PAPER_MODELS
+
     for spec in PAPER_MODELS:
         register(DiffusersModel(spec))
 

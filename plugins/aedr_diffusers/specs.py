@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from aedr.autoencoder import SizePolicy
 
-from aedr import SizePolicy
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything that differs between the paper's models.
 
-    ``dtype``: the dtype the original runs the model in (the default; methods may override it).
+    ``dtype``: the dtype the original runs the model in (the default; methods may override it),
+    given by its torch name as ``dtype_name`` (so that listing the models needs no torch).
     ``upcast``: the autoencoder runs in float32 even when the pipeline runs in half precision
     (SDXL's VAE overflows in float16; the original calls ``pipe.upcast_vae()``).
     ``quantize_on_decode``: VQ autoencoders decode as ``VQModel.decode`` does by default (the
@@ -32,7 +35,7 @@ class ModelSpec:
     autoencoder_class: str
     pipeline_class: str
     description: str
-    dtype: torch.dtype = torch.float32
+    dtype_name: str = "float32"
     upcast: bool = False
     size_policy: SizePolicy = SizePolicy()
     quantize_on_decode: bool = True
@@ -43,6 +46,12 @@ class ModelSpec:
     pipeline_kwargs: tuple[tuple[str, object], ...] = ()
     generator_on_device: bool = False
     native_size: int = 512
+
+    @property
+    def dtype(self) -> torch.dtype:
+        import torch
+
+        return getattr(torch, self.dtype_name)
 
     @property
     def latent_note(self) -> str:
@@ -76,12 +85,12 @@ PAPER_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         "SD3.5", "stabilityai/stable-diffusion-3.5-large", "vae", "kl16", "AutoencoderKL",
         "StableDiffusion3Pipeline", "Stable Diffusion 3.5 Large (1024 px, bfloat16)",
-        dtype=torch.bfloat16, steps=35, gated=True, native_size=1024,
+        dtype_name="bfloat16", steps=35, gated=True, native_size=1024,
     ),
     ModelSpec(
         "FLUX", "black-forest-labs/FLUX.1-dev", "vae", "kl16", "AutoencoderKL",
         "FluxPipeline", "FLUX.1 [dev] (1024 px, bfloat16)",
-        dtype=torch.bfloat16, steps=35, gated=True, native_size=1024,
+        dtype_name="bfloat16", steps=35, gated=True, native_size=1024,
     ),
     ModelSpec(
         "KD2.1", "kandinsky-community/kandinsky-2-1", "movq", "movq", "VQModel",

@@ -12,15 +12,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 import aedr
 from aedr import Availability, CalibrationSource, ModelPlugin
+from aedr.lazy import lazy_import
 from aedr_diffusers.model import hub_errors, images_env_var
 from aedr_diffusers.weights import WeightSource, WeightsUnavailableError, env_var_for
 
-from .tiny_ae import TAEF2_WEIGHTS, TinyAEWeights, TinyAutoencoder
+from .files import TAEF2_WEIGHTS, TinyAEWeights, default_taef2_dir
+
+if TYPE_CHECKING:
+    import torch
+
+    from .tiny_ae import TinyAutoencoder
+else:
+    torch = lazy_import("torch")
 
 FAMILY = "tiny"
 TAESD_REPO = "https://github.com/madebyollin/taesd"
@@ -94,11 +101,6 @@ class TinyDiffusersModel(_FolderCalibration, ModelPlugin):
             raise source.error(exc) from exc
 
 
-def default_taef2_dir() -> Path:
-    """torch's checkpoint cache (``$TORCH_HOME/hub/checkpoints``), where ``torch.hub`` puts downloads."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 class TAEF2Model(_FolderCalibration, ModelPlugin):
     """TAEF2, the FLUX.2 tiny autoencoder (32 latent channels), from its published ``.pth`` files.
 
@@ -151,4 +153,6 @@ class TAEF2Model(_FolderCalibration, ModelPlugin):
                 f"(MIT licence) into {default_taef2_dir()}, or\n"
                 f"  - set {self.env_var}=/path/to/folder holding both files."
             )
+        from .tiny_ae import TinyAutoencoder  # the torch modules
+
         return TinyAutoencoder.from_files(self.weights, folder, device=device, dtype=dtype or torch.float32)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import aedr
 
-from .models import TINY_MODELS, TAEF2Model, TinyDiffusersModel
-
 
 @aedr.hookimpl
 def register_models(register):
+    from .models import TINY_MODELS, TAEF2Model, TinyDiffusersModel  # (torch) imported when registered
+
     for spec in TINY_MODELS:
         register(TinyDiffusersModel(spec))
     register(TAEF2Model())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +17,8 @@ from torch import nn
 
 from aedr import Autoencoder, Posterior, SizePolicy
 from aedr.models import WeightsUnavailableError
+
+from .files import TAEF2_WEIGHTS, TinyAEWeights  # (re-exported: they lived here)
 
 WIDTH = 64
 
@@ -77,23 +78,6 @@ def decoder(latent_channels: int, *, pool: bool) -> nn.Sequential:
         layers += [Block(WIDTH, WIDTH) for _ in range(blocks)]
     layers.append(conv(WIDTH, 3))
     return nn.Sequential(*layers)
-
-
-@dataclass(frozen=True)
-class TinyAEWeights:
-    """Where a published encoder/decoder state-dict pair lives and the architecture it needs."""
-
-    encoder_file: str
-    decoder_file: str
-    latent_channels: int
-    pool: bool
-
-    def paths(self, folder: str | Path) -> tuple[Path, Path]:
-        folder = Path(folder).expanduser()
-        return folder / self.encoder_file, folder / self.decoder_file
-
-
-TAEF2_WEIGHTS = TinyAEWeights("taef2_encoder.pth", "taef2_decoder.pth", latent_channels=32, pool=True)
 
 
 REPLACE_HINT = "replace it with the published file"

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aedr
 
 from . import data
 from .models import ZOO
 from .store import WEIGHTS_DIR
-from .zoo import ZooModel
+
+if TYPE_CHECKING:
+    from .zoo import ZooModel
 
 ENV_WEIGHTS = "AEDR_ZOO_WEIGHTS"
 
@@ -26,6 +29,8 @@ def weights_dir() -> Path:
 
 
 def zoo_models() -> list[ZooModel]:
+    from .zoo import ZooModel  # (torch): imported when the models are registered, not with the hooks
+
     folder = weights_dir()
     return [ZooModel(spec, folder) for spec in ZOO]
 
