@@ -308,7 +308,7 @@ def test_squash_512_runs_at_the_models_native_size(zoo):
     plain = LatentTracer(iterations=3)
     # At the native size the squash is the identity: an area upscale by 16 repeats each pixel and the
     # bilinear downscale samples between two copies of it.
-    np.testing.assert_allclose(squashed.score(model, native), plain.score(model, native), rtol=1e-6)
+    np.testing.assert_allclose(squashed.score(model, native), plain.score(model, native), rtol=1e-5)  # / 255 in float64
     # Other sizes end at the native 32x32 instead of the size policy's 48x48.
     assert not np.allclose(squashed.score(model, larger), plain.score(model, larger), rtol=1e-3)
 

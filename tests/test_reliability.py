@@ -1,7 +1,7 @@
 """Hostile input, built by the tests themselves (no binary fixtures): metadata bombs, undecodable and
 markup-like file names, images over the pixel budget, corrupt score-store parts, unwritable outputs,
 two benches on one folder. Each case checks the exit code, that the message names the file or the
-option, and that every other result was kept. Issue #15, part A; docs/reliability.md lists them."""
+option, and that every other result was kept. docs/reliability.md lists them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What users give is checked strictly and early (issue #15, items 4, 7, 10 and 11).
+"""What users give is checked strictly and early (options, cards, devices, arguments).
 
 - Option values have their declared types wherever options enter: Python keyword arguments,
   ``[methods.<name>]`` / ``[bench]`` tables of a config, ``-o KEY=VALUE`` on the command line.

@@ -13,8 +13,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import aedr
-from aedr_zoo import data
+from aedr_zoo import data, quality
 from aedr_zoo.evaluate import reconstruction_psnr
+from aedr_zoo.latents import channel_tensor, denormalise, normalise
 from aedr_zoo.store import CHECKSUM_FILE, ChecksumError, verify_model
 from aedr_zoo.zoo import ZooModel
 
@@ -164,3 +165,126 @@ def test_training_order_starts_the_longest_recorded_training_first(tmp_path):
     unrecorded = ZOO[1]
     guess = SECONDS_PER_STEP_GUESS * (unrecorded.ae_training.steps + unrecorded.unet_training.steps)
     assert recorded_seconds(unrecorded, [first, second]) == guess
+
+
+# -- quality gates (docs/zoo.md, "Quality gates"): the generator's samples look like its training data
+
+
+# Gate 3 is not met yet by these generators (docs/zoo.md, "Gate 3: what is left"). Their gate-3 tests
+# are strict xfails: they fail the suite the day the models pass, so the list cannot go stale.
+GATE3_OPEN = {
+    "zoo-kl16": "MMD2 0.127 > 0.0822 after per-channel normalisation, v-prediction and 3000 steps",
+    "zoo-vq": "MMD2 0.087 > 0.0822 after per-channel normalisation, v-prediction and 3000 steps",
+}
+
+
+def _gate3_expectation(model, request) -> None:
+    if model.name in GATE3_OPEN:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{model.name} does not pass the distance gate yet: {GATE3_OPEN[model.name]}"))
+
+
+def test_quality_gates_are_recorded_and_passed(model):
+    """Every shipped model's zoo.json holds gates 1-3, measured with the current protocol; gates 1
+    and 2 pass (gate 3: the next test)."""
+    gates = model.meta["gates"]
+    c = model.meta["latent_shape"][0]
+    assert f"{quality.GATE_SAMPLES} samples (seeds {quality.GATE_SEED}.." in gates["protocol"]
+    lat = gates["latents"]
+    assert lat["threshold_mean_offset"] == quality.MAX_MEAN_OFFSET and lat["threshold_std_ratio_error"] == quality.MAX_STD_RATIO_ERROR
+    assert all(len(lat[k]) == c for k in ("mean_offset", "std_ratio")) and len(lat["train"]["std"]) == c
+    assert lat["passed"] and lat["max_abs_mean_offset"] <= 0.15 and lat["max_std_ratio_error"] <= 0.15
+    assert gates["saturation"]["passed"] and gates["saturation"]["samples"] <= 2 * gates["saturation"]["train"]
+    assert gates["fixed_point_gap"]["samples"] > 0 and gates["fixed_point_gap"]["real_reconstructions"] > 0
+    assert gates["distance"]["threshold"] == pytest.approx(quality.reference().threshold, abs=1e-5)
+
+
+def test_quality_gate_3_recorded_and_passed(model, request):
+    _gate3_expectation(model, request)
+    d = model.meta["gates"]["distance"]
+    assert d["passed"] and d["mmd2"] <= d["threshold"], f"{model.name}: MMD2 {d['mmd2']} > {d['threshold']}"
+
+
+def test_latent_normalisation_is_per_channel(model):
+    """zoo.json's latent_shift / latent_scale hold one number per latent channel, and sampling maps
+    the denoiser's space back with them (z = normalised / scale + shift, per channel)."""
+    c = model.meta["latent_shape"][0]
+    shift, scale = model.meta["latent_shift"], model.meta["latent_scale"]
+    assert isinstance(shift, list) and isinstance(scale, list) and len(shift) == len(scale) == c
+    n = torch.randn(2, c, 8, 8)
+    z = denormalise(n, shift, scale)
+    assert torch.allclose(z[:, 1], n[:, 1] / scale[1] + shift[1])
+    assert torch.allclose(normalise(z, shift, scale), n, atol=1e-5)
+    assert channel_tensor(0.5, c).shape == (1, c, 1, 1) and torch.all(channel_tensor(0.5, c) == 0.5)
+    with pytest.raises(ValueError, match="latent channels"):
+        channel_tensor([1.0, 2.0], c + 1)
+
+
+@pytest.mark.slow
+def test_quality_gates_hold_when_recomputed(model):
+    """Recompute gates 1-3 from the shipped weights (256 samples per model, about 30 s each on one core):
+    they pass, and match what zoo.json records."""
+    fresh = quality.model_gates(model)
+    stored = model.meta["gates"]
+    assert fresh["latents"]["passed"] and fresh["saturation"]["passed"], fresh["saturation"]
+    assert fresh["distance"]["passed"] == stored["distance"]["passed"]
+    np.testing.assert_allclose(fresh["latents"]["mean_offset"], stored["latents"]["mean_offset"], atol=0.01)
+    np.testing.assert_allclose(fresh["latents"]["std_ratio"], stored["latents"]["std_ratio"], atol=0.01)
+    assert fresh["saturation"]["train"] == stored["saturation"]["train"]
+    assert abs(fresh["saturation"]["samples"] - stored["saturation"]["samples"]) <= 0.002
+    assert abs(fresh["distance"]["mmd2"] - stored["distance"]["mmd2"]) <= 0.002
+    assert fresh["distance"]["threshold"] == pytest.approx(stored["distance"]["threshold"], abs=1e-4)
+
+
+def test_latent_gate_flags_offsets_and_spread():
+    train = {"mean": [0.0, 1.0], "std": [1.0, 2.0]}
+    assert quality.latent_gate({"mean": [0.1, 1.2], "std": [1.1, 1.8]}, train)["passed"]
+    assert not quality.latent_gate({"mean": [0.2, 1.0], "std": [1.0, 2.0]}, train)["passed"]  # 0.2 std off
+    assert not quality.latent_gate({"mean": [0.0, 1.0], "std": [1.0, 2.4]}, train)["passed"]  # 20 % too wide
+    assert not quality.latent_gate({"mean": [0.0, 1.0], "std": [0.8, 2.0]}, train)["passed"]  # 20 % too narrow
+    z = torch.randn(64, 3, 4, 4) * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1)
+    stats = quality.channel_stats(z)
+    assert np.allclose(stats["std"], z.std(dim=(0, 2, 3)).double().numpy()) and stats["max"][2] == pytest.approx(float(z[:, 2].max()))
+
+
+def test_saturation_gate_counts_clipped_channel_values():
+    img = np.full((2, 4, 4, 3), 128, dtype=np.uint8)
+    img[0, 0, 0] = (0, 128, 255)  # two saturated values of 96
+    assert quality.saturated_fraction(img) == pytest.approx(2 / 96)
+    train = np.full((1, 4, 4, 3), 128, dtype=np.uint8)
+    train[0, 0, 0, 0] = 255  # 1 of 48
+    assert quality.saturation_gate(img, train)["passed"]  # 2/96 = 1/48: ratio 1
+    img[1, 1, 1] = (255, 255, 255)
+    assert not quality.saturation_gate(img, train)["passed"]  # 5/96: ratio 2.5
+
+
+def test_distance_gate_tells_training_like_images_from_saturated_ones():
+    """Training crops outside the MMD's reference pass gate 3; the same crops with their contrast
+    tripled (clipped to saturated colour blobs, as the old zoo-kl16 drew) fail it."""
+    train = data.split_data("train").images
+    rng = np.random.default_rng(quality.MMD_REFERENCE_SEED)
+    in_ref = set(rng.choice(len(train), quality.MMD_REFERENCE, replace=False).tolist())
+    rest = [i for i in range(len(train)) if i not in in_ref]
+    held = train[rest[:: len(rest) // 256][:256]]  # spread over all six training photographs
+    assert quality.distance_gate(held)["passed"]
+    blobs = np.clip((held.astype(np.float64) - 128) * 3 + 128, 0, 255).astype(np.uint8)
+    assert not quality.distance_gate(blobs)["passed"]
+    assert quality.mmd2(*(quality.reference().space.transform(*quality.image_features(x)) for x in (held[:128], held[128:])),
+                        quality.reference().space) < quality.reference().threshold
+
+
+def test_reusing_an_autoencoder_keeps_its_files_and_checks_the_recipe(tmp_path):
+    import dataclasses
+
+    from aedr_zoo.train import load_trained_autoencoder
+
+    spec = PLUGINS.model("zoo-tiny").spec
+    src = PLUGINS.model("zoo-tiny").weights_dir
+    shutil.copytree(src / spec.name, tmp_path / spec.name)
+    shutil.copy(src / CHECKSUM_FILE, tmp_path / CHECKSUM_FILE)
+    reused = load_trained_autoencoder(spec, tmp_path)
+    folder = tmp_path / spec.name / "autoencoder"
+    assert reused.files == {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert reused.record["autoencoder_seconds"] == json.loads((tmp_path / spec.name / "zoo.json").read_text())["training"]["autoencoder_seconds"]
+    other = dataclasses.replace(spec, ae_training=dataclasses.replace(spec.ae_training, steps=spec.ae_training.steps + 1))
+    with pytest.raises(ValueError, match="another recipe"):
+        load_trained_autoencoder(other, tmp_path)

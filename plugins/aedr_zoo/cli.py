@@ -47,25 +47,84 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
                 "params_unet": m["params"]["unet"],
                 "psnr_eval": m["psnr_eval"],
                 "train_seconds": round(t["autoencoder_seconds"] + t["unet_seconds"], 1),
+                "gates": _gate_summary(m.get("gates")),
                 "available": True,
             }
         )
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="aedr model zoo (images 32x32; PSNR on zoo-real-eval)")
-    for col in ("model", "family", "autoencoder", "latent (CxHxW)", "params AE", "params UNet", "PSNR dB", "train min"):
+    table = Table(title="aedr model zoo (images 32x32; PSNR on zoo-real-eval; quality gates on 256 samples, docs/zoo.md)")
+    columns = ("model", "family", "autoencoder", "latent (CxHxW)", "params AE", "params UNet", "PSNR dB", "train min",
+               "latent mean off (<=0.15)", "latent std err (<=0.15)", "saturation x (<=2)", "MMD2 / threshold",
+               "fixed-point gap samples / real", "gates")
+    for col in columns:
         table.add_column(col)
     for r in rows:
         if not r["available"]:
-            table.add_row(r["name"], r["family"], "weights missing", "", "", "", "", "")
+            table.add_row(r["name"], r["family"], "weights missing", *[""] * (len(columns) - 3))
             continue
+        g = r["gates"]
+        gate_cells = (
+            [f"{g['mean_offset']:.3f}", f"{g['std_ratio_error']:.3f}", f"{g['saturation_ratio']:.2f}",
+             f"{g['mmd2']:.4f} / {g['mmd2_threshold']:.4f}", f"{g['fixed_point_gap_samples']:.5f} / {g['fixed_point_gap_real']:.5f}",
+             "passed" if g["passed"] else "FAILED: " + ", ".join(g["failed"])]
+            if g else ["", "", "", "", "", "not measured"]
+        )
         table.add_row(
             r["name"], r["family"], r["autoencoder"], "x".join(map(str, r["latent_shape"])),
             f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k", f"{r['psnr_eval']:.2f}",
-            f"{r['train_seconds'] / 60:.1f}",
+            f"{r['train_seconds'] / 60:.1f}", *gate_cells,
         )
-    Console(width=max(Console().width, 120)).print(table)
+    Console(width=max(Console().width, 200)).print(table)
+
+
+def _gate_summary(gates: Optional[dict]) -> Optional[dict]:
+    """The quality gates of one model's ``zoo.json`` (see ``aedr_zoo.quality``), flattened."""
+    if not gates:
+        return None
+    names = {"latents": "latent statistics", "saturation": "saturation", "distance": "distance"}
+    failed = [label for key, label in names.items() if not gates[key]["passed"]]
+    return {
+        "mean_offset": gates["latents"]["max_abs_mean_offset"],
+        "std_ratio_error": gates["latents"]["max_std_ratio_error"],
+        "saturation_ratio": gates["saturation"]["ratio"],
+        "mmd2": gates["distance"]["mmd2"],
+        "mmd2_threshold": gates["distance"]["threshold"],
+        "fixed_point_gap_samples": gates["fixed_point_gap"]["samples"],
+        "fixed_point_gap_real": gates["fixed_point_gap"]["real_reconstructions"],
+        "passed": not failed,
+        "failed": failed,
+    }
+
+
+@zoo_app.command()
+def gates(
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Only this model (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every gate's full record (per-channel statistics too)."),
+) -> None:
+    """Recompute the quality gates from the weights (what `aedr zoo info` shows from zoo.json)."""
+    import torch
+
+    from .quality import model_gates
+
+    torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and the stored gates used one
+    out = {}
+    for model in _selected(only):
+        g = model_gates(model)
+        out[model.name] = g
+        if not as_json:
+            s = _gate_summary(g)
+            stored = _gate_summary(model.meta.get("gates"))
+            same = "" if stored is None else ("; matches zoo.json" if stored == s else "; DIFFERS from zoo.json")
+            typer.echo(
+                f"{model.name}: latent mean offset {s['mean_offset']:.3f}, std ratio error {s['std_ratio_error']:.3f}, "
+                f"saturation {s['saturation_ratio']:.2f}x, MMD2 {s['mmd2']:.4f} / {s['mmd2_threshold']:.4f}, fixed-point gap "
+                f"{s['fixed_point_gap_samples']:.5f} / {s['fixed_point_gap_real']:.5f}: "
+                f"{'passed' if s['passed'] else 'FAILED ' + ', '.join(s['failed'])}{same}"
+            )
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
 
 
 @zoo_app.command()
@@ -88,13 +147,27 @@ def train(
     jobs: int = typer.Option(2, "--jobs", help="Models trained at once, one process each."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per process."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Cap every training run (smoke test; not a usable zoo)."),
+    reuse_autoencoders: bool = typer.Option(
+        False, "--reuse-autoencoders",
+        help="Train only the denoisers, on the autoencoders of the weights in use ($AEDR_ZOO_WEIGHTS or the shipped "
+        "ones; checksummed, same recipe). The autoencoder stage is deterministic, so this equals a full run.",
+    ),
 ) -> None:
     """Retrain the zoo from scratch (seeded; see docs/zoo.md for the measured time on a 2-core CPU)."""
+    from .plugin import weights_dir
     from .store import WEIGHTS_DIR
     from .train import train_zoo
 
     target = out or WEIGHTS_DIR
     target.mkdir(parents=True, exist_ok=True)
-    results = train_zoo(target, only, jobs=jobs, threads=threads, max_steps=max_steps)
+    results = train_zoo(target, only, jobs=jobs, threads=threads, max_steps=max_steps,
+                        reuse_autoencoders=weights_dir() if reuse_autoencoders else None)
+    failed = []
     for r in results:
-        typer.echo(f"{r.name}: PSNR {r.psnr:.2f} dB, autoencoder {r.ae_seconds / 60:.1f} min, denoiser {r.unet_seconds / 60:.1f} min")
+        ae = "reused" if r.autoencoder_reused else f"{r.ae_seconds / 60:.1f} min"
+        typer.echo(f"{r.name}: PSNR {r.psnr:.2f} dB, autoencoder {ae}, denoiser {r.unet_seconds / 60:.1f} min, "
+                   f"quality gates {'passed' if r.gates_passed else 'FAILED'}")
+        if not r.gates_passed:
+            failed.append(r.name)
+    if failed:
+        typer.echo(f"quality gates failed: {', '.join(failed)} (see `aedr zoo info` and docs/zoo.md)", err=True)

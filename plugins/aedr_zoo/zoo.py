@@ -6,18 +6,24 @@ import json
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
 from PIL import Image
 
 import aedr
 from aedr.autoencoder import Factor, seeded_normal
+from aedr.lazy import lazy_import
 from aedr.preprocess import tensor_to_uint8
 
+from .latents import denormalise
 from .data import RESOLUTION
 from .models import ZooSpec
 from .store import WEIGHTS_DIR, model_dir, verify_model
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = lazy_import("torch")  # imported when a model is used, not when the zoo is listed
 
 GENERATION_CHUNK = 16
 """Latents are denoised in chunks of exactly this many (the last one padded with extra seeds), so that
@@ -108,29 +114,29 @@ class ZooModel(aedr.ModelPlugin):
         self._check()
         return DDIMScheduler.from_pretrained(str(self.folder / "scheduler"))
 
-    @torch.no_grad()
     def sample_latents(self, seeds: Sequence[int], device: str | torch.device = "cpu") -> torch.Tensor:
         """DDIM (eta = 0) from per-seed Gaussian noise; returns latents in the autoencoder's own scale."""
-        unet = self.unet(device)
-        sched = self.scheduler()
-        sched.set_timesteps(int(self.meta["sampling_steps"]))
-        shape = (len(seeds), *self.meta["latent_shape"])
-        z = seeded_normal(shape, list(seeds)).to(device)
-        for t in sched.timesteps:
-            eps = unet(z, t).sample
-            z = sched.step(eps, t, z).prev_sample
-        return z / float(self.meta["latent_scale"]) + float(self.meta["latent_shift"])
+        with torch.no_grad():
+            unet = self.unet(device)
+            sched = self.scheduler()
+            sched.set_timesteps(int(self.meta["sampling_steps"]))
+            shape = (len(seeds), *self.meta["latent_shape"])
+            z = seeded_normal(shape, list(seeds)).to(device)
+            for t in sched.timesteps:
+                eps = unet(z, t).sample
+                z = sched.step(eps, t, z).prev_sample
+            return denormalise(z, self.meta["latent_shift"], self.meta["latent_scale"])
 
-    @torch.no_grad()
     def generate_tensor(self, n: int, seed: int = 0, device: str | torch.device = "cpu") -> torch.Tensor:
         """``n`` generated images as float NCHW in [-1, 1] (not clamped): decoder(sampled latent)."""
-        ae = self.autoencoder(device)
-        out = []
-        for start in range(0, n, GENERATION_CHUNK):
-            seeds = [seed + start + k for k in range(GENERATION_CHUNK)]
-            x = ae.decode(self.sample_latents(seeds, device)).float().cpu()
-            out.append(x[: min(GENERATION_CHUNK, n - start)])
-        return torch.cat(out) if out else torch.empty(0, 3, *([self.meta["resolution"]] * 2))
+        with torch.no_grad():
+            ae = self.autoencoder(device)
+            out = []
+            for start in range(0, n, GENERATION_CHUNK):
+                seeds = [seed + start + k for k in range(GENERATION_CHUNK)]
+                x = ae.decode(self.sample_latents(seeds, device)).float().cpu()
+                out.append(x[: min(GENERATION_CHUNK, n - start)])
+            return torch.cat(out) if out else torch.empty(0, 3, *([self.meta["resolution"]] * 2))
 
     def generate(
         self,
