@@ -32,7 +32,6 @@ from .registry import DuplicateNameError, Registry
 if TYPE_CHECKING:
     from .datasets import ImageSet
     from .methods.base import Method
-    from .datasets import ImageSet
     from .models import ModelPlugin
 
 ENTRY_POINT_GROUP = "aedr"

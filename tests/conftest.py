@@ -63,6 +63,18 @@ class FolderModel(aedr.ModelPlugin):
         return [Image.fromarray(p) for p in pixels]
 
 
+class ModelsPlugin:
+    """Registers the test's models through the same hook third-party plugins use."""
+
+    def __init__(self, *models):
+        self.models = models
+
+    @aedr.hookimpl
+    def register_models(self, register):
+        for m in self.models:
+            register(m)
+
+
 @pytest.fixture(scope="module")
 def single_thread():
     """One torch thread for a test module (``pytestmark = pytest.mark.usefixtures("single_thread")``):

@@ -13,22 +13,10 @@ from typer.testing import CliRunner
 import aedr
 from aedr.cli import build_app
 
-from conftest import photo_crops
+from conftest import ModelsPlugin, photo_crops
 
 # Tiny models: one torch thread is many times faster than two on a busy two-core machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-class ModelsPlugin:
-    """Registers the test's models through the same hook third-party plugins use."""
-
-    def __init__(self, *models):
-        self.models = models
-
-    @aedr.hookimpl
-    def register_models(self, register):
-        for m in self.models:
-            register(m)
 
 
 @pytest.fixture

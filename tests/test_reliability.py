@@ -40,7 +40,7 @@ from aedr.images import (
 )
 from aedr.preprocess import split_batches
 from aedr.text import markup, safe_str
-from conftest import photo_crops
+from conftest import ModelsPlugin, photo_crops
 from test_bench_support import BenchModels, make_models
 
 # Tiny models: one torch thread is many times faster than two on a busy two-core machine.
@@ -96,16 +96,6 @@ def strict_json(text: str):
 
 
 # -- the command line --------------------------------------------------------------------------------
-class ModelsPlugin:
-    def __init__(self, *models):
-        self.models = models
-
-    @aedr.hookimpl
-    def register_models(self, register):
-        for m in self.models:
-            register(m)
-
-
 @pytest.fixture
 def cli(tiny_model, monkeypatch):
     monkeypatch.setattr(aedr.plugins, "_default", aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(tiny_model)]))

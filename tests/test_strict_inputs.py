@@ -35,22 +35,12 @@ from aedr.fieldtypes import FieldTypeError
 from aedr.methods.aedr_method import AEDR, AEDROptions
 from aedr.models import WeightsUnavailableError
 
-from conftest import photo_crops
+from conftest import ModelsPlugin, photo_crops
 
 # Tiny models: one torch thread is many times faster than two on a busy two-core machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 ALL_PLUGINS = aedr.load_plugins()
-
-
-class ModelsPlugin:
-    def __init__(self, *models):
-        self.models = models
-
-    @aedr.hookimpl
-    def register_models(self, register):
-        for m in self.models:
-            register(m)
 
 
 def flat(result) -> str:

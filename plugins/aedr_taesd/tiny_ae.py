@@ -18,7 +18,7 @@ from torch import nn
 from aedr import Autoencoder, Posterior, SizePolicy
 from aedr.models import WeightsUnavailableError
 
-from .files import TAEF2_WEIGHTS, TinyAEWeights  # (re-exported: they lived here)
+from .files import TAEF2_WEIGHTS, TinyAEWeights  # noqa: F401 (re-exported: they lived here)
 
 WIDTH = 64
 
