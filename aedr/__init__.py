@@ -12,10 +12,10 @@ The Python API mirrors the command line::
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from .hookspecs import hookimpl
+from .lazy import lazy_exports
 
 # Every other export is imported on first use (``aedr.get_model``), so that ``import aedr`` (and with
 # it the CLI's listings and every plugin's registration) does not pay for torch, scipy or pandas.
@@ -51,18 +51,7 @@ if TYPE_CHECKING:
     from .scoring import ScoreTable, score_files, score_images
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:  # a submodule (``aedr.card.CalibrationCard`` after ``import aedr``)
-        try:
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-        raise AttributeError(f"module 'aedr' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # resolved once
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -53,3 +53,25 @@ class lazy_default(Generic[T]):
 
     def __get__(self, obj: object, owner: type | None = None) -> T:
         return self.make()
+
+
+def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, Any]) -> Callable[[str], Any]:
+    """A package's module-level ``__getattr__`` that imports each export from its submodule on first
+    use (``exports``: name -> submodule, relative to ``package``) and keeps it in ``namespace`` (the
+    package's ``globals()``); any other name is tried as a submodule (``aedr.card`` after
+    ``import aedr``). Use: ``__getattr__ = lazy_exports(__name__, _EXPORTS, globals())``."""
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            try:
+                return importlib.import_module(f".{name}", package)
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{package}.{name}":
+                    raise
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", package), name)
+        namespace[name] = value  # resolved once
+        return value
+
+    return __getattr__

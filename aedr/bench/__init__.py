@@ -8,8 +8,10 @@ paper's Tables 1 to 4, with resumable per-image scores, a leaderboard and an HTM
 
 from __future__ import annotations
 
-from .config import BenchConfig, ConfigError, load_config
 from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+from .config import BenchConfig, ConfigError, load_config
 
 if TYPE_CHECKING:
     from .runner import BenchInterrupted, BenchResult, ProgressEvent, run_bench
@@ -17,17 +19,7 @@ if TYPE_CHECKING:
 _RUNNER = ("BenchInterrupted", "BenchResult", "ProgressEvent", "run_bench")
 
 
-def __getattr__(name: str):
-    """The runner (pandas, torch) is imported on first use, not with the ``aedr bench`` command."""
-    import importlib
-
-    if name in _RUNNER:
-        return getattr(importlib.import_module(".runner", __name__), name)
-    try:  # a submodule (``aedr.bench.store`` after ``import aedr.bench``)
-        return importlib.import_module(f".{name}", __name__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{name}":
-            raise
-    raise AttributeError(f"module 'aedr.bench' has no attribute {name!r}")
+# The runner (pandas, torch) is imported on first use, not with the ``aedr bench`` command.
+__getattr__ = lazy_exports(__name__, dict.fromkeys(_RUNNER, "runner"), globals())
 
 __all__ = ["BenchConfig", "BenchInterrupted", "BenchResult", "ConfigError", "ProgressEvent", "load_config", "run_bench"]

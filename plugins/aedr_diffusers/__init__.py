@@ -7,6 +7,8 @@ text-to-image pipeline with the original implementation's settings.
 
 from typing import TYPE_CHECKING
 
+from aedr.lazy import lazy_exports
+
 if TYPE_CHECKING:
     from .model import DiffusersModel
     from .prompts import Prompt, parse_prompts, read_prompt_file, write_prompt_file
@@ -35,12 +37,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """Exports are imported on first use: the plugin's hooks module (imported by every ``aedr``
-    command) must not pay for torch."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+# Exports are imported on first use: the plugin's hooks module (imported by every ``aedr`` command)
+# must not pay for torch.
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
-    return getattr(importlib.import_module(f".{module}", __name__), name)

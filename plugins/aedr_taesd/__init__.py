@@ -2,6 +2,8 @@
 
 from typing import TYPE_CHECKING
 
+from aedr.lazy import lazy_exports
+
 if TYPE_CHECKING:
     from .models import TINY_MODELS, TAEF2Model, TinyDiffusersModel, TinySpec, default_taef2_dir
     from .tiny_ae import TAEF2_WEIGHTS, TinyAEWeights, TinyAutoencoder, decoder, encoder
@@ -25,12 +27,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """Exports are imported on first use: the plugin's hooks module (imported by every ``aedr``
-    command) must not pay for torch."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+# Exports are imported on first use: the plugin's hooks module (imported by every ``aedr`` command)
+# must not pay for torch.
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
-    return getattr(importlib.import_module(f".{module}", __name__), name)
