@@ -20,8 +20,6 @@ from scipy.stats import rankdata
 
 from ..calibration import DEFAULT_ALPHA, choose_alpha, kde_threshold
 
-FPR_POINTS = (0.01, 0.05)
-
 
 # -- threshold-free figures -------------------------------------------------------------------------
 def roc_auc(belonging: Sequence[float], other: Sequence[float]) -> float:
@@ -167,9 +165,6 @@ class Evaluation:
     def pairs_frame(self) -> pd.DataFrame:
         cols = list(PairMetrics.__dataclass_fields__)
         return pd.DataFrame([asdict(p) for p in self.pairs], columns=cols)
-
-    def thresholds_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(t) for t in self.thresholds], columns=list(Threshold.__dataclass_fields__))
 
     def timings_frame(self) -> pd.DataFrame:
         rows = [{**asdict(t), "seconds_per_image": t.per_image} for t in self.timings]

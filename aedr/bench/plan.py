@@ -93,9 +93,6 @@ class Plan:
         """The (source, split) sets scored under ``target``, in plan order."""
         return image_sets_for(target, self.sources, self.config.auto_alpha)
 
-    def planned_refs(self, target: str) -> list[ImageRef]:
-        return [r for source, split in self.image_sets(target) for r in self.sources[source].split(split)]  # type: ignore[arg-type]
-
     def todo_by_method(self) -> dict[tuple[str, str], int]:
         out: dict[tuple[str, str], int] = {}
         for u in self.units:

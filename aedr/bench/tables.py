@@ -18,7 +18,6 @@ SHORT_DIRECTION = "Scores: lower = belonging; attributed to T iff score < τ_T."
 
 # Column formats: "pct" 0..1 shown as a percentage, "auc" 0..1 with 3 decimals, "sec" seconds,
 # "int", "num" (general float), "text".
-FORMATS = ("pct", "auc", "sec", "int", "num", "text")
 
 
 @dataclass
