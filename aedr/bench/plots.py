@@ -7,7 +7,6 @@ import base64
 import hashlib
 import io
 import math
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from ..files import write_text_atomic
 from .metrics import roc_auc, roc_curve
 
 FIGURE_STYLE_VERSION = 2  # bump when a figure's drawing code changes, to invalidate cached figures
@@ -55,10 +55,7 @@ class FigureCache:
             self.hits += 1
             return path.read_text()
         uri = draw()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(uri)
-        os.replace(tmp, path)
+        write_text_atomic(path, uri)
         return uri
 
 

@@ -12,7 +12,6 @@ recorded as skips.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 from PIL import Image
 
+from ..files import write_atomic, write_text_atomic
 from ..images import ImageLoadError, LoadedImage, list_image_files, load_image
 from ..models import ModelPlugin
 from ..scoring import Skip
@@ -94,12 +94,6 @@ class SourceImages:
         }
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "_"
 
@@ -130,7 +124,7 @@ class GeneratedImageCache:
 
     def _save_manifest(self, folder: Path, model: ModelPlugin, files: dict[str, dict]) -> None:
         data = {"model": model.name, "family": model.family, "files": dict(sorted(files.items()))}
-        _atomic_write_bytes(folder / MANIFEST, json.dumps(data, indent=1).encode())
+        write_text_atomic(folder / MANIFEST, json.dumps(data, indent=1))
 
     def missing(self, model: ModelPlugin, seeds: Sequence[int]) -> list[int]:
         folder = self.folder(model)
@@ -157,9 +151,7 @@ class GeneratedImageCache:
                 seed = start + offset
                 rgb = np.asarray(pil.convert("RGB"), dtype=np.uint8)
                 target = folder / self.file_name(seed)
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                Image.fromarray(rgb, "RGB").save(tmp, format="PNG")
-                os.replace(tmp, target)
+                write_atomic(target, lambda tmp, rgb=rgb: Image.fromarray(rgb, "RGB").save(tmp, format="PNG"))
                 im = LoadedImage.from_array(rgb, target.name)
                 files[target.name] = {"seed": seed, "sha256": im.content_hash, "width": im.width, "height": im.height}
             self._save_manifest(folder, model, files)
