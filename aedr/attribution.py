@@ -10,11 +10,12 @@ import numpy as np
 from .card import CalibrationCard, CardError
 from .images import LoadedImage
 from .methods.base import Method
-from .models import ModelPlugin, WeightsUnavailableError
+from .models import ModelPlugin
 from .plugins import Plugins, get_plugins
 from .reconstruction import ReconstructionCache
 from .registry import RegistryError
 from .scoring import Skip, usable_for
+from .weights import WeightsUnavailableError
 
 
 @dataclass
@@ -109,10 +110,7 @@ def attribute(
             results[s.id].errors.append(f"{card.model}: {s.error}")
         cache = caches.setdefault(card.model, ReconstructionCache())
         scores = method.score(model, ok, cache=cache, progress=progress)
-        tails = np.full(len(ok), np.nan)
-        finite = np.isfinite(scores)
-        if finite.any():
-            tails[finite] = card.tail_probability(scores[finite])
+        tails = card.tail_probability(scores)  # NaN where the score is not finite
         for im, s, t in zip(ok, scores, tails):
             if not np.isfinite(s):
                 results[im.id].errors.append(f"{card.model}: non-finite score")

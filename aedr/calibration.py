@@ -42,12 +42,21 @@ def parse_alpha(value: float | str) -> float | str:
         raise ValueError(f"alpha must be a number in (0, 1) or 'auto', got {value!r}") from None
 
 
+def finite_scores(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, int]:
+    """(the finite values, flattened, as float64, in their order; how many NaN or infinite values
+    were dropped)."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    keep = np.isfinite(a)
+    return a[keep], int(a.size - keep.sum())
+
+
 def _clean(scores: Sequence[float], what: str = "scores") -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if s.size < 2:
         raise ValueError(f"need at least 2 {what} to fit a threshold, got {s.size}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError(f"{what} contain {int((~np.isfinite(s)).sum())} NaN or infinite values")
+    s, dropped = finite_scores(s)
+    if dropped:
+        raise ValueError(f"{what} contain {dropped} NaN or infinite values")
     if np.ptp(s) == 0:
         raise ValueError(f"all {what} are equal ({s[0]!r}); a KDE cannot be fitted")
     return s
@@ -103,8 +112,8 @@ def choose_alpha(
     """The alpha whose threshold (fitted on ``belonging``) maximises accuracy on the estimation split,
     as the paper's Table 7 chooses it. Ties go to the alpha closest to the default 0.05."""
     b = _clean(belonging, "belonging scores")
-    nb = np.asarray(non_belonging, dtype=np.float64).reshape(-1)
-    if nb.size == 0 or not np.all(np.isfinite(nb)):
+    nb, dropped = finite_scores(non_belonging)
+    if nb.size == 0 or dropped:
         raise ValueError("non-belonging estimation scores must be a non-empty set of finite values")
     grid, cdf = _kde_cdf(b)
     best: AlphaChoice | None = None

@@ -21,9 +21,9 @@ import numpy as np
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
-from .calibration import DEFAULT_ALPHA, belongs, choose_alpha, kde_tail_probability, kde_threshold
+from .calibration import DEFAULT_ALPHA, belongs, choose_alpha, finite_scores, kde_tail_probability, kde_threshold
 from .images import LoadedImage, PathLike
-from .methods.base import RUNTIME_OPTIONS, Method
+from .methods.base import RUNTIME_OPTIONS, Method, MethodOptionsError, build_method
 from .models import ModelPlugin
 from .reconstruction import ReconstructionCache
 
@@ -128,7 +128,8 @@ class CalibrationCard:
 
     def build_method(self, plugins=None, **runtime: Any) -> Method:
         """The method with the card's options; ``runtime`` may change device, dtype or batch size only.
-        Device and batch size default to the method's defaults, not to where the card was made.
+        Device and batch size default to the method's defaults, not to where the card was made. The
+        method looks models up in ``plugins`` (default: the process's set).
 
         Raises :class:`CardError`, naming the card, if the method is not installed, the card's options
         are invalid for it, or the installed method would score differently (a different version).
@@ -147,9 +148,12 @@ class CalibrationCard:
         known = set(cls.Options.names())
         options = {k: v for k, v in self.method_options.items() if k in known and k not in NOT_CARRIED}
         try:
-            method = cls(**{**options, **runtime})
+            method = build_method(cls, options, **runtime)
+        except MethodOptionsError as exc:  # names the method
+            raise CardError(f"{self.where}: {exc}") from None
         except (TypeError, ValueError) as exc:
             raise CardError(f"{self.where}: method {self.method!r}: {exc}") from None
+        method.plugins = plugins
         if card_hash(self.model, method.name, method.options_dict()) != self.options_hash:
             changed = sorted(
                 k for k in set(self.method_options) | set(method.options_dict())
@@ -249,17 +253,17 @@ def calibrate(
     """
     cache = ReconstructionCache()
     scores = method.score(model, images, cache=cache, progress=progress)
-    finite = scores[np.isfinite(scores)]
+    finite, _ = finite_scores(scores)
     if finite.size < 2:
         raise ValueError(f"calibration needs at least 2 scorable images, got {finite.size}")
     accuracy = None
     if alpha == "auto":
         if not non_belonging:
             raise ValueError("alpha='auto' needs non-belonging estimation images (e.g. real photographs)")
-        nb = method.score(model, non_belonging, progress=progress)
-        choice = choose_alpha(finite, nb[np.isfinite(nb)])
+        nb, _ = finite_scores(method.score(model, non_belonging, progress=progress))
+        choice = choose_alpha(finite, nb)
         alpha_value, accuracy = choice.alpha, choice.accuracy
-        selection = f"auto (max accuracy on {len(finite)} belonging + {int(np.isfinite(nb).sum())} non-belonging)"
+        selection = f"auto (max accuracy on {len(finite)} belonging + {nb.size} non-belonging)"
     else:
         alpha_value, selection = float(alpha), "fixed"
     return CalibrationCard(

@@ -12,24 +12,14 @@ from PIL import Image
 
 from .autoencoder import Autoencoder
 from .lazy import lazy_import
+from .weights import Availability, WeightsUnavailableError
 
 if TYPE_CHECKING:
     import torch
 else:
     torch = lazy_import("torch")
 
-
-class WeightsUnavailableError(OSError):
-    """A model's weights are not here and cannot be fetched. Raised by ``load_autoencoder`` with a
-    message naming what failed and how to provide it, so front ends can print it without a traceback."""
-
-
-@dataclass(frozen=True)
-class Availability:
-    """Whether a model's weights can be used here without a download, and why not."""
-
-    local: bool
-    detail: str = ""
+__all__ = ["Availability", "CalibrationSource", "ModelPlugin", "WeightsUnavailableError"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +49,9 @@ class ModelPlugin(ABC):
     ``family`` is a free-form autoencoder family used to group results (``kl``, ``kl16``, ``vq``,
     ``movq``, ``tiny``, ...). ``native_size``: the side of the square images the model's generator
     makes by default (SD1.5 512, SDXL 1024, ...), ``None`` when it has none.
+
+    Weights that are missing or cannot be fetched raise :class:`aedr.WeightsUnavailableError`;
+    :mod:`aedr.weights` locates them (argument, ``AEDR_MODEL_<KEY>``, the hub) and words that error.
     """
 
     name: str = ""

@@ -1,7 +1,8 @@
 """The first reconstruction x1 = D(z1), z1 from E(x0), shared by every method that starts from it.
 
 AEDR's first pass, AEROBLADE's reconstruction and LatentTracer's initial latent all come from the
-same encoder call; :class:`ReconstructionCache` lets a benchmark compute it once per (model, image).
+same encoder call; :class:`ReconstructionCache` lets a benchmark compute it once per (model, image),
+under the keys :func:`cache_keys` makes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from .lazy import lazy_import
 
 if TYPE_CHECKING:
     import torch
+
+    from .images import LoadedImage
+    from .models import ModelPlugin
 else:
     torch = lazy_import("torch")
 
@@ -25,6 +29,16 @@ class FirstPass:
     posterior: Posterior
     z1: torch.Tensor
     x1: torch.Tensor
+
+
+def cache_keys(
+    model: ModelPlugin, ae: Autoencoder, images: Sequence[LoadedImage], size: tuple[int, int]
+) -> list[tuple]:
+    """The key of each image's entries in a :class:`ReconstructionCache`: what its posterior and first
+    reconstruction depend on (the model, the autoencoder's dtype, the image's pixels and the size it
+    is brought to). Every batch's ``ScoreContext.keys`` are made here; a method that runs images
+    through another model's autoencoder makes that model's keys here too."""
+    return [(model.name, str(ae.dtype), im.content_hash, size) for im in images]
 
 
 class ReconstructionCache:

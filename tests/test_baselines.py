@@ -16,12 +16,11 @@ from aedr.preprocess import image_seed, to_model_tensor
 from aedr.reconstruction import ReconstructionCache, first_pass
 
 from aedr_aeroblade import Aeroblade, AerobladeMSE, AerobladeSSIM, quantize_8bit
-from aedr_aeroblade import method as aeroblade_method
 from aedr_latenttracer import LatentTracer
 from aedr_ronan import RONAN, png_complexity
 from aedr_ronan.method import init_seed
 
-from conftest import FolderModel, photo_crops, tiny_kl_vae
+from conftest import FolderModel, ModelsPlugin, photo_crops, tiny_kl_vae
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -210,15 +209,25 @@ def test_aeroblade_ssim_is_one_minus_ssim(tiny_model, images):
     assert np.all((scores > 0) & (scores < 2))
 
 
-def test_detection_mode_takes_the_minimum_over_models(tmp_path, tiny_model, images, monkeypatch):
+def test_detection_mode_takes_the_minimum_over_models(tmp_path, tiny_model, images):
     tiny_kl_vae(seed=3).save_pretrained(tmp_path / "other")
     other = FolderModel("tiny-other", tmp_path / "other")
-    monkeypatch.setattr(aeroblade_method, "resolve_model", {"tiny-other": other}.__getitem__)
+    plugins = aedr.load_plugins(extra=[ModelsPlugin(other)])  # a set the process's set is not
+    assert "tiny-other" not in aedr.get_plugins().models
     own = AerobladeMSE().score(tiny_model, images)
     theirs = AerobladeMSE().score(other, images)
     assert not np.allclose(own, theirs)
-    both = AerobladeMSE(detection_models=["tiny-other", tiny_model.name]).score(tiny_model, images)
+    detector = plugins.method("aeroblade-mse", detection_models=["tiny-other", tiny_model.name])
+    assert detector.plugins is plugins
+    cache = ReconstructionCache()
+    both = detector.score(tiny_model, images, cache=cache)
     np.testing.assert_allclose(both, np.minimum(own, theirs), rtol=1e-6)
+    assert {key[1][0] for key in cache._items} == {tiny_model.name, "tiny-other"}  # each under its own model
+    unbound = AerobladeMSE(detection_models=["tiny-other"])  # built directly: the process's set
+    with pytest.raises(aedr.UnknownNameError, match="tiny-other"):
+        unbound.score(tiny_model, images)
+    unbound.plugins = plugins
+    np.testing.assert_allclose(unbound.score(tiny_model, images), both, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,6 +363,42 @@ def test_ronan_complexity_calibration(tiny_model, images):
     flat = np.full((32, 32, 3), 128, np.uint8)
     noise = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     assert png_complexity(flat) < 1 < png_complexity(noise)
+
+
+# The label of every registered method, with default and with changed options: the name, the options
+# a method always names (its budget), then every other option that differs from its default.
+LABELS = [
+    ("aedr", {}, "aedr"),
+    ("aedr", {"distance": "l1"}, "aedr(distance=l1)"),
+    ("aedr", {"calibrate": False, "seed": 1}, "aedr(seed=1, calibrate=False)"),
+    ("aedr", {"dtype": "float16"}, "aedr(dtype=float16)"),
+    ("aedr", {"device": "cpu", "batch_size": 2}, "aedr"),  # where and in what batches: never named
+    ("aeroblade", {}, "aeroblade"),
+    ("aeroblade", {"lpips_layer": 0}, "aeroblade(lpips_layer=0)"),
+    ("aeroblade-mse", {}, "aeroblade-mse"),
+    ("aeroblade-mse", {"latent": "mean"}, "aeroblade-mse(latent=mean)"),
+    ("aeroblade-mse", {"detection_models": ["a", "b"]}, "aeroblade-mse(detection_models=['a', 'b'])"),
+    ("aeroblade-ssim", {}, "aeroblade-ssim"),
+    ("aeroblade-ssim", {"quantize": False}, "aeroblade-ssim(quantize=False)"),
+    ("latenttracer", {}, "latenttracer(iterations=100)"),
+    ("latenttracer", {"iterations": 50}, "latenttracer(iterations=50)"),
+    ("latenttracer", {"batch_size": 2}, "latenttracer(iterations=100)"),
+    ("latenttracer", {"lr": 0.1}, "latenttracer(iterations=100, lr=0.1)"),
+    ("latenttracer", {"halve_every": 25, "iterations": 50}, "latenttracer(iterations=50, halve_every=25)"),
+    ("ronan", {}, "ronan(lr=0.01, iterations=2000)"),
+    ("ronan", {"lr": 0.1, "iterations": 1500}, "ronan(lr=0.1, iterations=1500)"),
+    ("ronan", {"iterations": 10}, "ronan(lr=0.01, iterations=10)"),
+    ("ronan", {"complexity": "png"}, "ronan(lr=0.01, iterations=2000, complexity=png)"),
+    ("ronan", {"seed": 1}, "ronan(lr=0.01, iterations=2000, seed=1)"),
+    ("ronan", {"lr": 0.1, "iterations": 1500, "complexity": "png"}, "ronan(lr=0.1, iterations=1500, complexity=png)"),
+]
+
+
+def test_labels_of_every_registered_method(lpips_env):
+    plugins = aedr.load_plugins()
+    for name, options, label in LABELS:
+        assert plugins.method(name, **options).label == label, (name, options)
+    assert set(plugins.methods.names()) <= {name for name, _, _ in LABELS}, "pin the labels of a new method here"
 
 
 def test_registered_names_and_costs():

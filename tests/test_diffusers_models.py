@@ -15,7 +15,8 @@ import torch
 
 import aedr
 from aedr.preprocess import group_by_size, target_size, to_model_tensor
-from aedr_diffusers import PAPER_MODELS, SPECS, DiffusersModel, WeightsUnavailableError, env_var_for
+from aedr.weights import WeightsUnavailableError, env_var_for
+from aedr_diffusers import PAPER_MODELS, SPECS, DiffusersModel
 
 from conftest import photo_crops, tiny_kl_vae
 

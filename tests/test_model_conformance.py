@@ -13,7 +13,7 @@ as tests/test_method_conformance.py does for methods:
   depending only on ``seed + i``.
 
 A model whose weights are not on this machine (``availability().local`` is False, or loading raises
-:class:`aedr.models.WeightsUnavailableError`) is skipped with its reason; nothing is downloaded.
+:class:`aedr.WeightsUnavailableError`) is skipped with its reason; nothing is downloaded.
 A newly installed model plugin is included automatically.
 """
 
@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 import aedr
-from aedr.models import WeightsUnavailableError
+from aedr.weights import WeightsUnavailableError
 from aedr.preprocess import to_model_tensor
 
 from conftest import photo_crops

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -124,7 +126,72 @@ def test_unknown_names_suggest_close_matches():
 
 
 def test_unknown_method_option_is_a_clear_error():
-    with pytest.raises(TypeError, match="unknown option.*distanse.*known options"):
+    with pytest.raises(aedr.MethodOptionsError, match="unknown option 'distanse' .did you mean distance.*known options") as err:
         aedr.get_method("aedr", distanse="l1")
+    assert err.value.method == "aedr" and err.value.option == "distanse"
     with pytest.raises(ValueError, match="distance must be one of"):
         aedr.get_method("aedr", distance="l3")
+
+
+class Picky(aedr.Method):
+    """A method whose constructor fails the way a machine without something makes it fail."""
+
+    name = "picky"
+    description = "test"
+
+    def __init__(self, options=None, **overrides):
+        super().__init__(options, **overrides)
+        if self.options.seed == 13:
+            raise ImportError("picky needs the frobnicate package")
+
+    def score_batch(self, ctx, x0):
+        return np.zeros(x0.shape[0])
+
+
+def test_build_method_tells_wrong_options_from_what_the_machine_lacks():
+    from aedr.methods.aedr_method import AEDR
+
+    method = aedr.build_method(AEDR, {"distance": "l1", "seed": 3}, batch_size=2, seed=4)
+    assert (method.options.distance, method.options.seed, method.options.batch_size) == ("l1", 4, 2)
+    assert aedr.build_method(AEDR).options == AEDR().options
+    cases = [
+        ({"calibrat": False}, "calibrat", "unknown option 'calibrat' (did you mean calibrate?)"),
+        ({"a": 1, "b": 2}, "a", "unknown options 'a', 'b'; known options: batch_size, calibrate"),
+        ({"calibrate": "false"}, "calibrate", "calibrate must be true or false, got 'false' (a string)"),
+        ({"batch_size": 0}, "batch_size", "batch_size must be >= 1, got 0"),
+        ({"homogeneity_formula": "cubed"}, "homogeneity_formula", "homogeneity_formula must be one of"),
+    ]
+    for options, option, fragment in cases:
+        with pytest.raises(aedr.MethodOptionsError) as err:
+            aedr.build_method(AEDR, options)
+        assert str(err.value).startswith("method 'aedr': ") and fragment in str(err.value), str(err.value)
+        assert err.value.option == option and err.value.method == "aedr"
+    assert aedr.build_method(Picky, {"seed": 1}).options.seed == 1
+    with pytest.raises(ImportError, match="frobnicate"):  # the constructor's own error, unchanged
+        aedr.build_method(Picky, {"seed": 13})
+    with pytest.raises(aedr.MethodOptionsError, match="unknown option 'sed'"):  # checked before building
+        aedr.build_method(Picky, {"sed": 13})
+
+
+def test_option_defaults():
+    from aedr.methods.aedr_method import AEDROptions
+
+    defaults = AEDROptions.defaults()
+    assert list(defaults) == AEDROptions.names()
+    assert defaults == {"device": "cpu", "dtype": None, "batch_size": 8, "seed": 0, "distance": "l2", "calibrate": True,
+                        "homogeneity_formula": "squared", "latent": "sample"}
+    methods = load_plugins().methods
+    for entry in methods:  # every option, at the value a default-built options object holds
+        assert entry.obj.Options.defaults() == dataclasses.asdict(entry.obj.Options()), entry.name
+    aeroblade = methods.get("aeroblade-mse").Options
+    first, second = aeroblade.defaults(), aeroblade.defaults()
+    assert first["detection_models"] == [] and first["detection_models"] is not second["detection_models"]
+
+
+def test_a_method_looks_models_up_in_the_set_it_was_built_from():
+    plugins = load_plugins()
+    assert plugins.method("aedr").plugins is plugins
+    assert aedr.get_method("aedr").plugins is aedr.get_plugins()
+    from aedr.methods.aedr_method import AEDR
+
+    assert AEDR().plugins is None  # built directly: the process's set applies

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import aedr
-from aedr_diffusers import WeightsUnavailableError
+from aedr.weights import WeightsUnavailableError
 from aedr_taesd import TINY_MODELS, TAEF2Model, TinyAutoencoder, TinyDiffusersModel, decoder, encoder
 
 from conftest import photo_crops
@@ -117,3 +117,26 @@ def test_taef2_architecture_shapes_without_weights():
 def test_taef2_calibration_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("AEDR_IMAGES_TAEF2", str(tmp_path))
     assert TAEF2Model().calibration.folder == tmp_path
+
+
+def test_weights_come_from_the_core_not_from_another_plugin():
+    """The family finds its weights through aedr.weights alone: importing it loads no other plugin,
+    and the core module itself imports neither torch nor huggingface_hub."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aedr.weights; heavy = [m for m in ('torch', 'huggingface_hub', 'diffusers') if m in sys.modules]; "
+        "assert not heavy, heavy; import aedr_taesd.models; assert 'aedr_diffusers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_taef2_folder_from_argument_environment_or_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("AEDR_MODEL_TAEF2", raising=False)
+    assert TAEF2Model().folder()[1] == "default"
+    monkeypatch.setenv("AEDR_MODEL_TAEF2", str(tmp_path / "env"))
+    assert TAEF2Model().folder() == (tmp_path / "env", "AEDR_MODEL_TAEF2")
+    assert TAEF2Model(folder=tmp_path / "arg").folder() == (tmp_path / "arg", "argument")
+    with pytest.raises(WeightsUnavailableError, match="AEDR_MODEL_TAEF2"):
+        TAEF2Model().autoencoder("cpu")

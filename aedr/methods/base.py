@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -19,11 +21,13 @@ from ..fieldtypes import FieldTypeError, check_fields, field_types, parse_text
 from ..images import LoadedImage
 from ..models import ModelPlugin
 from ..preprocess import MAX_BATCH_PIXELS, group_by_size, image_seed, split_batches, to_model_tensor
-from ..reconstruction import ReconstructionCache
+from ..reconstruction import ReconstructionCache, cache_keys
 from ..lazy import lazy_import
 
 if TYPE_CHECKING:
     import torch
+
+    from ..plugins import Plugins
 else:
     torch = lazy_import("torch")
 
@@ -55,6 +59,12 @@ class MethodOptions:
         return list(field_types(cls))
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The default value of every option, by name, in declaration order."""
+        made = cls()
+        return {name: getattr(made, name) for name in cls.names()}
+
+    @classmethod
     def parse(cls, key: str, raw: str) -> Any:
         """Command-line text for option ``key`` parsed to the option's declared type
         (``calibrate=false``, ``dtype=none``, ``detection_models=a,b``)."""
@@ -75,6 +85,68 @@ class MethodOptions:
 RUNTIME_OPTIONS = ("device", "batch_size")
 
 
+class MethodOptionsError(ValueError):
+    """Options a method does not have, or values it does not accept: a mistake in what was asked,
+    not something this machine lacks. ``method`` names the method; ``option`` the option at fault,
+    where one is."""
+
+    def __init__(self, message: str, *, method: str = "", option: str | None = None):
+        super().__init__(message)
+        self.method, self.option = method, option
+
+
+def unknown_options(cls: type["Method"], names: Sequence[str]) -> MethodOptionsError | None:
+    """The error for the names in ``names`` that are not options of ``cls`` (with close matches), or
+    None when every one is."""
+    known = cls.Options.names()
+    unknown = [n for n in names if n not in known]
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+        parts.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return MethodOptionsError(
+        f"method {cls.name!r}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(parts)}; "
+        f"known options: {', '.join(sorted(known))}",
+        method=cls.name,
+        option=str(unknown[0]),
+    )
+
+
+def _option_named_in(message: str, names: Sequence[str]) -> str | None:
+    """The option a validation message is about: the one it starts with ("lr must be > 0")."""
+    for name in sorted(names, key=len, reverse=True):
+        if re.match(rf"{re.escape(name)}\b", message):
+            return name
+    return None
+
+
+def build_method(cls: type["Method"], options: Mapping[str, Any] | None = None, **runtime: Any) -> "Method":
+    """``cls`` built with ``options`` (a mapping of option values, e.g. a config table or a card's
+    options) and ``runtime`` (more options as keywords, applied over ``options``: device, dtype,
+    batch size).
+
+    Unknown option names and values an option does not accept raise :class:`MethodOptionsError`,
+    before anything is built. Whatever the method's constructor itself raises (missing weights, a
+    missing optional package) propagates unchanged, so that a caller can tell "the options are
+    wrong" from "this machine lacks something"."""
+    given = {**(options or {}), **runtime}
+    error = unknown_options(cls, list(given))
+    if error is not None:
+        raise error
+    try:
+        opts = cls.Options(**given)
+        check_fields(opts)  # (also for a plugin's Options whose own __post_init__ skips super's)
+        opts.validate()
+    except FieldTypeError as exc:
+        raise MethodOptionsError(f"method {cls.name!r}: {exc}", method=cls.name, option=exc.field) from exc
+    except (TypeError, ValueError) as exc:
+        option = _option_named_in(str(exc), cls.Options.names())
+        raise MethodOptionsError(f"method {cls.name!r}: {exc}", method=cls.name, option=option) from exc
+    return cls(opts)
+
+
 @dataclass(frozen=True)
 class CostHint:
     """Rough cost per image, for planning: forward passes and optimisation iterations."""
@@ -93,7 +165,8 @@ class CostHint:
 
 @dataclass
 class ScoreContext:
-    """What a batch is scored with: the model's autoencoder, the images, their seeds and cache keys."""
+    """What a batch is scored with: the model's autoencoder, the images, their seeds and cache keys
+    (made by :func:`aedr.reconstruction.cache_keys`)."""
 
     model: ModelPlugin
     autoencoder: Autoencoder
@@ -130,11 +203,19 @@ class Method(ABC):
 
     :meth:`score` groups images by their target size (never padding different sizes together),
     batches them, derives a per-image seed and calls :meth:`score_batch` with x0 in [-1, 1].
+
+    ``label_options``: options the :attr:`label` always names, even at their defaults (an
+    optimisation budget, e.g. ``("iterations",)``).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Options: ClassVar[type[MethodOptions]] = MethodOptions
+    label_options: ClassVar[tuple[str, ...]] = ()
+    # The plugin set in which the method looks models up by name (AEROBLADE's detection models): the
+    # set it was built from (set by :meth:`aedr.plugins.Plugins.method` and by cards); None for a
+    # method built directly, for which the process's set (:func:`aedr.get_plugins`) applies.
+    plugins: Plugins | None = None
     needs_grad: ClassVar[bool] = False
     cost: ClassVar[CostHint] = CostHint()
     score_direction: ClassVar[str] = "lower score = belonging"
@@ -144,10 +225,9 @@ class Method(ABC):
         base = options if options is not None else self.Options()
         if not isinstance(base, self.Options):
             raise TypeError(f"{self.name}: options must be {self.Options.__name__}, got {type(base).__name__}")
-        known = {f.name for f in dataclasses.fields(self.Options)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise TypeError(f"{self.name}: unknown option(s) {unknown}; known options: {sorted(known)}")
+        error = unknown_options(type(self), list(overrides))
+        if error is not None:
+            raise error
         self.options = dataclasses.replace(base, **overrides)  # a new object: __post_init__ type-checks it
         check_fields(self.options)  # (also for a plugin's Options whose own __post_init__ skips super's)
         self.options.validate()
@@ -172,10 +252,16 @@ class Method(ABC):
 
     @property
     def label(self) -> str:
-        """The method's name plus every option that differs from its default, for tables."""
-        defaults = dataclasses.asdict(self.Options())
-        changed = {k: v for k, v in self.options_dict(include_runtime=False).items() if defaults.get(k) != v}
-        return self.name if not changed else f"{self.name}(" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")"
+        """The method's name for tables: with, in parentheses, the ``label_options`` (always, in that
+        order), then every other option that differs from its default (in declaration order); device
+        and batch size never. ``ronan(lr=0.01, iterations=2000)``, ``aedr(distance=l1)``, ``aedr``."""
+        opts = self.options_dict(include_runtime=False)
+        defaults = self.Options.defaults()
+        shown = [k for k in self.label_options if k in opts]
+        shown += [k for k, v in opts.items() if k not in shown and defaults.get(k) != v]
+        if not shown:
+            return self.name
+        return f"{self.name}(" + ", ".join(f"{k}={opts[k]}" for k in shown) + ")"
 
     def torch_dtype(self) -> torch.dtype | None:
         return None if self.options.dtype is None else getattr(torch, self.options.dtype)
@@ -224,7 +310,7 @@ class Method(ABC):
                     autoencoder=ae,
                     images=batch,
                     seeds=[image_seed(im, self.options.seed) for im in batch],
-                    keys=[(model.name, str(ae.dtype), im.content_hash, size) for im in batch],
+                    keys=cache_keys(model, ae, batch, size),
                     cache=cache,
                 )
                 values = np.asarray(fn(ctx, to_model_tensor(batch, size)), dtype=np.float64)

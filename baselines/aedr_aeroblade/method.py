@@ -12,7 +12,8 @@ distance to x0. Lower = belonging.
 
 Detection mode (the original detector): ``detection_models=[...]`` scores each image by the minimum
 distance over the target's autoencoder and those of the named models (each image resized by each
-model's own size policy, each reconstruction cached under that model's name).
+model's own size policy, each reconstruction cached under that model's name). The names are looked
+up in the plugin set the method was built from (``Method.plugins``), else in the process's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import aedr
 from aedr.distances import mse, ssim_loss
 from aedr.preprocess import group_by_size, to_model_tensor
-from aedr.reconstruction import first_pass, even_batch
+from aedr.reconstruction import cache_keys, first_pass, even_batch
 from aedr.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -78,11 +79,6 @@ class AerobladeOptions(ReconstructionOptions):
             raise ValueError(f"lpips_layer must be 0 (all) or one of {ALL_LAYERS}, got {self.lpips_layer}")
 
 
-def resolve_model(name: str) -> aedr.ModelPlugin:
-    """A detection model by name, through the process's plugin registry."""
-    return aedr.get_model(name)
-
-
 class _ReconstructionDistance(aedr.Method):
     """Shared by the AEROBLADE variants: distance(8-bit x1, x0) under one or several autoencoders."""
 
@@ -94,6 +90,11 @@ class _ReconstructionDistance(aedr.Method):
     def distance(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """Per-image distance of two [-1, 1] batches."""
         raise NotImplementedError
+
+    def detection_model(self, name: str) -> aedr.ModelPlugin:
+        """A detection model by name, from the plugin set the method was built from (else the process's)."""
+        plugins = self.plugins if self.plugins is not None else aedr.get_plugins()
+        return plugins.model(name)
 
     def _distances(
         self, model: aedr.ModelPlugin, ae: aedr.Autoencoder, x0: torch.Tensor, seeds: Sequence[int], keys, cache
@@ -111,12 +112,12 @@ class _ReconstructionDistance(aedr.Method):
         for name in self.options.detection_models:
             if name == ctx.model.name:
                 continue
-            other = resolve_model(name)
+            other = self.detection_model(name)
             ae = self.autoencoder(other)
             d = np.full(len(ctx.images), np.nan)
             for size, idx in group_by_size(ctx.images, ae.size_policy).items():
                 batch = [ctx.images[i] for i in idx]
-                keys = [(other.name, str(ae.dtype), im.content_hash, size) for im in batch]
+                keys = cache_keys(other, ae, batch, size)
                 d[idx] = self._distances(other, ae, to_model_tensor(batch, size), [ctx.seeds[i] for i in idx], keys, ctx.cache)
             scores = np.minimum(scores, d)
         return scores

@@ -98,6 +98,7 @@ class LatentTracer(aedr.Method):
     Options = LatentTracerOptions
     needs_grad = True
     cost = aedr.CostHint(encoder_passes=1, decoder_passes=100, iterations=100, relative=150.0)
+    label_options = ("iterations",)  # the label always names the budget
     options: LatentTracerOptions
 
     def score_batch(self, ctx: aedr.ScoreContext, x0: torch.Tensor) -> np.ndarray:

@@ -20,7 +20,6 @@ test against the belonging set's statistics is the threshold step, which aedr's 
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -79,16 +78,8 @@ class RONAN(aedr.Method):
     Options = RonanOptions
     needs_grad = True
     cost = aedr.CostHint(encoder_passes=1, decoder_passes=2000, iterations=2000, relative=3000.0)
+    label_options = ("lr", "iterations")  # the label always names the budget
     options: RonanOptions
-
-    @property
-    def label(self) -> str:
-        """Always names the budget (lr, iterations), plus any other option changed from its default."""
-        defaults = dataclasses.asdict(self.Options())
-        opts = self.options_dict(include_runtime=False)
-        parts = [f"lr={self.options.lr:g}", f"iterations={self.options.iterations}"]
-        parts += [f"{k}={v}" for k, v in opts.items() if k not in ("lr", "iterations") and defaults.get(k) != v]
-        return f"{self.name}(" + ", ".join(parts) + ")"
 
     def score_batch(self, ctx: aedr.ScoreContext, x0: torch.Tensor) -> np.ndarray:
         o = self.options

@@ -1,25 +1,24 @@
 """The eight latent diffusion models of the AEDR paper as aedr model plugins, through diffusers.
 
 Each model's autoencoder is loaded alone (its ``vae``, ``movq`` or ``vqvae`` subfolder) from a
-Hugging Face hub id or a local folder (``AEDR_MODEL_<KEY>``); its generator is the model's
-text-to-image pipeline with the original implementation's settings.
+Hugging Face hub id or a local folder (``AEDR_MODEL_<KEY>``, resolved by :mod:`aedr.weights`); its
+generator is the model's text-to-image pipeline with the original implementation's settings.
 """
 
 from typing import TYPE_CHECKING
 
 from aedr.lazy import lazy_exports
+from aedr.weights import WeightSource, WeightsUnavailableError, env_var_for  # the core's (aedr.weights)
 
 if TYPE_CHECKING:
     from .model import DiffusersModel
     from .prompts import Prompt, parse_prompts, read_prompt_file, write_prompt_file
     from .specs import PAPER_MODELS, SPECS, ModelSpec
-    from .weights import WeightSource, WeightsUnavailableError, env_var_for
 
 _EXPORTS = {
     "DiffusersModel": "model",
     **dict.fromkeys(("Prompt", "parse_prompts", "read_prompt_file", "write_prompt_file"), "prompts"),
     **dict.fromkeys(("PAPER_MODELS", "SPECS", "ModelSpec"), "specs"),
-    **dict.fromkeys(("WeightSource", "WeightsUnavailableError", "env_var_for"), "weights"),
 }
 
 __all__ = [

@@ -14,28 +14,15 @@ from PIL import Image
 import aedr
 from aedr import Availability, CalibrationSource, ModelPlugin
 from aedr.lazy import lazy_import
+from aedr.weights import WeightSource, WeightsUnavailableError, images_folder
 
 from .prompts import resolve_prompts
 from .specs import ModelSpec
-from .weights import WeightSource, WeightsUnavailableError, env_var_for
 
 if TYPE_CHECKING:
     import torch
 else:
     torch = lazy_import("torch")
-
-LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError)
-
-
-def images_env_var(key: str) -> str:
-    """``AEDR_IMAGES_<KEY>``: a folder of the model's own images to calibrate on instead of generating."""
-    return env_var_for(key).replace("AEDR_MODEL_", "AEDR_IMAGES_", 1)
-
-
-def hub_errors() -> tuple[type[BaseException], ...]:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    return LOAD_ERRORS + (HfHubHTTPError,)
 
 
 class DiffusersModel(ModelPlugin):
@@ -66,8 +53,7 @@ class DiffusersModel(ModelPlugin):
 
     @property
     def images_folder(self) -> Path | None:
-        folder = self._images or os.environ.get(images_env_var(self.spec.key), "").strip()
-        return Path(folder).expanduser() if folder else None
+        return images_folder(self.spec.key, self._images)
 
     @property
     def calibration(self) -> CalibrationSource:  # type: ignore[override]
@@ -94,10 +80,10 @@ class DiffusersModel(ModelPlugin):
     # -- autoencoder ---------------------------------------------------------------------
     def load_autoencoder(self, device: torch.device, dtype: torch.dtype | None) -> aedr.DiffusersAutoencoder:
         source = self.source
-        path, subfolder = source.local_folder() if source.is_local else (source.value, source.subfolder)
-        try:
+        path, subfolder = source.location()
+        with source.loading():
             return aedr.DiffusersAutoencoder.from_pretrained(
-                str(path),
+                path,
                 subfolder=subfolder,
                 model_class=self.spec.autoencoder_class,
                 torch_dtype=self.default_dtype(dtype),
@@ -105,10 +91,6 @@ class DiffusersModel(ModelPlugin):
                 size_policy=self.spec.size_policy,
                 quantize_on_decode=self.spec.quantize_on_decode,
             )
-        except WeightsUnavailableError:
-            raise
-        except hub_errors() as exc:
-            raise source.error(exc) from exc
 
     # -- generator -----------------------------------------------------------------------
     def pipeline(self, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Any:
@@ -131,11 +113,9 @@ class DiffusersModel(ModelPlugin):
                     "pip install transformers (SD3.5 and FLUX also use sentencepiece and protobuf for T5)"
                 )
             cls = getattr(diffusers, self.spec.pipeline_class)
-            try:
+            with source.loading(pipeline=True):
                 pipe = cls.from_pretrained(str(Path(source.value).expanduser()) if source.is_local else source.value,
                                            torch_dtype=dtype, **dict(self.spec.pipeline_kwargs))
-            except hub_errors() as exc:
-                raise source.error(exc, pipeline=True) from exc
             if self.spec.upcast and dtype == torch.float16 and hasattr(pipe, "upcast_vae"):
                 pipe.upcast_vae()
             pipe = pipe.to(device)

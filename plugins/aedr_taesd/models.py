@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 import aedr
 from aedr import Availability, CalibrationSource, ModelPlugin
 from aedr.lazy import lazy_import
-from aedr_diffusers.model import hub_errors, images_env_var
-from aedr_diffusers.weights import WeightSource, WeightsUnavailableError, env_var_for
+from aedr.weights import WeightSource, WeightsUnavailableError, configured, env_var_for, images_folder
 
 from .files import TAEF2_WEIGHTS, TinyAEWeights, default_taef2_dir
 
@@ -63,8 +62,8 @@ class _FolderCalibration:
 
     @property
     def calibration(self) -> CalibrationSource:
-        folder = self._images or os.environ.get(images_env_var(self.name), "").strip()
-        return CalibrationSource(folder=Path(folder)) if folder else CalibrationSource()
+        folder = images_folder(self.name, self._images)
+        return CalibrationSource(folder=folder) if folder is not None else CalibrationSource()
 
 
 class TinyDiffusersModel(_FolderCalibration, ModelPlugin):
@@ -89,16 +88,12 @@ class TinyDiffusersModel(_FolderCalibration, ModelPlugin):
 
     def load_autoencoder(self, device: torch.device, dtype: torch.dtype | None) -> aedr.DiffusersAutoencoder:
         source = self.source
-        path, subfolder = source.local_folder() if source.is_local else (source.value, None)
-        try:
+        path, subfolder = source.location()
+        with source.loading():
             return aedr.DiffusersAutoencoder.from_pretrained(
-                str(path), subfolder=subfolder, model_class="AutoencoderTiny",
+                path, subfolder=subfolder, model_class="AutoencoderTiny",
                 torch_dtype=dtype or torch.float32, device=device,
             )
-        except WeightsUnavailableError:
-            raise
-        except hub_errors() as exc:
-            raise source.error(exc) from exc
 
 
 class TAEF2Model(_FolderCalibration, ModelPlugin):
@@ -123,13 +118,13 @@ class TAEF2Model(_FolderCalibration, ModelPlugin):
         return env_var_for(self.name)
 
     def folder(self) -> tuple[Path, str]:
-        """The weights folder and where that choice came from."""
-        if self._folder is not None:
-            return Path(self._folder).expanduser(), "argument"
-        env = os.environ.get(self.env_var, "").strip()
-        if env:
-            return Path(env).expanduser(), self.env_var
-        return default_taef2_dir(), "default"
+        """The weights folder and where that choice came from (``argument``, the variable's name, or
+        ``default``)."""
+        found = configured(self.name, self._folder)
+        if found is None:
+            return default_taef2_dir(), "default"
+        value, origin = found
+        return Path(value).expanduser(), self.env_var if origin == "environment" else origin
 
     def missing(self) -> list[Path]:
         return [p for p in self.weights.paths(self.folder()[0]) if not p.is_file()]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from aedr import Autoencoder, Posterior, SizePolicy
-from aedr.models import WeightsUnavailableError
+from aedr.weights import WeightsUnavailableError
 
 from .files import TAEF2_WEIGHTS, TinyAEWeights  # noqa: F401 (re-exported: they lived here)
 
@@ -86,7 +86,7 @@ REPLACE_HINT = "replace it with the published file"
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A plain tensor state dict, loaded without executing pickled code (``weights_only=True``).
 
-    Anything else raises :class:`~aedr.models.WeightsUnavailableError` with one sentence of ours: torch's own
+    Anything else raises :class:`~aedr.weights.WeightsUnavailableError` with one sentence of ours: torch's own
     text is never shown, since it suggests loading with ``weights_only=False``, which would run
     whatever code the file holds.
     """
@@ -112,7 +112,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 def load_into(module: nn.Module, path: Path, what: str) -> None:
     """Load the state dict at ``path`` into ``module`` strictly (every key, every shape), or raise
-    :class:`~aedr.models.WeightsUnavailableError` naming the file and the first keys that do not fit."""
+    :class:`~aedr.weights.WeightsUnavailableError` naming the file and the first keys that do not fit."""
     state = load_state_dict(path)
     expected = module.state_dict()
     problems = [f"missing {k}" for k in expected if k not in state]

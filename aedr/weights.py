@@ -1,36 +1,93 @@
 """Where a model's weights come from (a Hugging Face hub id or a local folder), whether they are
 present locally, and the error a user sees when they cannot be had.
 
-Resolution order for a model ``KEY``: the ``source=`` argument of the plugin, then the environment
-variable ``AEDR_MODEL_<KEY>`` (upper case, every character that is not a letter or digit replaced by
-``_``: ``SD1.5`` -> ``AEDR_MODEL_SD1_5``), then the default hub id. The value is either a hub id
-(``owner/name``, fetched and cached by huggingface_hub, so ``HF_HOME``, ``HF_HUB_CACHE``,
-``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and ``HF_TOKEN`` all apply) or a local folder: a whole pipeline
-folder holding the autoencoder's subfolder, or the autoencoder folder itself.
+Resolution order for a model ``KEY``: the plugin's own argument (``source=``, ``folder=``), then the
+environment variable ``AEDR_MODEL_<KEY>`` (upper case, every character that is not a letter or digit
+replaced by ``_``: ``SD1.5`` -> ``AEDR_MODEL_SD1_5``), then the plugin's default. For
+:class:`WeightSource` the value is either a hub id (``owner/name``, fetched and cached by
+huggingface_hub, so ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT`` and
+``HF_TOKEN`` all apply) or a local folder in diffusers' layout: a whole pipeline folder holding the
+autoencoder's subfolder, or the autoencoder folder itself. ``AEDR_IMAGES_<KEY>`` names a folder of
+the model's own images to calibrate on (:func:`images_folder`).
+
+Importing this module needs neither torch nor huggingface_hub; the hub is imported when it is asked.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
-from aedr import Availability
-from aedr.models import WeightsUnavailableError
+MODEL_ENV_PREFIX = "AEDR_MODEL_"
+IMAGES_ENV_PREFIX = "AEDR_IMAGES_"
 
+# The weight files of a diffusers model folder, any one of which makes it loadable.
 WEIGHT_FILES = (
     "diffusion_pytorch_model.safetensors",
     "diffusion_pytorch_model.safetensors.index.json",
     "diffusion_pytorch_model.bin",
 )
 
-__all__ = ["WeightSource", "WeightsUnavailableError", "env_var_for"]
+# What loading from a folder raises besides the hub's own errors (see :func:`hub_errors`).
+LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a model's weights can be used here without a download, and why not."""
+
+    local: bool
+    detail: str = ""
+
+
+class WeightsUnavailableError(OSError):
+    """A model's weights are not here and cannot be fetched. Raised by ``load_autoencoder`` with a
+    message naming what failed and how to provide it, so front ends can print it without a traceback."""
+
+
+def _env_key(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", key).upper()
 
 
 def env_var_for(key: str) -> str:
     """``AEDR_MODEL_<KEY>``: ``SD1.5`` -> ``AEDR_MODEL_SD1_5``, ``taef2`` -> ``AEDR_MODEL_TAEF2``."""
-    return "AEDR_MODEL_" + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+    return MODEL_ENV_PREFIX + _env_key(key)
+
+
+def images_env_var(key: str) -> str:
+    """``AEDR_IMAGES_<KEY>``: a folder of the model's own images to calibrate on instead of generating."""
+    return IMAGES_ENV_PREFIX + _env_key(key)
+
+
+def configured(key: str, argument: str | os.PathLike | None = None) -> tuple[str, str] | None:
+    """Where the weights of model ``key`` were configured to come from, as ``(value, origin)``:
+    the plugin's ``argument`` (origin ``"argument"``), else ``AEDR_MODEL_<KEY>`` (``"environment"``);
+    None when neither is set (blank values count as unset), so that the plugin's default applies."""
+    if argument is not None and str(argument).strip():
+        return str(argument), "argument"
+    env = os.environ.get(env_var_for(key), "").strip()
+    if env:
+        return env, "environment"
+    return None
+
+
+def images_folder(key: str, argument: str | os.PathLike | None = None) -> Path | None:
+    """The folder of model ``key``'s own images to calibrate on: ``argument``, else
+    ``AEDR_IMAGES_<KEY>``, else None. Read when called, so environment changes apply."""
+    folder = argument or os.environ.get(images_env_var(key), "").strip()
+    return Path(folder).expanduser() if folder else None
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a load from the hub or a folder raises when the weights cannot be had: they
+    become :class:`WeightsUnavailableError` (:meth:`WeightSource.loading`). Imports huggingface_hub."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return LOAD_ERRORS + (HfHubHTTPError,)
 
 
 def hub_cache_dir() -> str:
@@ -66,7 +123,7 @@ def cached_file(repo_id: str, filename: str) -> str | None:
 
 @dataclass(frozen=True)
 class WeightSource:
-    """The resolved origin of one model's autoencoder weights.
+    """The resolved origin of one model's weights in diffusers' format.
 
     ``value`` is a hub id or a local folder; ``origin`` says where it came from (``argument``,
     ``environment`` or ``default``) so that messages can tell the user what to change.
@@ -93,11 +150,10 @@ class WeightSource:
     ) -> "WeightSource":
         """Argument, then ``AEDR_MODEL_<KEY>``, then the default id. A former id of the model (e.g. SD1.5's
         original ``runwayml/...``) is used instead of the default only when it alone is in the cache."""
-        env = os.environ.get(env_var_for(model), "").strip()
-        if override is not None and str(override).strip():
-            return cls(model, str(override), subfolder, "argument", default_id, gated, former_ids)
-        if env:
-            return cls(model, env, subfolder, "environment", default_id, gated, former_ids)
+        found = configured(model, override)
+        if found is not None:
+            value, origin = found
+            return cls(model, value, subfolder, origin, default_id, gated, former_ids)
         source = cls(model, default_id, subfolder, "default", default_id, gated, former_ids)
         if not source.availability().local:
             for former in former_ids:
@@ -124,6 +180,25 @@ class WeightSource:
             return folder, None
         want = f"{folder / self.subfolder}/config.json or " if self.subfolder else ""
         raise WeightsUnavailableError(self.message(f"local folder {folder} has no {want}{folder}/config.json"))
+
+    def location(self) -> tuple[str, str | None]:
+        """What diffusers' ``from_pretrained`` is given: (hub id or folder, subfolder). A local folder
+        without the expected ``config.json`` raises :class:`WeightsUnavailableError`."""
+        if self.is_local:
+            folder, subfolder = self.local_folder()
+            return str(folder), subfolder
+        return self.value, self.subfolder
+
+    @contextmanager
+    def loading(self, *, pipeline: bool = False) -> Iterator[None]:
+        """Within the block, a failure to load from this source (missing files, the hub refusing or
+        unreachable, offline mode) becomes :class:`WeightsUnavailableError` with :meth:`message`."""
+        try:
+            yield
+        except WeightsUnavailableError:
+            raise
+        except hub_errors() as exc:
+            raise self.error(exc, pipeline=pipeline) from exc
 
     def availability(self) -> Availability:
         """Whether the weights can be loaded without a download (checks files only, no network)."""
