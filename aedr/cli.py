@@ -1,6 +1,23 @@
 """The ``aedr`` command line. Plugins add their own sub-commands through ``register_commands``.
 
 Every score shown is "lower = belonging"; an image belongs to a model iff its score < threshold.
+
+How a command reports and prints, built-in or a plugin's (``aedr zoo`` and ``aedr generate`` are
+plugins' commands written this way):
+
+- An error the user can fix (a bad argument, a missing file, an unknown name) is raised as
+  :class:`CliError`, most simply with ``fail("one plain sentence")``. The ``aedr`` command prints it
+  as one ``error: ...`` line on standard error and exits with status 2. The message is plain text,
+  never rich markup: it is escaped (:func:`aedr.text.markup`), so paths and names show verbatim.
+  The library errors :func:`user_errors` names (an unknown model name, an unreadable image, missing
+  weights, an unwritable output) are reported the same way when a command lets one through. Any
+  other exception is a bug and keeps its traceback. A command does not print its own error line,
+  call ``sys.exit`` or raise ``typer.Exit`` for a user error.
+- Results go to :data:`out` (standard output), messages and progress to :data:`err` (standard
+  error): the process's two rich consoles, :func:`aedr.text.console`. User-provided text printed on
+  them goes through :func:`aedr.text.markup`.
+
+A plugin's command imports them: ``from aedr.cli import err, fail, out``.
 """
 
 from __future__ import annotations
@@ -26,24 +43,50 @@ from .devices import DeviceError, check_device
 from .files import OutputError, check_output_file, json_text, prepare_output_folder, save_results, write_frame
 from .images import DEFAULT_PIXEL_BUDGET
 from .registry import RegistryError
-from .text import markup, safe_str
+from .text import console, markup, safe_str
+
+out = console()
+"""Standard output: results (tables, JSON, written files)."""
+err = console(stderr=True)
+"""Standard error: errors, notes, skipped inputs and progress bars."""
+
 
 class CliError(Exception):
-    """An error the user can fix; printed without a traceback, exit code 2."""
+    """An error the user can fix: printed as one ``error: ...`` line, without a traceback; exit status 2."""
+
+
+def fail(message: str) -> typing.NoReturn:
+    """Stop the command with a user error (:class:`CliError`); ``message`` is one plain sentence."""
+    raise CliError(message)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions reported as user errors: :class:`CliError` and the library's errors that are
+    the user's to fix (imported on first use, to keep ``aedr --help`` quick)."""
+    from .images import ImageLoadError
+    from .models import WeightsUnavailableError
+
+    return (CliError, RegistryError, ImageLoadError, WeightsUnavailableError, OutputError)
+
+
+EXIT_USER_ERROR = 2
+
+
+def report_error(exc: BaseException) -> None:
+    """Print a user error as the ``aedr`` command does: one ``error: ...`` line on standard error."""
+    err.print(f"[bold red]error:[/] {markup(exc)}", soft_wrap=True)
 
 
 class AedrGroup(TyperGroup):
-    """Turns user errors (bad names, bad input, bad options) into a one-line message and exit code 2."""
+    """The root command: a user error raised by any command below it (see the module docstring)
+    becomes one ``error: ...`` line and exit status 2."""
 
     def invoke(self, ctx: click.Context):
-        from .images import ImageLoadError
-        from .models import WeightsUnavailableError
-
         try:
             return super().invoke(ctx)
-        except (CliError, RegistryError, ImageLoadError, WeightsUnavailableError, OutputError) as exc:
-            err.print(f"[bold red]error:[/] {markup(exc)}")
-            ctx.exit(2)
+        except user_errors() as exc:
+            report_error(exc)
+            ctx.exit(EXIT_USER_ERROR)
 
 
 app = typer.Typer(
@@ -56,12 +99,6 @@ app = typer.Typer(
 )
 compat_app = typer.Typer(help="Read and write the original AEDR implementation's text files.", no_args_is_help=True)
 app.add_typer(compat_app, name="compat")
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
-
-def fail(message: str) -> typing.NoReturn:
-    raise CliError(message)
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -109,28 +146,29 @@ def check_device_option(device: str | None) -> None:
             fail(f"--{exc}")
 
 
-def build_method(name: str, option: list[str], device: str | None, dtype: str | None, batch_size: int | None, seed: int | None):
+def method_from_flags(name: str, option: list[str], device: str | None, dtype: str | None, batch_size: int | None, seed: int | None):
+    """The method ``name`` built with its ``-o KEY=VALUE`` options (each text parsed to the option's
+    declared type) and the run options given; an option it does not have or accept is a user error."""
+    from .methods.base import MethodOptionsError
+    from .methods.base import build_method as build
+
     check_device_option(device)
     cls = plugins().methods.get(name)
     known = cls.Options.names()
-    kwargs: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     for item in option:
         if "=" not in item:
             fail(f"--option expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
         key = key.strip().replace("-", "_")
-        if key not in known:
-            fail(f"method {cls.name!r} has no option {key!r}; options: {', '.join(sorted(known))}")
-        try:
-            kwargs[key] = cls.Options.parse(key, raw)
+        try:  # a name the method lacks is left as it is, for build() to name it (with close matches)
+            options[key] = cls.Options.parse(key, raw) if key in known else raw
         except TypeError as exc:
             fail(f"--option {item}: {exc}")
-    for key, value in (("device", device), ("dtype", dtype), ("batch_size", batch_size), ("seed", seed)):
-        if value is not None:
-            kwargs[key] = value
+    runtime = {k: v for k, v in (("device", device), ("dtype", dtype), ("batch_size", batch_size), ("seed", seed)) if v is not None}
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
+        return build(cls, options, **runtime)
+    except (MethodOptionsError, TypeError, ValueError) as exc:  # bad options, or the method's own set-up (a weight file it lacks)
         fail(str(exc))
 
 
@@ -159,15 +197,16 @@ def downscale_note(images, max_side: int | None) -> str:
     return f"{n} image(s) with a side over {max_side} px downscaled (--max-side {max_side})" if n else ""
 
 
-def report_saved(save: typing.Callable[[], Path], what: str, console: Console | None = None) -> OutputError | None:
-    """Run ``save()`` (a :func:`aedr.files.save_results` write) and say where ``what`` went. A failure
+def report_saved(save: typing.Callable[[], Path], what: str, to: Console | None = None) -> OutputError | None:
+    """Run ``save()`` (a :func:`aedr.files.save_results` write) and say where ``what`` went (on ``to``,
+    by default :data:`err`). A failure
     is returned, to be raised once the results have been shown: they are kept in the fallback file
     the error names."""
     try:
         saved = save()
     except OutputError as exc:
         return exc
-    (console or err).print(f"wrote {what} to {markup(saved)}")
+    (to or err).print(f"wrote {what} to {markup(saved)}")
     return None
 
 
@@ -216,7 +255,8 @@ def plugins_cmd(as_json: bool = JsonOpt) -> None:
     for col in ("plugin", "version", "hooks", "registers", "status"):
         table.add_column(col)
     for i in infos:
-        registers = markup(", ".join(i.models + i.methods + i.datasets) or "-")
+        kinds = ("models", "methods", "datasets", "metrics", "perturbations", "executors")
+        registers = markup("; ".join(f"{k}: {', '.join(getattr(i, k))}" for k in kinds if getattr(i, k)) or "-")
         status = "[green]ok[/]" if i.ok else "[red]" + markup("\n".join(i.errors)) + "[/]"
         name = f"{markup(i.name)} [dim](built-in)[/]" if i.builtin else markup(i.name)
         table.add_row(name, markup(i.version or "-"), markup(", ".join(i.hooks) or "-"), registers, status)
@@ -257,7 +297,7 @@ def methods_cmd(as_json: bool = JsonOpt) -> None:
     rows = []
     for entry in plugins().methods:
         cls = entry.obj
-        options = {f.name: f.default if f.default is not dataclasses.MISSING else None for f in dataclasses.fields(cls.Options)}
+        options = cls.Options.defaults()
         rows.append(
             {"name": cls.name, "description": cls.description, "needs_grad": cls.needs_grad, "cost": cls.cost.describe(),
              "score_direction": cls.score_direction, "options": options, "plugin": entry.plugin}
@@ -295,7 +335,7 @@ def score_cmd(
     from .scoring import score_images
 
     target = plugins().model(model)
-    m = build_method(method, option, device, dtype, batch_size, seed)
+    m = method_from_flags(method, option, device, dtype, batch_size, seed)
     if out_file is not None:
         check_output_file(out_file)
     loaded = load_inputs(inputs, recursive, pixel_budget=pixel_budget, max_side=max_side)
@@ -360,7 +400,7 @@ def calibrate_cmd(
     if alpha_value != "auto" and non_belonging is not None:
         fail(f"--non-belonging is used only with --alpha auto (got --alpha {alpha})")
     target = plugins().model(model)
-    m = build_method(method, option, device, dtype, batch_size, seed)
+    m = method_from_flags(method, option, device, dtype, batch_size, seed)
     check_output_file(out_file, suffixes=None)
     if save_images is not None:
         prepare_output_folder(save_images, option="--save-images", create=False)
@@ -495,7 +535,7 @@ def compat_loss_ratio(
     from .scoring import usable_for
 
     target = plugins().model(model)
-    m = build_method("aedr", [f"distance={distance}"], device, dtype, batch_size, seed)
+    m = method_from_flags("aedr", [f"distance={distance}"], device, dtype, batch_size, seed)
     check_output_file(out_file, suffixes=None)
     loaded = load_inputs([images], pixel_budget=pixel_budget, max_side=max_side)
     ok, bad = usable_for(target, m, loaded.images)
@@ -538,7 +578,7 @@ def compat_threshold(
         t = compat.threshold_from_files(loss_ratio, glcm, alpha)
     except (OSError, ValueError) as exc:
         fail(str(exc))
-    print(f"threshold = {t!r}")
+    out.print(f"threshold = {t!r}", markup=False, highlight=False)
 
 
 @compat_app.command("accuracy")
@@ -554,7 +594,7 @@ def compat_accuracy(
         b, nb = compat.accuracy_from_files(loss_ratio, glcm, threshold)
     except (OSError, ValueError) as exc:
         fail(str(exc))
-    print(f"belonging, non_belonging = {b} {nb}")
+    out.print(f"belonging, non_belonging = {b} {nb}", markup=False, highlight=False)
 
 
 # -- entry point ---------------------------------------------------------------------------------

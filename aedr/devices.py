@@ -1,4 +1,5 @@
-"""The one check of a ``device`` name, made before any model is loaded or image generated."""
+"""The one check of a ``device`` name, made before any model is loaded or image generated, and the
+device to use when none is named."""
 
 from __future__ import annotations
 
@@ -33,3 +34,14 @@ def check_device(device: str) -> str:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(f"device {device!r}: Apple's MPS backend is not available on this machine; use cpu")
     return device
+
+
+def default_device() -> str:
+    """cuda when there is a GPU, else Apple's mps, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"

@@ -1,4 +1,5 @@
-"""Text from users and from the file system, made safe to write and to print.
+"""Text from users and from the file system, made safe to write and to print; the consoles it is
+printed on.
 
 Two hazards, one helper each:
 
@@ -9,14 +10,23 @@ Two hazards, one helper each:
 - :func:`markup`: rich reads ``[...]`` in printed strings as markup, so a path like ``x[red]y.png``
   is shown mangled and one with ``[/]`` raises. Every user-provided string (paths, names, config
   text, error messages) goes through :func:`markup` before it is printed with rich.
+
+One pair of consoles: :func:`console` gives the process's rich console for standard output and the
+one for standard error (``aedr.cli.out`` and ``aedr.cli.err`` are these two). Every command, built-in
+or a plugin's, prints through them, so that a setting (a width, a capture) applies to all output.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def safe_str(value: Any) -> str:
@@ -38,3 +48,35 @@ def safe_str(value: Any) -> str:
 def markup(value: Any) -> str:
     """User-provided text for a rich ``print`` or table cell: UTF-8 safe and shown verbatim."""
     return escape(safe_str(value))
+
+
+_consoles: dict[bool, Console] = {}
+_consoles_lock = threading.Lock()
+
+
+def console(stderr: bool = False) -> Console:
+    """The process's rich console for standard output (results: tables, JSON, lines to pipe on;
+    soft-wrapped, so a long line is never broken) or, with ``stderr=True``, for standard error
+    (errors, notes, progress bars). Made on first use; each writes to whatever ``sys.stdout`` /
+    ``sys.stderr`` is when it prints (a test runner's capture too)."""
+    found = _consoles.get(stderr)
+    if found is not None:
+        return found
+    with _consoles_lock:
+        if stderr not in _consoles:
+            from rich.console import Console
+
+            _consoles[stderr] = Console(stderr=True) if stderr else Console(soft_wrap=True)
+        return _consoles[stderr]
+
+
+@contextmanager
+def widened(target: Console, columns: int) -> Iterator[Console]:
+    """``target`` at least ``columns`` wide inside the block: a wide table stays whole in a narrow
+    terminal or a pipe (where rich assumes 80 columns)."""
+    saved = target._width
+    target.width = max(target.width, columns)
+    try:
+        yield target
+    finally:
+        target._width = saved

@@ -131,7 +131,7 @@ def test_compat_loss_ratio_file(cli, photo_dir, tmp_path):
         (["calibrate", "--model", "tiny-kl", "--images", "x", "--generate", "3", "--out", "c.json"], "exactly one of --images"),
         (["calibrate", "--model", "tiny-kl", "--generate", "4", "--alpha", "auto", "--out", "c.json"], "--non-belonging"),
         (["score", "x.png", "--model", "tiny-kl", "--method", "aedrr"], "Did you mean: aedr"),
-        (["score", "x.png", "--model", "tiny-kl", "-o", "distanse=l1"], "no option 'distanse'"),
+        (["score", "x.png", "--model", "tiny-kl", "-o", "distanse=l1"], "unknown option 'distanse' (did you mean distance?)"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(cli, args, message):
@@ -144,3 +144,89 @@ def test_empty_folder_is_an_error(cli, tmp_path):
     (tmp_path / "nothing").mkdir()
     result = cli("score", tmp_path / "nothing", "--model", "tiny-kl", ok=False)
     assert result.exit_code == 2 and "holds no images" in result.output
+
+
+# -- one error convention for every command, built-in or a plugin's ---------------------------------
+def error_lines(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.strip()]
+
+
+def plugin_app(*plugins):
+    """A root ``aedr`` group with only the given plugins' commands mounted."""
+    import typer
+
+    from aedr.cli import AedrGroup
+
+    app = typer.Typer(cls=AedrGroup, pretty_exceptions_enable=False)
+    aedr.load_plugins(entry_points=False, extra=list(plugins)).add_commands(app)
+    return app
+
+
+class CommandsPlugin:
+    """A third-party plugin's commands, written against the documented API (``aedr.cli.fail``)."""
+
+    @aedr.hookimpl
+    def register_commands(self, cli):
+        from aedr.cli import CliError, fail
+
+        @cli.command("refuse")
+        def refuse(name: str) -> None:
+            fail(f"no such thing: {name}")
+
+        @cli.command("refuse-by-raising")
+        def refuse_by_raising() -> None:
+            raise CliError("raised, not failed")
+
+        @cli.command("crash")
+        def crash() -> None:
+            raise RuntimeError("a bug")
+
+
+def test_a_plugins_user_error_is_one_escaped_line_and_exit_2():
+    runner = CliRunner()
+    app = plugin_app(CommandsPlugin())
+    result = runner.invoke(app, ["refuse", "x[red]y[/]"])
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert error_lines(result) == ["error: no such thing: x[red]y[/]"]
+    result = runner.invoke(app, ["refuse-by-raising"])
+    assert result.exit_code == 2 and error_lines(result) == ["error: raised, not failed"]
+    result = runner.invoke(app, ["crash"])  # a bug is not a user error: it keeps its exception
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+
+
+def test_long_errors_stay_on_one_line(cli, tmp_path):
+    missing = tmp_path / ("a-very-long-folder-name-" * 6) / "x.png"
+    result = cli("score", missing, "--model", "tiny-kl", ok=False)
+    assert result.exit_code == 2
+    assert error_lines(result) == [f"error: no such file or folder: {missing} (nothing was done)"]
+
+
+def test_generate_and_prompts_commands_report_user_errors_the_same_way(cli, tmp_path):
+    from aedr_diffusers.commands import add_commands
+
+    class DiffusersCommands:
+        @aedr.hookimpl
+        def register_commands(self, cli):
+            add_commands(cli)
+
+    runner = CliRunner()
+    app = plugin_app(DiffusersCommands())
+
+    def run(*args):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 2, result.output + repr(result.exception)
+        lines = error_lines(result)
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+        return lines[0]
+
+    prompts = tmp_path / "Prompt.txt"
+    out = tmp_path / "images"
+    assert "Did you mean: tiny-kl" in run("generate", "tiny-k", "--prompts", prompts, "--out", out)
+    assert run("generate", "tiny-kl", "--prompts", prompts, "--out", out) == f"error: --prompts {prompts}: No such file or directory"
+    prompts.write_text("001: a cat\nnot a prompt\n")
+    assert run("generate", "tiny-kl", "--prompts", prompts, "--out", out).endswith(":2: expected 'NNN: prompt', got 'not a prompt'")
+    prompts.write_text("001: a cat\n")
+    assert "--device 'nope' is not a device name" in run("generate", "tiny-kl", "--prompts", prompts, "--out", out, "--device", "nope")
+    assert not out.exists()
+    assert run("prompts", tmp_path, "--out", prompts) == f"error: --out {prompts} already exists"

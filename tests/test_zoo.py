@@ -24,14 +24,9 @@ ZOO_NAMES = sorted(n for n in PLUGINS.models.names() if n.startswith("zoo-"))
 PSNR_TOLERANCE_DB = 0.5
 MIN_AUC = 0.8
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The zoo's tensors are tiny (32x32 images, 8x8 latents): one thread is fastest, and it keeps a
-    busy CPU from making threads wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# The zoo's tensors are tiny (32x32 images, 8x8 latents): one thread is fastest, and it keeps a
+# busy CPU from making threads wait on each other.
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module", params=ZOO_NAMES)
@@ -288,3 +283,45 @@ def test_reusing_an_autoencoder_keeps_its_files_and_checks_the_recipe(tmp_path):
     other = dataclasses.replace(spec, ae_training=dataclasses.replace(spec.ae_training, steps=spec.ae_training.steps + 1))
     with pytest.raises(ValueError, match="another recipe"):
         load_trained_autoencoder(other, tmp_path)
+
+
+# -- aedr zoo: user errors are one line and exit 2, before any work ----------------------------------
+def zoo_cli(*args):
+    import typer
+    from typer.testing import CliRunner
+
+    from aedr.cli import AedrGroup
+    from aedr_zoo.cli import zoo_app
+
+    app = typer.Typer(cls=AedrGroup, pretty_exceptions_enable=False)
+    app.add_typer(zoo_app, name="zoo")
+    return CliRunner().invoke(app, ["zoo", *map(str, args)])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["gates", "--only", "zoo-nope"], "error: --only: no zoo model 'zoo-nope'; zoo models: "),
+        (["gallery", "--out", "{tmp}", "--only", "zoo-nope"], "error: --only: no zoo model 'zoo-nope'; zoo models: "),
+        (["train", "--out", "{tmp}", "--only", "zoo-nope"], "error: --only: no zoo model 'zoo-nope'; zoo models: "),
+        (["train", "--out", "{tmp}", "--reuse-autoencoders", "--max-steps", "2"], "error: --max-steps caps the autoencoder too"),
+    ],
+)
+def test_zoo_command_user_errors(args, message, tmp_path, monkeypatch):
+    import aedr_zoo.train
+
+    monkeypatch.setattr(aedr_zoo.train, "train_zoo", lambda *a, **k: pytest.fail("trained before the arguments were checked"))
+    result = zoo_cli(*(a.format(tmp=tmp_path / "out") for a in args))
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_zoo_info_json_lists_every_model():
+    result = zoo_cli("info", "--json")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    rows = json.loads(result.stdout)
+    assert sorted(r["name"] for r in rows) == ZOO_NAMES and all(r["available"] for r in rows)
+    table = zoo_cli("info")
+    assert table.exit_code == 0 and all(name in table.stdout for name in ZOO_NAMES)

@@ -1,4 +1,8 @@
-"""``aedr zoo``: list, look at and retrain the embedded model zoo."""
+"""``aedr zoo``: list, look at and retrain the embedded model zoo (mounted by :mod:`aedr_zoo.plugin`).
+
+Errors and output follow the ``aedr`` command's convention (:mod:`aedr.cli`): a user error is a
+:func:`aedr.cli.fail`, results go to ``aedr.cli.out`` and messages to ``aedr.cli.err``.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,30 @@ from typing import Optional
 
 import typer
 
+from aedr.cli import err, fail, out
+from aedr.text import markup, widened
+
+from .models import SPECS
+
 zoo_app = typer.Typer(help="The embedded model zoo: small latent diffusion models shipped with aedr.", no_args_is_help=True)
+
+INFO_WIDTH = 200
+"""Columns of the ``aedr zoo info`` table (wider if the terminal is): its 14 columns stay readable."""
+
+
+def _check_names(only: Optional[list[str]]) -> None:
+    """Every ``--only`` name is a zoo model's, before any work."""
+    unknown = [name for name in only or () if name not in SPECS]
+    if unknown:
+        fail(f"--only: no zoo model {', '.join(map(repr, unknown))}; zoo models: {', '.join(SPECS)}")
 
 
 def _selected(only: Optional[list[str]]):
-    from .models import get_spec
-    from .plugin import zoo_models
+    from .zoo import zoo_models
 
+    _check_names(only)
     models = zoo_models()
     if only:
-        for name in only:
-            get_spec(name)  # clear error for unknown names
         models = [m for m in models if m.name in only]
     return models
 
@@ -26,7 +43,6 @@ def _selected(only: Optional[list[str]]):
 @zoo_app.command()
 def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     """Per model: family, latent shape, parameters, PSNR on the evaluation crops, training time."""
-    from rich.console import Console
     from rich.table import Table
 
     rows = []
@@ -52,7 +68,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
             }
         )
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        out.print_json(json.dumps(rows))
         return
     table = Table(title="aedr model zoo (images 32x32; PSNR on zoo-real-eval; quality gates on 256 samples, docs/zoo.md)")
     columns = ("model", "family", "autoencoder", "latent (CxHxW)", "params AE", "params UNet", "PSNR dB", "train min",
@@ -76,7 +92,8 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
             f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k", f"{r['psnr_eval']:.2f}",
             f"{r['train_seconds'] / 60:.1f}", *gate_cells,
         )
-    Console(width=max(Console().width, 200)).print(table)
+    with widened(out, INFO_WIDTH):
+        out.print(table, soft_wrap=False)  # not soft-wrapped: the title stays centred
 
 
 def _gate_summary(gates: Optional[dict]) -> Optional[dict]:
@@ -109,40 +126,40 @@ def gates(
     from .quality import model_gates
 
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest, and the stored gates used one
-    out = {}
+    records = {}
     for model in _selected(only):
         g = model_gates(model)
-        out[model.name] = g
+        records[model.name] = g
         if not as_json:
             s = _gate_summary(g)
             stored = _gate_summary(model.meta.get("gates"))
             same = "" if stored is None else ("; matches zoo.json" if stored == s else "; DIFFERS from zoo.json")
-            typer.echo(
+            out.print(markup(
                 f"{model.name}: latent mean offset {s['mean_offset']:.3f}, std ratio error {s['std_ratio_error']:.3f}, "
                 f"saturation {s['saturation_ratio']:.2f}x, MMD2 {s['mmd2']:.4f} / {s['mmd2_threshold']:.4f}, fixed-point gap "
                 f"{s['fixed_point_gap_samples']:.5f} / {s['fixed_point_gap_real']:.5f}: "
                 f"{'passed' if s['passed'] else 'FAILED ' + ', '.join(s['failed'])}{same}"
-            )
+            ))
     if as_json:
-        typer.echo(json.dumps(out, indent=2))
+        out.print_json(json.dumps(records))
 
 
 @zoo_app.command()
 def gallery(
-    out: Path = typer.Option(..., "--out", help="Folder for the contact sheets (one PNG per model)."),
+    folder: Path = typer.Option(..., "--out", help="Folder for the contact sheets (one PNG per model)."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Only this model (repeatable)."),
     seed: int = typer.Option(0, "--seed", help="First generation seed."),
 ) -> None:
     """Write one contact sheet per model: real crops, their reconstructions, generated samples."""
     from .gallery import write_gallery
 
-    for path in write_gallery(_selected(only), out, seed=seed):
-        typer.echo(str(path))
+    for path in write_gallery(_selected(only), folder, seed=seed):
+        out.print(markup(path))
 
 
 @zoo_app.command()
 def train(
-    out: Optional[Path] = typer.Option(None, "--out", help="Weights folder (default: the package's own, replacing the shipped weights)."),
+    folder: Optional[Path] = typer.Option(None, "--out", help="Weights folder (default: the package's own, replacing the shipped weights)."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Only this model (repeatable)."),
     jobs: int = typer.Option(2, "--jobs", help="Models trained at once, one process each."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per process."),
@@ -154,20 +171,22 @@ def train(
     ),
 ) -> None:
     """Retrain the zoo from scratch (seeded; see docs/zoo.md for the measured time on a 2-core CPU)."""
-    from .plugin import weights_dir
-    from .store import WEIGHTS_DIR
+    from .store import WEIGHTS_DIR, weights_in_use
     from .train import train_zoo
 
-    target = out or WEIGHTS_DIR
+    _check_names(only)
+    if reuse_autoencoders and max_steps:
+        fail("--max-steps caps the autoencoder too; it cannot go with --reuse-autoencoders")
+    target = folder or WEIGHTS_DIR
     target.mkdir(parents=True, exist_ok=True)
     results = train_zoo(target, only, jobs=jobs, threads=threads, max_steps=max_steps,
-                        reuse_autoencoders=weights_dir() if reuse_autoencoders else None)
+                        reuse_autoencoders=weights_in_use() if reuse_autoencoders else None)
     failed = []
     for r in results:
         ae = "reused" if r.autoencoder_reused else f"{r.ae_seconds / 60:.1f} min"
-        typer.echo(f"{r.name}: PSNR {r.psnr:.2f} dB, autoencoder {ae}, denoiser {r.unet_seconds / 60:.1f} min, "
-                   f"quality gates {'passed' if r.gates_passed else 'FAILED'}")
+        out.print(markup(f"{r.name}: PSNR {r.psnr:.2f} dB, autoencoder {ae}, denoiser {r.unet_seconds / 60:.1f} min, "
+                         f"quality gates {'passed' if r.gates_passed else 'FAILED'}"))
         if not r.gates_passed:
             failed.append(r.name)
     if failed:
-        typer.echo(f"quality gates failed: {', '.join(failed)} (see `aedr zoo info` and docs/zoo.md)", err=True)
+        err.print(markup(f"quality gates failed: {', '.join(failed)} (see `aedr zoo info` and docs/zoo.md)"))

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import data
+from .latents import latent_targets
 
 GATE_SAMPLES = 256
 GATE_SEED = 0
@@ -52,8 +53,6 @@ MMD_REFERENCE_SEED = 16
 @torch.no_grad()
 def training_latents(model) -> torch.Tensor:
     """The encoded training crops as the denoiser saw them (see the module docstring)."""
-    from .train import latent_targets
-
     x = data.split_data("train").tensor()
     mean, std = latent_targets(model.spec, model.autoencoder().module, x)
     if std is None:

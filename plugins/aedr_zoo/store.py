@@ -8,17 +8,28 @@ Layout (diffusers folders, loaded with ``from_pretrained``)::
       <model>/unet/               config.json + diffusion_pytorch_model.safetensors
       <model>/scheduler/          scheduler_config.json
       <model>/zoo.json            latent normalisation, documented PSNR, parameters, training time
+
+``AEDR_ZOO_WEIGHTS=DIR`` points the zoo at weights trained elsewhere (``aedr zoo train --out DIR``)
+instead of the ones shipped in the package (:func:`weights_in_use`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from aedr.models import WeightsUnavailableError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKSUM_FILE = "checksums.sha256"
+ENV_WEIGHTS = "AEDR_ZOO_WEIGHTS"
+
+
+def weights_in_use() -> Path:
+    """The weights folder in use: ``$AEDR_ZOO_WEIGHTS`` or the shipped one."""
+    env = os.environ.get(ENV_WEIGHTS, "").strip()
+    return Path(env) if env else WEIGHTS_DIR
 
 
 class ChecksumError(WeightsUnavailableError):

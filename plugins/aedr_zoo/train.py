@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data
+from .latents import latent_targets
 from .models import ZOO, AETraining, UNetTraining, ZooSpec, get_spec
 from .store import WEIGHTS_DIR, model_dir, write_checksums
 
@@ -141,24 +142,6 @@ def train_autoencoder(spec: ZooSpec, x_train: torch.Tensor, cfg: AETraining | No
             log(f"  [{spec.name} ae] step {step + 1}/{cfg.steps} loss {loss.item():.5f} "
                 f"train PSNR {np.mean(running[-100:]):.2f} dB ({time.time() - start:.0f} s){extra}")
     return ae.eval().requires_grad_(False)
-
-
-@torch.no_grad()
-def latent_targets(spec: ZooSpec, ae: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """What the denoiser learns: (mean, std) of the posterior for KL, the quantised latent for VQ,
-    the encoder output for the tiny autoencoder (``std`` is None for the last two)."""
-    means, stds = [], []
-    for i in range(0, len(x), batch):
-        xb = x[i : i + batch]
-        if spec.ae.cls == "AutoencoderKL":
-            dist = ae.encode(xb).latent_dist
-            means.append(dist.mean)
-            stds.append(dist.std)
-        elif spec.ae.cls == "VQModel":
-            means.append(ae.quantize(ae.encode(xb).latents)[0])
-        else:
-            means.append(ae.encode(xb).latents)
-    return torch.cat(means), (torch.cat(stds) if stds else None)
 
 
 def latent_normalisation(spec: ZooSpec, mean: torch.Tensor, std: torch.Tensor | None) -> tuple[list[float], list[float]]:

@@ -17,8 +17,8 @@ from aedr.preprocess import tensor_to_uint8
 
 from .latents import denormalise
 from .data import RESOLUTION
-from .models import ZooSpec
-from .store import WEIGHTS_DIR, model_dir, verify_model
+from .models import ZOO, ZooSpec
+from .store import WEIGHTS_DIR, model_dir, verify_model, weights_in_use
 
 if TYPE_CHECKING:
     import torch
@@ -148,3 +148,9 @@ class ZooModel(aedr.ModelPlugin):
         """``n`` belonging images (RGB, zoo resolution); image ``i`` depends only on ``seed + i``."""
         arrays = tensor_to_uint8(self.generate_tensor(n, seed, device))
         return [Image.fromarray(a, "RGB") for a in arrays]
+
+
+def zoo_models() -> list[ZooModel]:
+    """Every zoo model, on the weights in use (:func:`~aedr_zoo.store.weights_in_use`)."""
+    folder = weights_in_use()
+    return [ZooModel(spec, folder) for spec in ZOO]
