@@ -27,13 +27,16 @@ _EXPORTS = {
     "homogeneity": "glcm",
     "ImageLoadError": "images", "LoadedImage": "images", "load_image": "images",
     "CostHint": "methods.base", "Method": "methods.base", "MethodOptions": "methods.base",
-    "ScoreContext": "methods.base",
-    "Availability": "models", "CalibrationSource": "models", "ModelPlugin": "models",
-    "get_method": "plugins", "get_model": "plugins", "get_plugins": "plugins", "load_plugins": "plugins",
+    "MethodOptionsError": "methods.base", "ScoreContext": "methods.base", "build_method": "methods.base",
+    "CalibrationSource": "models", "ModelPlugin": "models",
+    "get_method": "plugins", "get_model": "plugins", "get_perturbation": "plugins", "get_plugins": "plugins",
+    "load_plugins": "plugins",
+    "Perturbation": "perturbations", "PerturbationError": "perturbations",
     "DuplicateNameError": "registry", "UnknownNameError": "registry",
     "CalibrationCard": "card", "calibrate": "card",
     "Attribution": "attribution", "Verdict": "attribution", "attribute": "attribution",
     "ScoreTable": "scoring", "score_files": "scoring", "score_images": "scoring",
+    "Availability": "weights", "WeightsUnavailableError": "weights",
 }
 
 if TYPE_CHECKING:
@@ -44,11 +47,13 @@ if TYPE_CHECKING:
     from .datasets import ImageSet
     from .glcm import homogeneity
     from .images import ImageLoadError, LoadedImage, load_image
-    from .methods.base import CostHint, Method, MethodOptions, ScoreContext
-    from .models import Availability, CalibrationSource, ModelPlugin
-    from .plugins import get_method, get_model, get_plugins, load_plugins
+    from .methods.base import CostHint, Method, MethodOptions, MethodOptionsError, ScoreContext, build_method
+    from .models import CalibrationSource, ModelPlugin
+    from .perturbations import Perturbation, PerturbationError
+    from .plugins import get_method, get_model, get_perturbation, get_plugins, load_plugins
     from .registry import DuplicateNameError, UnknownNameError
     from .scoring import ScoreTable, score_files, score_images
+    from .weights import Availability, WeightsUnavailableError
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS, globals())
@@ -80,14 +85,20 @@ __all__ = [
     "LoadedImage",
     "Method",
     "MethodOptions",
+    "MethodOptionsError",
     "ModelPlugin",
+    "Perturbation",
+    "PerturbationError",
     "Posterior",
     "ScoreContext",
     "SizePolicy",
     "UnknownNameError",
+    "WeightsUnavailableError",
+    "build_method",
     "choose_alpha",
     "get_method",
     "get_model",
+    "get_perturbation",
     "get_plugins",
     "hookimpl",
     "homogeneity",

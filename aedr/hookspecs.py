@@ -26,5 +26,23 @@ def register_datasets(register):
 
 
 @hookspec
+def register_metrics(register):
+    """Call ``register(metric)`` once for each :class:`aedr.bench.Metric` (a figure computed for every
+    (method, target, source) pair of a benchmark) the plugin provides."""
+
+
+@hookspec
+def register_perturbations(register):
+    """Call ``register(perturbation_class)`` once for each :class:`aedr.Perturbation` subclass (an image
+    transformation such as JPEG re-compression, with a strength parameter) the plugin provides."""
+
+
+@hookspec
+def register_executors(register):
+    """Call ``register(executor_class)`` once for each :class:`aedr.bench.Executor` subclass (a way to
+    run a benchmark's units: in this process, on a cluster) the plugin provides."""
+
+
+@hookspec
 def register_commands(cli):
     """Add sub-commands to the ``aedr`` command line; ``cli`` is the root ``typer.Typer`` app."""

@@ -22,7 +22,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import pluggy
 
@@ -30,15 +30,18 @@ from . import hookspecs
 from .registry import DuplicateNameError, Registry
 
 if TYPE_CHECKING:
+    from .bench.execute import Executor
+    from .bench.metrics import Metric
     from .datasets import ImageSet
     from .methods.base import Method
     from .models import ModelPlugin
+    from .perturbations import Chain, Perturbation
 
 ENTRY_POINT_GROUP = "aedr"
 ENV_ONLY = "AEDR_PLUGINS"
 ENV_NO_AUTOLOAD = "AEDR_DISABLE_PLUGIN_AUTOLOAD"
 ENV_MODULES = "AEDR_PLUGIN_MODULES"
-BUILTIN_PLUGINS = ("aedr.methods.aedr_method", "aedr.bench.plugin")
+BUILTIN_PLUGINS = ("aedr.methods.aedr_method", "aedr.perturbations", "aedr.bench.plugin")
 
 
 @dataclass
@@ -53,6 +56,9 @@ class PluginInfo:
     models: list[str] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    perturbations: list[str] = field(default_factory=list)
+    executors: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -65,16 +71,19 @@ _REGISTRIES = (
     ("register_models", "model", "models"),
     ("register_methods", "method", "methods"),
     ("register_datasets", "dataset", "datasets"),
+    ("register_metrics", "metric", "metrics"),
+    ("register_perturbations", "perturbation", "perturbations"),
+    ("register_executors", "executor", "executors"),
 )
 
 
 class Plugins:
-    """The loaded plugin set: pluggy manager, per-plugin info, and the model, method and dataset
-    registries.
+    """The loaded plugin set: pluggy manager, per-plugin info, and one registry per kind of
+    extension (models, methods, datasets, metrics, perturbations, executors).
 
     A registry is filled the first time it is read (its hook runs then), so that a command needing
-    none of them (``aedr --help``) imports no plugin's models or methods. :attr:`info` fills all
-    three, so that it lists everything registered and every hook's errors."""
+    none of them (``aedr --help``) imports no plugin's models or methods. :attr:`info` fills them
+    all, so that it lists everything registered and every hook's errors."""
 
     def __init__(self, manager: pluggy.PluginManager, info: dict[str, PluginInfo]):
         self.manager = manager
@@ -104,6 +113,18 @@ class Plugins:
         return self._registry("datasets")
 
     @property
+    def metrics(self) -> Registry["Metric"]:
+        return self._registry("metrics")
+
+    @property
+    def perturbations(self) -> Registry[type["Perturbation"]]:
+        return self._registry("perturbations")
+
+    @property
+    def executors(self) -> Registry[type["Executor"]]:
+        return self._registry("executors")
+
+    @property
     def info(self) -> dict[str, PluginInfo]:
         for _, _, listing in _REGISTRIES:
             self._registry(listing)
@@ -113,10 +134,27 @@ class Plugins:
         return self.models.get(name)
 
     def method(self, name: str, **options: Any) -> "Method":
-        return self.methods.get(name)(**options)
+        """Method ``name`` built with ``options`` (:func:`aedr.build_method`), looking models up in this set."""
+        from .methods.base import build_method
+
+        method = build_method(self.methods.get(name), options)
+        method.plugins = self
+        return method
 
     def dataset(self, name: str) -> "ImageSet":
         return self.datasets.get(name)
+
+    def perturbation(self, spec: str) -> "Chain":
+        """One perturbation from its spec (``jpeg:90``, ``jpeg:75+resize:0.5``)."""
+        from .perturbations import parse_perturbation
+
+        return parse_perturbation(spec, self.perturbations)
+
+    def perturbations_for(self, specs: "str | Sequence[str]") -> list["Chain"]:
+        """Every perturbation the specs describe (``jpeg:90,70 crop:0.9``)."""
+        from .perturbations import parse_perturbations
+
+        return parse_perturbations(specs, self.perturbations)
 
     def add_commands(self, cli: Any) -> None:
         for impl in self.manager.hook.register_commands.get_hookimpls():
@@ -167,7 +205,31 @@ def _check_dataset(obj: object) -> None:
         raise TypeError(f"register_datasets expects ImageSet instances, got {obj!r}")
 
 
-_CHECKS = {"models": _check_model, "methods": _check_method, "datasets": _check_dataset}
+def _check_metric(obj: object) -> None:
+    from .bench.metrics import Metric
+
+    if not isinstance(obj, Metric):
+        raise TypeError(f"register_metrics expects aedr.bench.Metric instances, got {obj!r}")
+
+
+def _check_perturbation(obj: object) -> None:
+    from .perturbations import Perturbation
+
+    if not (isinstance(obj, type) and issubclass(obj, Perturbation) and obj.name):
+        raise TypeError(f"register_perturbations expects named aedr.Perturbation subclasses, got {obj!r}")
+
+
+def _check_executor(obj: object) -> None:
+    from .bench.execute import Executor
+
+    if not (isinstance(obj, type) and issubclass(obj, Executor) and obj.name):
+        raise TypeError(f"register_executors expects named aedr.bench.Executor subclasses, got {obj!r}")
+
+
+_CHECKS = {
+    "models": _check_model, "methods": _check_method, "datasets": _check_dataset,
+    "metrics": _check_metric, "perturbations": _check_perturbation, "executors": _check_executor,
+}
 
 
 def _describe(exc: BaseException) -> str:
@@ -261,6 +323,10 @@ def get_plugins(*, reload: bool = False) -> Plugins:
 
 def get_model(name: str) -> "ModelPlugin":
     return get_plugins().model(name)
+
+
+def get_perturbation(spec: str) -> "Chain":
+    return get_plugins().perturbation(spec)
 
 
 def get_method(name: str, **options: Any) -> "Method":

@@ -174,7 +174,7 @@ def test_evaluate_auto_alpha_uses_other_sources_calibration_images():
 def test_shipped_configs_resolve_against_the_installed_plugins(config):
     """Every option a shipped config sets exists in the method it names (guards against renames)."""
     import aedr
-    from aedr.bench.runner import select_methods, select_models
+    from aedr.bench.plan import select_methods, select_models
 
     plugins = aedr.load_plugins()
     cfg = load_config(config)

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 import aedr
 from aedr.bench import load_config
 from aedr.bench.config import BenchConfig, ConfigError
-from aedr.bench.runner import select_methods
+from aedr.bench.plan import select_methods
 from aedr.calibration import kde_threshold
 from aedr.card import CalibrationCard, CardError, card_hash, summarize
 from aedr.cli import build_app
@@ -157,7 +157,7 @@ def test_calibrate_false_from_the_command_line_is_applied(run, tiny_plugins, tmp
         ("[methods.ronan]\nlr = nan\n", ["lr must be a finite number"]),
         ("[methods.nomethod]\nx = 1\n", ["[methods.nomethod] in", "no method 'nomethod' is registered"]),
         ("[methods.AEDR]\ncalibrate = false\n", ["no method 'AEDR'", "did you mean [methods.aedr]"]),
-        ("[methods.aedr]\ncalibrat = false\n", ["[methods.aedr] in", "unknown option(s) ['calibrat']"]),
+        ("[methods.aedr]\ncalibrat = false\n", ["[methods.aedr] in", "unknown option 'calibrat' (did you mean calibrate?)"]),
         ('[bench]\nreport = "no"\n', ["[bench] report must be true or false, got 'no'"]),
         ("[bench]\nbatch_size = true\n", ["[bench] batch_size must be an integer or none, got true (a bool)"]),
         ("[bench]\nmodels = 5\n", ["[bench] models must be a list of strings, got 5"]),
@@ -435,7 +435,7 @@ def test_calibrate_needs_two_usable_images_before_scoring(run, tiny_plugins, tmp
 def test_bench_checks_real_images_before_generating(run, tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr("aedr.bench.runner.model_source", lambda *a, **k: pytest.fail("generated before --real was checked"))
+    monkeypatch.setattr("aedr.bench.sources.model_source", lambda *a, **k: pytest.fail("generated before --real was checked"))
     result = run("bench", "--models", "zoo-kl-a", "--methods", "aedr", "--real", empty, "--out", tmp_path / "out", "--no-progress", "--no-report")
     assert_user_error(result, str(empty), "holds no images")
     junk = tmp_path / "junk"

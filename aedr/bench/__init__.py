@@ -4,6 +4,11 @@ paper's Tables 1 to 4, with resumable per-image scores, a leaderboard and an HTM
     from aedr.bench import load_config, run_bench
     result = run_bench(load_config("default", models=["zoo-*"], n_eval=16))
     print(result.files["report.html"])
+
+Layers, each importing only those above it: ``config`` -> ``plan`` / ``sources`` / ``store`` ->
+``execute`` (the :class:`Executor` seam) -> ``metrics`` (thresholds, pair metrics, the
+:class:`Metric` seam) -> ``tables`` (aggregation) -> ``render`` (drawing) -> ``outputs`` /
+``leaderboard`` (files) -> ``runner``. ``result`` holds the types a run produces.
 """
 
 from __future__ import annotations
@@ -14,12 +19,29 @@ from ..lazy import lazy_exports
 from .config import BenchConfig, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from .runner import BenchInterrupted, BenchResult, ProgressEvent, run_bench
+    from .execute import Executor, Job, LocalExecutor, score_unit
+    from .metrics import Metric
+    from .result import BenchResult, Failure, ProgressEvent, RunStats
+    from .runner import BenchInterrupted, run_bench
 
-_RUNNER = ("BenchInterrupted", "BenchResult", "ProgressEvent", "run_bench")
-
+_EXPORTS = {
+    "BenchInterrupted": "runner",
+    "run_bench": "runner",
+    "BenchResult": "result",
+    "Failure": "result",
+    "ProgressEvent": "result",
+    "RunStats": "result",
+    "Executor": "execute",
+    "Job": "execute",
+    "LocalExecutor": "execute",
+    "score_unit": "execute",
+    "Metric": "metrics",
+}
 
 # The runner (pandas, torch) is imported on first use, not with the ``aedr bench`` command.
-__getattr__ = lazy_exports(__name__, dict.fromkeys(_RUNNER, "runner"), globals())
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
-__all__ = ["BenchConfig", "BenchInterrupted", "BenchResult", "ConfigError", "ProgressEvent", "load_config", "run_bench"]
+__all__ = [
+    "BenchConfig", "BenchInterrupted", "BenchResult", "ConfigError", "Executor", "Failure", "Job", "LocalExecutor", "Metric",
+    "ProgressEvent", "RunStats", "load_config", "run_bench", "score_unit",
+]

@@ -8,20 +8,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from rich.console import Console
 from typer.core import TyperCommand
 
+from ..cli import err, fail, out
 from ..text import markup, safe_str
 from .config import SHIPPED, ConfigError, load_config, split_names
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
-
-
-def _fail(message: str):
-    from ..cli import CliError
-
-    raise CliError(message)
 
 
 MULTI_VALUE_OPTIONS = ("--models", "-m", "--methods")
@@ -54,21 +45,23 @@ class MultiValueCommand(TyperCommand):
 
 def parse_method_options(items: list[str], plugins) -> dict[str, dict[str, Any]]:
     """``-o ronan.iterations=50`` -> ``{"ronan": {"iterations": 50}}``, parsed to the option's declared type."""
+    from ..methods.base import unknown_options
+
     options: dict[str, dict[str, Any]] = {}
     for item in items:
         if "=" not in item or "." not in item.split("=", 1)[0]:
-            _fail(f"--option expects METHOD.KEY=VALUE (e.g. ronan.iterations=50), got {item!r}")
+            fail(f"--option expects METHOD.KEY=VALUE (e.g. ronan.iterations=50), got {item!r}")
         lhs, raw = item.split("=", 1)
         method, key = lhs.split(".", 1)
         key = key.strip().replace("-", "_")
         cls = plugins.methods.get(method.strip())
-        known = cls.Options.names()
-        if key not in known:
-            _fail(f"method {cls.name!r} has no option {key!r}; options: {', '.join(sorted(known))}")
+        unknown = unknown_options(cls, [key])
+        if unknown is not None:
+            fail(str(unknown))
         try:
             options.setdefault(cls.name, {})[key] = cls.Options.parse(key, raw)
         except TypeError as exc:
-            _fail(f"--option {item}: {exc}")
+            fail(f"--option {item}: {exc}")
     return options
 
 
@@ -90,6 +83,7 @@ def bench_command(
     option: List[str] = typer.Option([], "--option", "-o", help="Method option METHOD.KEY=VALUE (repeatable), e.g. -o ronan.iterations=50."),
     share: Optional[bool] = typer.Option(None, "--share/--no-share", help="Share first reconstructions between methods."),
     report: Optional[bool] = typer.Option(None, "--report/--no-report", help="Write report.html (default: yes)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="The registered executor that scores the units (default: local)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the config and print the plan; compute nothing."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
@@ -120,10 +114,11 @@ def bench_command(
             chunk_size=chunk_size,
             share_reconstructions=share,
             report=report,
+            executor=executor,
             method_options=parse_method_options(option, plugins),
         )
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if dry_run:
         _print_plan(cfg, plugins)
         return
@@ -131,7 +126,7 @@ def bench_command(
     try:
         result = run_bench(cfg, plugins=plugins, console=err, progress=not no_progress)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except BenchInterrupted as exc:
         err.print(
             f"[bold yellow]interrupted[/]: {exc.stats.scored} new score(s) in {exc.stats.chunks_written} chunk(s) saved in {markup(exc.out)}; "
@@ -142,18 +137,20 @@ def bench_command(
 
 
 def _print_plan(cfg, plugins) -> None:
-    from .runner import select_methods, select_models
+    from .plan import select_methods, select_models
+    from .runner import select_executor
 
     try:
         models = select_models(cfg, plugins)
         methods = select_methods(cfg, plugins)
+        select_executor(cfg, plugins)
     except ConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     n_sources = len(models) + (1 if cfg.real else 0)
     per_target = cfg.n_cal + cfg.n_eval * len(models) + (cfg.real_eval_count if cfg.real else 0)
     if cfg.auto_alpha:
         per_target += cfg.n_cal * (n_sources - 1)
-    out.print(f"[bold]config[/] {markup(cfg.name)}: out={markup(cfg.out)}, n_cal={cfg.n_cal}, n_eval={cfg.n_eval}, alpha={cfg.alpha}, seed={cfg.seed}, device={cfg.device}")
+    out.print(f"[bold]config[/] {markup(cfg.name)}: out={markup(cfg.out)}, n_cal={cfg.n_cal}, n_eval={cfg.n_eval}, alpha={cfg.alpha}, seed={cfg.seed}, device={cfg.device}, executor={markup(cfg.executor)}")
     for m in models:
         avail = m.availability()
         state = "" if avail.local else f" [yellow]not available: {markup(avail.detail)}[/]"
@@ -166,9 +163,10 @@ def _print_plan(cfg, plugins) -> None:
 
 
 def _print_summary(result, elapsed: float) -> None:
-    from .tables import leaderboard_table, to_rich
+    from .render.console import to_rich
+    from .tables import leaderboard_table
 
-    out.print(to_rich(leaderboard_table(result.summaries)))
+    out.print(to_rich(leaderboard_table(result.summaries, metrics=result.metrics)))
     for t in result.tables:
         if t.key in ("table1", "table2"):
             out.print(to_rich(t))
@@ -190,13 +188,14 @@ def leaderboard_command(
 ) -> None:
     """Merge several bench runs into one leaderboard (Markdown, HTML and JSON)."""
     from .leaderboard import LeaderboardError, write_leaderboard
-    from .tables import leaderboard_table, to_rich
+    from .render.console import to_rich
+    from .tables import leaderboard_table
 
     try:
         merged, files = write_leaderboard(list(runs), out_dir)
     except LeaderboardError as exc:
-        _fail(str(exc))
-    out.print(to_rich(leaderboard_table(merged.summaries, with_runs=merged.runs_by_method)))
+        fail(str(exc))
+    out.print(to_rich(leaderboard_table(merged.summaries, with_runs=merged.runs_by_method, metrics=merged.metrics)))
     for note in merged.notes:
         out.print(f"[yellow]note:[/] {markup(note)}")
     out.print("written: " + markup(", ".join(safe_str(p) for p in files.values())))

@@ -1,7 +1,8 @@
 """Benchmark configuration: the shipped TOML files, user TOML files and command-line overrides.
 
-A config file has a ``[bench]`` table (what to run, budgets, where to write) and one
-``[methods.<name>]`` table per method whose options differ from the method's defaults::
+A config file has a ``[bench]`` table (what to run, budgets, where to write), one
+``[methods.<name>]`` table per method whose options differ from the method's defaults and, for an
+executor that takes options, an ``[executors.<name>]`` table::
 
     extends = "default"          # optional: start from a shipped config (default, paper) or a file
 
@@ -12,6 +13,8 @@ A config file has a ``[bench]`` table (what to run, budgets, where to write) and
 
     [methods.ronan]
     iterations = 20
+
+    [executors.local]            # the default executor takes no options
 
 Precedence: the dataclass defaults < the ``extends`` chain < the file < command-line flags.
 """
@@ -29,6 +32,7 @@ from typing import Any, Mapping
 from .. import calibration
 from ..devices import DeviceError, check_device
 from ..fieldtypes import FieldTypeError, check_fields, check_value, field_types
+from ..methods.base import unknown_options
 
 SHIPPED = ("default", "paper")
 SHIPPED_ORIGIN = "the shipped config"
@@ -50,6 +54,8 @@ class BenchConfig:
     ``chunk_size``: images per saved part file (an interrupted run loses at most one chunk).
     ``share_reconstructions``: first reconstructions cached per (target, chunk) and reused by every method.
     ``report``: write ``report.html`` (drawing its figures takes a few seconds).
+    ``executor``: the registered executor that scores the units (``local``: this process);
+    ``executor_options``: its constructor's options, from the ``[executors.<name>]`` tables.
     """
 
     name: str = "custom"
@@ -68,7 +74,9 @@ class BenchConfig:
     chunk_size: int = 16
     share_reconstructions: bool = True
     report: bool = True
+    executor: str = "local"
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where each [methods.<name>] table was last set: a file, a shipped config or the overrides.
     # Not part of the run's definition (left out of to_dict).
     method_origins: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -132,10 +140,9 @@ class BenchConfig:
                 close = [m for m in methods if m.casefold() == name.casefold()]
                 hint = f"did you mean [methods.{close[0]}]? " if close else ""
                 raise ConfigError(f"{where}: no method {name!r} is registered; {hint}registered methods: {', '.join(methods) or 'none'}")
-            known = set(cls.Options.names())
-            unknown = sorted(set(table) - known)
-            if unknown:
-                raise ConfigError(f"{where}: unknown option(s) {unknown}; {name} has: {', '.join(sorted(known))}")
+            unknown = unknown_options(cls, list(table))
+            if unknown is not None:
+                raise ConfigError(f"{where}: {unknown}")
             try:
                 dataclasses.replace(cls.Options(), **self.options_for(name))
             except FieldTypeError as exc:
@@ -169,7 +176,7 @@ def split_names(values: list[str] | tuple[str, ...] | None) -> list[str]:
     return out
 
 
-BENCH_KEYS = {f.name for f in dataclasses.fields(BenchConfig)} - {"method_options", "method_origins", "name"}
+BENCH_KEYS = {f.name for f in dataclasses.fields(BenchConfig)} - {"method_options", "method_origins", "executor_options", "name"}
 
 
 def shipped_path(name: str) -> Path:
@@ -195,9 +202,9 @@ def _read(source: str | Path) -> tuple[dict[str, Any], str, Path | None]:
 
 
 def _merge(base: dict[str, Any], data: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(data) - {"extends", "bench", "methods"})
+    unknown = sorted(set(data) - {"extends", "bench", "methods", "executors"})
     if unknown:
-        raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected [bench], [methods.<name>], extends")
+        raise ConfigError(f"{where}: unknown top-level key(s) {unknown}; expected [bench], [methods.<name>], [executors.<name>], extends")
     bench = data.get("bench", {})
     if not isinstance(bench, dict):
         raise ConfigError(f"{where}: [bench] must be a table")
@@ -219,6 +226,11 @@ def _merge(base: dict[str, Any], data: Mapping[str, Any], where: str) -> None:
     for method, options in methods.items():
         base.setdefault("method_options", {}).setdefault(method, {}).update(copy.deepcopy(options))
         base.setdefault("method_origins", {})[method] = where
+    executors = data.get("executors", {})
+    if not isinstance(executors, dict) or not all(isinstance(v, dict) for v in executors.values()):
+        raise ConfigError(f"{where}: [executors.<name>] entries must be tables of option = value")
+    for name, options in executors.items():
+        base.setdefault("executor_options", {}).setdefault(name, {}).update(copy.deepcopy(options))
 
 
 def _resolve(source: str | Path, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:

@@ -8,7 +8,6 @@ so the "pairs" and "targets" columns tell whether two rows are averaged over the
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from .metrics import PairMetrics
-from .outputs import METRICS_JSON, first_line, jsonable, write_text_atomic
-from .report import kv, page
-from .tables import DIRECTION, MethodSummary, build_tables, leaderboard_table, summarize, to_html, to_markdown
+from ..files import jsonable, write_text_atomic
+from .metrics import BUILTIN_METRICS, MetricInfo, pairs_columns
+from .outputs import METRICS_JSON
+from .render.format import first_line
+from .tables import DIRECTION, MethodSummary, summarize
 
 FORMAT = "aedr-leaderboard/1"
 
@@ -35,6 +35,7 @@ class RunRecord:
     models: list[dict[str, Any]]
     pairs: pd.DataFrame
     timings: pd.DataFrame
+    metrics: list[MetricInfo] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -58,15 +59,17 @@ def read_run(folder: str | Path) -> RunRecord:
         raise LeaderboardError(f"{path}: not valid JSON ({exc})") from None
     if not str(doc.get("format", "")).startswith("aedr-bench/"):
         raise LeaderboardError(f"{path}: not an aedr bench metrics file")
-    pairs = pd.DataFrame(doc.get("pairs", []), columns=list(PairMetrics.__dataclass_fields__))
-    for col in ("accuracy", "auc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "threshold", "alpha"):
+    # Files written before metrics were described hold the built-in ones.
+    metrics = [MetricInfo.of(m) for m in doc.get("metrics", [m.describe() for m in BUILTIN_METRICS])]
+    pairs = pd.DataFrame(doc.get("pairs", []), columns=pairs_columns(metrics))
+    for col in [m.name for m in metrics] + ["threshold", "alpha"]:
         pairs[col] = pd.to_numeric(pairs[col], errors="coerce")
     timings = pd.DataFrame(doc.get("timings", []), columns=["method", "options_hash", "label", "target", "images", "seconds", "seconds_per_image"])
     for col in ("images", "seconds", "seconds_per_image"):
         timings[col] = pd.to_numeric(timings[col], errors="coerce")
     not_run = [f"{m['name']}: {first_line(m['error'])}" for m in doc.get("methods", []) if m.get("error")]
     name = path.parent.name if path.name == METRICS_JSON else path.stem
-    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, not_run)
+    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, metrics, not_run)
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Merged:
     summaries: list[MethodSummary]
     runs_by_method: dict[tuple[str, str], str]
     notes: list[str]
+    metrics: list[MetricInfo] = field(default_factory=list)
 
 
 def merge_runs(runs: list[RunRecord]) -> Merged:
@@ -98,29 +102,8 @@ def merge_runs(runs: list[RunRecord]) -> Merged:
     configs = {json.dumps({k: r.config.get(k) for k in ("n_cal", "n_eval", "alpha", "seed")}, sort_keys=True) for r in runs}
     if len(configs) > 1:
         notes.append("the runs differ in budgets, alpha or seed (see the run list): compare rows with care")
-    return Merged(ordered, pairs, timings, summarize(pairs, timings), runs_by_method, notes)
-
-
-def merged_markdown(m: Merged) -> str:
-    lines = ["# aedr leaderboard", "", f"**{DIRECTION}**", "", "Runs:", ""]
-    lines += [f"- {r.describe()}" for r in m.runs]
-    lines += [""] + [f"> {n}" for n in m.notes] + ([""] if m.notes else [])
-    lines.append(to_markdown(leaderboard_table(m.summaries, with_runs=m.runs_by_method), heading="##"))
-    not_run = [f"- {r.name}: {x}" for r in m.runs for x in r.not_run]
-    if not_run:
-        lines += ["Not run:", "", *not_run, ""]
-    lines += [to_markdown(t, heading="##") for t in build_tables(m.pairs, m.timings, m.summaries)]
-    return "\n".join(lines)
-
-
-def merged_html(m: Merged) -> str:
-    runs = kv((r.name, html.escape(r.describe().split(": ", 1)[1])) for r in m.runs)
-    notes = "".join(f'<div class="warn">{html.escape(n)}</div>' for n in m.notes)
-    body = [f'<div class="direction">{html.escape(DIRECTION)}</div>', notes, '<h2 id="runs">Runs</h2>', runs,
-            '<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(m.summaries, with_runs=m.runs_by_method)),
-            '<h2 id="tables">Tables</h2>', *[to_html(t) for t in build_tables(m.pairs, m.timings, m.summaries)]]
-    nav = [("runs", "Runs"), ("leaderboard", "Leaderboard"), ("table1", "Table 1"), ("table2", "Table 2"), ("table3", "Table 3"), ("table4", "Table 4"), ("threshold_free", "AUC / TPR")]
-    return page("aedr leaderboard", f"{len(m.runs)} run(s) merged", nav, "\n".join(body))
+    metrics = list({m.name: m for r in ordered for m in r.metrics}.values())  # order of first appearance; the latest run describes each
+    return Merged(ordered, pairs, timings, summarize(pairs, timings, metrics), runs_by_method, notes, metrics)
 
 
 def merged_json(m: Merged) -> dict[str, Any]:
@@ -130,13 +113,17 @@ def merged_json(m: Merged) -> dict[str, Any]:
             "score_direction": DIRECTION,
             "runs": [{"name": r.name, "path": str(r.path), "finished": r.finished, "config": r.config, "models": r.models, "not_run": r.not_run} for r in m.runs],
             "notes": m.notes,
-            "leaderboard": [{"rank": i, **asdict(s), "runs": m.runs_by_method.get((s.method, s.options_hash), "")} for i, s in enumerate(m.summaries, 1)],
+            "metrics": [asdict(x) for x in m.metrics],
+            "leaderboard": [{"rank": i, **s.record(), "runs": m.runs_by_method.get((s.method, s.options_hash), "")} for i, s in enumerate(m.summaries, 1)],
             "pairs": m.pairs.to_dict("records"),
         }
     )
 
 
 def write_leaderboard(folders: list[str | Path], out: str | Path) -> tuple[Merged, dict[str, Path]]:
+    from .render.html import merged_html
+    from .render.markdown import merged_markdown
+
     merged = merge_runs([read_run(f) for f in folders])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,13 @@ and lower scores as more positive; they need no threshold.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from ..calibration import DEFAULT_ALPHA, choose_alpha, kde_threshold
+from ..calibration import DEFAULT_ALPHA, choose_alpha, finite_scores, kde_threshold
 
 
 # -- threshold-free figures -------------------------------------------------------------------------
@@ -72,12 +72,11 @@ class Threshold:
 def fit_threshold(
     cal: np.ndarray, alpha: float | str, non_belonging: np.ndarray | None, *, method: str, options_hash: str, label: str, target: str
 ) -> Threshold:
-    cal = cal[np.isfinite(cal)]
+    cal, _ = finite_scores(cal)
     base = dict(method=method, options_hash=options_hash, label=label, target=target, n_cal=int(cal.size))
     try:
         if alpha == "auto":
-            nb = np.asarray([] if non_belonging is None else non_belonging, dtype=np.float64)
-            nb = nb[np.isfinite(nb)]
+            nb, _ = finite_scores([] if non_belonging is None else non_belonging)
             if nb.size == 0:
                 tau = kde_threshold(cal, DEFAULT_ALPHA)
                 return Threshold(**base, alpha=DEFAULT_ALPHA, alpha_selection="default (no estimation images)", threshold=tau)
@@ -91,10 +90,73 @@ def fit_threshold(
         return Threshold(**base, alpha=float("nan") if alpha == "auto" else float(alpha), alpha_selection=str(alpha), threshold=float("nan"), error=str(exc))
 
 
+# -- metrics: the registry's entries ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    """A figure computed for every (method, target, source) pair, registered through the
+    ``register_metrics`` hook. The tables, the leaderboard, the report, metrics.csv and metrics.json
+    show every registered metric.
+
+    ``compute(belonging, other, threshold)``: ``belonging`` the target's evaluation scores, ``other``
+    the source's (empty for the target's own pair), both finite, lower = belonging; ``threshold`` is
+    tau_T (NaN when it could not be fitted). Returns a float (NaN when undefined).
+    ``format``: "pct" (a fraction shown as a percentage), "auc" (three decimals) or "num".
+    ``uses_threshold``: the figure depends on tau_T (a threshold-free one is shown in the
+    threshold-free table). ``leaderboard``: shown, as its mean over pairs and against real images,
+    on the leaderboard."""
+
+    name: str
+    title: str
+    compute: Callable[[np.ndarray, np.ndarray, float], float]
+    format: str = "auc"
+    description: str = ""
+    uses_threshold: bool = False
+    leaderboard: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"metric name {self.name!r}: use letters, digits and underscores (it is a column name)")
+        if self.name in RESERVED_COLUMNS:
+            raise ValueError(f"metric name {self.name!r} is a column every pair already has")
+        if self.format not in ("pct", "auc", "num"):
+            raise ValueError(f"metric {self.name!r}: format must be 'pct', 'auc' or 'num', not {self.format!r}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "format": self.format, "description": self.description,
+                "uses_threshold": self.uses_threshold, "leaderboard": self.leaderboard}
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric as a results file describes it (no function: what rendering and merging need)."""
+
+    name: str
+    title: str
+    format: str = "auc"
+    description: str = ""
+    uses_threshold: bool = False
+    leaderboard: bool = False
+
+    @classmethod
+    def of(cls, metric: "Metric | MetricInfo | dict[str, Any]") -> "MetricInfo":
+        if isinstance(metric, dict):
+            return cls(**{k: metric[k] for k in cls.__dataclass_fields__ if k in metric})
+        return cls(**{k: getattr(metric, k) for k in cls.__dataclass_fields__})
+
+
+def accuracy(belonging: np.ndarray, other: np.ndarray, threshold: float) -> float:
+    """(TP + TN) / (N_T + N_S) under tau_T; for the target's own pair, TP / N_T."""
+    n = belonging.size + other.size
+    if not np.isfinite(threshold) or n == 0:
+        return float("nan")
+    return float((np.sum(belonging < threshold) + np.sum(other >= threshold)) / n)
+
+
 # -- per pair -----------------------------------------------------------------------------------------
 @dataclass
 class PairMetrics:
-    """One (method, target, source) cell. ``pair_kind``: "self" (S = T), "model" or "real"."""
+    """One (method, target, source) cell. ``pair_kind``: "self" (S = T), "model" or "real".
+    ``values``: every metric's value, by metric name."""
 
     method: str
     options_hash: str
@@ -111,33 +173,47 @@ class PairMetrics:
     fn: int
     fp: int
     tn: int
-    accuracy: float
-    auc: float
-    tpr_at_1pct_fpr: float
-    tpr_at_5pct_fpr: float
+    values: dict[str, float] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The flat row of metrics.csv and metrics.json: the fields, then one column per metric."""
+        d = asdict(self)
+        return {**{k: v for k, v in d.items() if k != "values"}, **d["values"]}
+
+    def __getattr__(self, name: str) -> float:  # pair.accuracy, pair.auc, ...
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
 
 
-def pair_metrics(belonging: np.ndarray, other: np.ndarray | None, threshold: Threshold, **ids) -> PairMetrics:
-    """Confusion counts and accuracy under tau_T, plus AUC and TPR at 1 % / 5 % FPR."""
-    b = belonging[np.isfinite(belonging)]
+RESERVED_COLUMNS = frozenset(f for f in PairMetrics.__dataclass_fields__ if f != "values") | {"run", "values"}
+
+
+BUILTIN_METRICS = (
+    Metric("accuracy", "acc %", accuracy, "pct", "(TP + TN) / (N_T + N_S); belonging iff score < tau_T", uses_threshold=True, leaderboard=True),
+    Metric("auc", "AUC", lambda b, o, _t: roc_auc(b, o), "auc", "ROC AUC: P(a belonging score < a non-belonging score), ties half", leaderboard=True),
+    Metric("tpr_at_1pct_fpr", "TPR@1%FPR", lambda b, o, _t: tpr_at_fpr(b, o, 0.01), "pct", "best TPR of any threshold whose FPR <= 1 %"),
+    Metric("tpr_at_5pct_fpr", "TPR@5%FPR", lambda b, o, _t: tpr_at_fpr(b, o, 0.05), "pct", "best TPR of any threshold whose FPR <= 5 %"),
+)
+
+
+def pair_metrics(
+    belonging: np.ndarray, other: np.ndarray | None, threshold: Threshold, metrics: Sequence[Metric] = BUILTIN_METRICS, **ids
+) -> PairMetrics:
+    """Confusion counts under tau_T and every metric's value. ``other`` None: the target's own pair."""
+    b, _ = finite_scores(belonging)
+    o, _ = finite_scores(np.array([]) if other is None else other)
     tau = threshold.threshold
     has_tau = np.isfinite(tau)
     tp = int(np.sum(b < tau)) if has_tau else 0
     fn = int(b.size - tp) if has_tau else 0
-    if other is None:  # S = T: only the belonging side
-        acc = tp / b.size if has_tau and b.size else float("nan")
-        return PairMetrics(**ids, threshold=tau, alpha=threshold.alpha, n_target=int(b.size), n_source=int(b.size),
-                           tp=tp, fn=fn, fp=0, tn=0, accuracy=acc, auc=float("nan"),
-                           tpr_at_1pct_fpr=float("nan"), tpr_at_5pct_fpr=float("nan"))
-    o = other[np.isfinite(other)]
     fp = int(np.sum(o < tau)) if has_tau else 0
     tn = int(o.size - fp) if has_tau else 0
-    n = b.size + o.size
-    acc = (tp + tn) / n if has_tau and n else float("nan")
-    return PairMetrics(
-        **ids, threshold=tau, alpha=threshold.alpha, n_target=int(b.size), n_source=int(o.size), tp=tp, fn=fn, fp=fp, tn=tn,
-        accuracy=acc, auc=roc_auc(b, o), tpr_at_1pct_fpr=tpr_at_fpr(b, o, 0.01), tpr_at_5pct_fpr=tpr_at_fpr(b, o, 0.05),
-    )
+    n_source = b.size if other is None else o.size
+    values = {m.name: float(m.compute(b, o, tau)) for m in metrics}
+    return PairMetrics(**ids, threshold=tau, alpha=threshold.alpha, n_target=int(b.size), n_source=int(n_source),
+                       tp=tp, fn=fn, fp=fp, tn=tn, values=values)
 
 
 @dataclass
@@ -156,29 +232,39 @@ class Timing:
         return self.seconds / self.images if self.images else float("nan")
 
 
+PAIR_COLUMNS = [f for f in PairMetrics.__dataclass_fields__ if f != "values"]
+
+
+def pairs_columns(metrics: Sequence[Metric | MetricInfo]) -> list[str]:
+    return [*PAIR_COLUMNS, *(m.name for m in metrics)]
+
+
 @dataclass
 class Evaluation:
     thresholds: list[Threshold] = field(default_factory=list)
     pairs: list[PairMetrics] = field(default_factory=list)
     timings: list[Timing] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=lambda: list(BUILTIN_METRICS))
 
     def pairs_frame(self) -> pd.DataFrame:
-        cols = list(PairMetrics.__dataclass_fields__)
-        return pd.DataFrame([asdict(p) for p in self.pairs], columns=cols)
+        return pd.DataFrame([p.record() for p in self.pairs], columns=pairs_columns(self.metrics))
 
     def timings_frame(self) -> pd.DataFrame:
         rows = [{**asdict(t), "seconds_per_image": t.per_image} for t in self.timings]
         return pd.DataFrame(rows, columns=[*Timing.__dataclass_fields__, "seconds_per_image"])
 
 
-def evaluate(scores: pd.DataFrame, *, methods, models, sources: Sequence[str], source_kinds: dict[str, str], alpha: float | str) -> Evaluation:
-    """Thresholds, pair metrics and timings from the plan's scores.
+def evaluate(
+    scores: pd.DataFrame, *, methods, models, sources: Sequence[str], source_kinds: dict[str, str], alpha: float | str,
+    metrics: Sequence[Metric] = BUILTIN_METRICS,
+) -> Evaluation:
+    """Thresholds, pair metrics (every metric in ``metrics``) and timings from the plan's scores.
 
     ``scores``: the plan's rows (one per method, target, source, split and image) with columns
     method, options_hash, target, source, split, score, seconds, status. ``methods``: MethodSpec-like
     objects (name, options_hash, label); ``models``: ModelPlugin-like (name, family).
     """
-    ev = Evaluation()
+    ev = Evaluation(metrics=list(metrics))
     ok = scores[(scores["status"] == "ok")]
     grouped = {k: g for k, g in ok.groupby(["method", "options_hash", "target", "source", "split"], sort=False)}
 
@@ -200,7 +286,7 @@ def evaluate(scores: pd.DataFrame, *, methods, models, sources: Sequence[str], s
             for s in sources:
                 kind = "self" if s == t else source_kinds[s]
                 other = None if s == t else values(spec, t, s, "eval")
-                ev.pairs.append(pair_metrics(belonging, other, th, **ids, target_family=model.family, source=s, pair_kind=kind))
+                ev.pairs.append(pair_metrics(belonging, other, th, ev.metrics, **ids, target_family=model.family, source=s, pair_kind=kind))
             mine = ok[(ok["method"] == spec.name) & (ok["options_hash"] == spec.options_hash) & (ok["target"] == t)]
             ev.timings.append(Timing(**ids, images=int(len(mine)), seconds=float(mine["seconds"].sum())))
     return ev

@@ -1,6 +1,8 @@
 """The result files of a run: scores.parquet, metrics.csv, metrics.json, leaderboard.md, report.html.
 
 Each is written to a temporary name and moved into place, so a reader never sees half a file.
+metrics.json describes the metrics it holds, so that a leaderboard can be merged from it on a
+machine without the plugins that registered them.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..files import jsonable, write_text_atomic  # noqa: F401  (jsonable: also used by the leaderboard)
+from ..files import jsonable, write_text_atomic
 from .store import write_parquet_atomic
-from .tables import DIRECTION, leaderboard_table, to_markdown
+from .tables import DIRECTION
 
 if TYPE_CHECKING:
-    from .runner import BenchResult
+    from .result import BenchResult
 
 FORMAT = "aedr-bench/1"
 SCORES = "scores.parquet"
@@ -50,45 +52,19 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
             "methods": [m.describe() for m in plan.methods],
             "image_sets": [s.describe() for s in plan.sources.values()],
             "failures": [asdict(f) for f in result.failures],
-            "summaries": [asdict(s) for s in result.summaries],
+            "metrics": [m.describe() for m in ev.metrics],
+            "summaries": [s.record() for s in result.summaries],
             "thresholds": [asdict(t) for t in ev.thresholds],
-            "pairs": [asdict(p) for p in ev.pairs],
+            "pairs": [p.record() for p in ev.pairs],
             "timings": ev.timings_frame().to_dict("records"),
             "tables": {t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "note": t.note} for t in result.tables},
         }
     )
 
 
-def first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def leaderboard_markdown(result: "BenchResult") -> str:
-    cfg = result.config
-    models = ", ".join(f"{m.name} ({m.family})" for m in result.plan.models)
-    lines = [
-        f"# aedr leaderboard · {cfg.name} config",
-        "",
-        f"**{DIRECTION}**",
-        "",
-        f"Models: {models}. Real images: {'yes' if 'real' in result.plan.sources else 'no'}. "
-        f"Calibration / evaluation images per model: {cfg.n_cal} / {cfg.n_eval}; alpha: {cfg.alpha}; seed {cfg.seed}; device {cfg.device}.",
-        "",
-        to_markdown(leaderboard_table(result.summaries), heading="##"),
-    ]
-    failed = [m for m in result.plan.methods if m.error] + result.failures  # type: ignore[operator]
-    if failed:
-        lines += ["Not run here:", ""]
-        lines += [f"- {m.name}: {first_line(m.error or '')}" for m in result.plan.methods if m.error]
-        lines += [f"- {f.label} under {f.target}: {first_line(f.error)}" for f in result.failures]
-        lines += ["", "(full messages in metrics.json and report.html)"]
-        lines.append("")
-    lines += [to_markdown(t, heading="##") for t in result.tables]
-    return "\n".join(lines)
-
-
 def write_outputs(result: "BenchResult") -> dict[str, Path]:
-    from .report import render_report
+    from .render.markdown import run_markdown
+    from .render.report import render_report
 
     out = Path(result.config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,7 +74,7 @@ def write_outputs(result: "BenchResult") -> dict[str, Path]:
     write_text_atomic(files[METRICS_CSV], result.evaluation.pairs_frame().to_csv(index=False))
     document = metrics_document(result)
     write_text_atomic(files[METRICS_JSON], json.dumps(document, indent=1, allow_nan=False))
-    write_text_atomic(files[LEADERBOARD], leaderboard_markdown(result))
+    write_text_atomic(files[LEADERBOARD], run_markdown(result))
     if result.config.report:
         write_text_atomic(files[REPORT], render_report(result, figure_cache=out / "figures"))
     else:

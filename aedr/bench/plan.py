@@ -10,16 +10,20 @@ shared cache by the rest.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..methods.base import Method
+from ..methods.base import Method, MethodOptionsError, build_method
 from ..models import ModelPlugin
 from .config import BenchConfig, ConfigError
 from .sources import ImageRef, SourceImages
 from .store import ScoreRow
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..plugins import Plugins
 
 
 @dataclass
@@ -119,42 +123,23 @@ def select_names(patterns: Sequence[str], known: Sequence[str], kind: str, hint:
     return chosen
 
 
-def build_method(name: str, cls: type[Method], options: dict[str, Any]) -> MethodSpec:
-    """Instantiate a method with the config's options; a failure to set up becomes ``error``."""
-    known = {f.name for f in dataclasses.fields(cls.Options)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"[methods.{name}]: unknown option(s) {unknown}; {name} has: {', '.join(sorted(known))}")
+def configure_method(name: str, cls: type[Method], options: dict[str, Any], plugins: "Plugins | None" = None) -> MethodSpec:
+    """The method with the config's options (built by :func:`aedr.build_method`). Wrong options are
+    a :class:`ConfigError`; a method that cannot be set up here (weights, optional packages) gets
+    ``error`` and is left out of the run."""
     spec = MethodSpec(name, dict(options), description=cls.description, score_direction=cls.score_direction)
-    try:  # the options themselves: a mistake in the config
-        opts = dataclasses.replace(cls.Options(), **options)
-        opts.validate()
-    except (TypeError, ValueError) as exc:
+    try:
+        method = build_method(cls, options)
+    except MethodOptionsError as exc:
         raise ConfigError(f"[methods.{name}]: {exc}") from None
-    try:  # setting the method up: what this machine lacks (weights, optional packages)
-        method = cls(opts)
-    except Exception as exc:
+    except Exception as exc:  # setting the method up: what this machine lacks
         spec.error = f"{type(exc).__name__}: {exc}"
         spec.label, spec.options_hash = name, ""
         return spec
-    spec.method, spec.label, spec.options_hash = method, budget_label(method), method.options_hash()
+    method.plugins = plugins  # e.g. AEROBLADE's detection models resolve in the bench's plugin set
+    spec.method, spec.label, spec.options_hash = method, method.label, method.options_hash()
     spec.options = method.options_dict()
     return spec
-
-
-BUDGET_OPTIONS = ("iterations",)
-
-
-def budget_label(method: Method) -> str:
-    """The method's label, with its optimisation budget named even when it is the default one."""
-    label = method.label
-    opts = method.options_dict(include_runtime=False)
-    missing = [f"{k}={opts[k]}" for k in BUDGET_OPTIONS if k in opts and f"{k}=" not in label]
-    if not missing:
-        return label
-    if label.endswith(")") and "(" in label:
-        return label[:-1] + ", " + ", ".join(missing) + ")"
-    return f"{label}(" + ", ".join(missing) + ")"
 
 
 def image_sets_for(target: str, sources: dict[str, SourceImages], auto_alpha: bool) -> list[tuple[str, str]]:
@@ -190,3 +175,43 @@ def make_units(
                     units.append(Unit(spec, model.name, chunk_index, todo))
             chunk_index += 1
     return units, saved
+
+
+# -- selecting what runs ------------------------------------------------------------------------------
+def select_models(config: BenchConfig, plugins: "Plugins") -> list[ModelPlugin]:
+    hint = " (is the zoo plugin installed? `aedr models` lists the registered models)" if any("zoo" in p for p in config.models) else ""
+    names = select_names(config.models, plugins.models.names(), "model", hint)
+    return [plugins.model(n) for n in names]
+
+
+def select_methods(config: BenchConfig, plugins: "Plugins") -> list[MethodSpec]:
+    config.check_method_tables({n: plugins.methods.get(n) for n in plugins.methods.names()})
+    names = select_names(config.methods, plugins.methods.names(), "method")
+    return [configure_method(n, plugins.methods.get(n), config.options_for(n), plugins) for n in names]
+
+
+# -- the plan's rows ----------------------------------------------------------------------------------
+PLAN_COLUMNS = ["method", "options_hash", "label", "target", "target_family", "source", "source_kind", "split", "image_id", "image_hash"]
+
+
+def plan_frame(plan: Plan) -> "pd.DataFrame":
+    """One row per (method, target, source, split, image) of the plan."""
+    import pandas as pd
+
+    rows = []
+    for spec in plan.runnable:
+        for model in plan.models:
+            for source, split in plan.image_sets(model.name):
+                for ref in plan.sources[source].split(split):  # type: ignore[arg-type]
+                    rows.append((spec.name, spec.options_hash, spec.label, model.name, model.family, source, ref.kind, split, ref.id, ref.content_hash))
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS).astype({c: "string" for c in PLAN_COLUMNS})
+
+
+def plan_scores(plan: Plan, store_rows: "pd.DataFrame") -> "pd.DataFrame":
+    """The plan's rows joined with the saved scores (missing work: status "missing", score NaN)."""
+    frame = plan_frame(plan)
+    saved = store_rows[["method", "options_hash", "target", "image_hash", "score", "seconds", "status", "error"]]
+    out = frame.merge(saved, on=["method", "options_hash", "target", "image_hash"], how="left")
+    out["status"] = out["status"].fillna("missing")
+    out["error"] = out["error"].fillna("")
+    return out

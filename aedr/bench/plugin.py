@@ -1,8 +1,24 @@
-"""Built-in plugin: mounts ``aedr bench`` and ``aedr leaderboard`` on the command line."""
+"""Built-in plugin: the bench's metrics and local executor, and the ``aedr bench`` and ``aedr
+leaderboard`` commands, registered through the same hooks a third-party plugin uses."""
 
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_metrics(register):
+    from .metrics import BUILTIN_METRICS
+
+    for metric in BUILTIN_METRICS:
+        register(metric)
+
+
+@hookimpl
+def register_executors(register):
+    from .execute import LocalExecutor
+
+    register(LocalExecutor)
 
 
 @hookimpl

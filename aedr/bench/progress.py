@@ -12,6 +12,7 @@ from typing import Hashable
 
 from rich.console import Console
 
+from ..text import console as text_console
 from ..text import markup
 from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -64,7 +65,7 @@ class PlanProgress:
     """Two rich bars on stderr: image generation, then scoring of the whole plan (images)."""
 
     def __init__(self, console: Console | None = None, enabled: bool = True):
-        self.console = console or Console(stderr=True)
+        self.console = console or text_console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         # Not a terminal (a log file, CI): one plain line per target instead of live bars.
         self.log_lines = enabled and not self.console.is_terminal

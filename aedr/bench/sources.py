@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+import time
 from typing import Callable, Literal, Sequence
 
 import numpy as np
@@ -25,7 +26,10 @@ from ..files import write_atomic, write_text_atomic
 from ..images import ImageLoadError, LoadedImage, list_image_files, load_image
 from ..models import ModelPlugin
 from ..scoring import Skip
-from ..text import safe_str
+from ..text import markup, safe_str
+from .config import BenchConfig, ConfigError
+from .progress import PlanProgress
+from .result import RunStats
 
 MANIFEST = "manifest.json"
 GENERATE_BATCH = 16
@@ -272,3 +276,44 @@ def real_source(real: str | None, real_cal: str | None, *, n_eval: int, n_cal: i
     if not src.eval:
         raise ValueError(f"real images {real!r}: no usable image")
     return src
+
+
+def prepare_sources(config: BenchConfig, models: list[ModelPlugin], plugins, progress: PlanProgress, stats: RunStats) -> dict[str, SourceImages]:
+    """The real images, then every model's calibration and evaluation images (generated now if not cached).
+
+    The real images are read first: that is quick, and a mistake in them (an empty folder, a misspelt
+    dataset) shows before minutes of generation."""
+    try:
+        # Real estimation images matter only when alpha is chosen automatically.
+        real_cal = config.real_cal if config.auto_alpha else None
+        real = real_source(config.real, real_cal, n_eval=config.real_eval_count, n_cal=config.n_cal, datasets=plugins.datasets)
+    except (ValueError, FileNotFoundError) as exc:
+        raise ConfigError(str(exc)) from None
+    if real is not None and real.name in {m.name for m in models}:
+        raise ConfigError(f"a model is named {real.name!r}, the name reserved for the real images")
+    cache = GeneratedImageCache(Path(config.out) / "images")
+    wanted = [s for seeds in generation_seeds(config.seed, config.n_cal, config.n_eval).values() for s in seeds]
+    progress.start_generation(sum(len(cache.missing(m, wanted)) for m in models if m.can_generate))
+    t0 = time.perf_counter()
+
+    def advance(n: int) -> None:
+        stats.generated += n
+        progress.generated(n)
+
+    sources: dict[str, SourceImages] = {}
+    for m in models:
+        try:
+            sources[m.name] = model_source(m, cache, n_cal=config.n_cal, n_eval=config.n_eval, seed=config.seed, device=config.device, advance=advance)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            avail = m.availability()
+            hint = "" if avail.local else f" ({avail.detail})"
+            raise ConfigError(f"model {m.name!r} could not provide its images: {type(exc).__name__}: {exc}{hint}") from exc
+    stats.generation_seconds = time.perf_counter() - t0
+    if real is not None:
+        sources[real.name] = real
+    for src in sources.values():
+        for skip in src.skipped:
+            progress.console.print(f"[yellow]note:[/] {src.name} image skipped: {markup(skip.id)}: {markup(skip.error)}")
+    return sources

@@ -1,23 +1,25 @@
-"""The comparison tables (the AEDR paper's Tables 1 to 4, plus threshold-free figures), built from the
-per-pair metrics and rendered as Markdown, HTML or a rich terminal table.
+"""The comparison tables (the AEDR paper's Tables 1 to 4, plus the other registered metrics) and the
+per-method summaries, aggregated from the per-pair metrics. ``aedr.bench.render`` draws them as
+Markdown, HTML or a rich terminal table.
 
 Every table carries the score convention in its note: lower score = belonging.
 """
 
 from __future__ import annotations
 
-import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import pandas as pd
+
+from .metrics import BUILTIN_METRICS, Metric, MetricInfo
 
 DIRECTION = "Scores: lower = belonging; an image is attributed to target T iff its score < τ_T (fitted on T's calibration images)."
 SHORT_DIRECTION = "Scores: lower = belonging; attributed to T iff score < τ_T."
 
 # Column formats: "pct" 0..1 shown as a percentage, "auc" 0..1 with 3 decimals, "sec" seconds,
-# "int", "num" (general float), "text".
+# "int", "num" (general float), "text" (aedr.bench.render.format draws them).
 
 
 @dataclass
@@ -33,26 +35,6 @@ class Table:
         return pd.DataFrame(self.rows, columns=self.columns)
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def fmt(value: Any, kind: str) -> str:
-    if _missing(value):
-        return "–"
-    if kind == "pct":
-        return f"{100 * value:.1f}"
-    if kind == "auc":
-        return f"{value:.3f}"
-    if kind == "sec":
-        return f"{value:.3g}" if value >= 0.001 else f"{value:.2e}"
-    if kind == "int":
-        return str(int(value))
-    if kind == "num":
-        return f"{value:.4g}"
-    return str(value)
-
-
 # -- building ---------------------------------------------------------------------------------------
 def _mean(series: pd.Series) -> float:
     s = pd.to_numeric(series, errors="coerce").dropna()
@@ -61,19 +43,16 @@ def _mean(series: pd.Series) -> float:
 
 @dataclass
 class MethodSummary:
-    """One method's headline figures (means over targets / pairs, as the paper averages)."""
+    """One method's headline figures: every metric's mean over the model pairs (Table 1's kind of
+    pair) and over the pairs against real images (Table 2's), and the accuracy per target family.
+    ``pair`` and ``real`` map metric names to means; ``record()`` flattens them to ``pair_<metric>``
+    and ``real_<metric>``."""
 
     method: str
     options_hash: str
     label: str
-    pair_accuracy: float
-    real_accuracy: float
-    pair_auc: float
-    real_auc: float
-    pair_tpr_at_1pct_fpr: float
-    pair_tpr_at_5pct_fpr: float
-    real_tpr_at_1pct_fpr: float
-    real_tpr_at_5pct_fpr: float
+    pair: dict[str, float]
+    real: dict[str, float]
     seconds_per_image: float
     n_pairs: int
     n_real_pairs: int
@@ -83,18 +62,40 @@ class MethodSummary:
     family_real_accuracy: dict[str, float] = field(default_factory=dict)
 
     @property
+    def pair_accuracy(self) -> float:
+        return self.pair.get("accuracy", float("nan"))
+
+    @property
+    def real_accuracy(self) -> float:
+        return self.real.get("accuracy", float("nan"))
+
+    @property
     def rank_key(self) -> tuple[float, float]:
         """Mean pair accuracy first (Table 1), then accuracy against real images (Table 2)."""
         a = self.pair_accuracy if not math.isnan(self.pair_accuracy) else -1.0
         b = self.real_accuracy if not math.isnan(self.real_accuracy) else -1.0
         return (-a, -b)
 
+    def record(self) -> dict[str, Any]:
+        d = asdict(self)
+        pair, real = d.pop("pair"), d.pop("real")
+        head = {k: d.pop(k) for k in ("method", "options_hash", "label")}
+        return {**head, **{f"pair_{k}": v for k, v in pair.items()}, **{f"real_{k}": v for k, v in real.items()}, **d}
 
-def summarize(pairs: pd.DataFrame, timings: pd.DataFrame) -> list[MethodSummary]:
+
+MetricLike = Metric | MetricInfo
+
+
+def _metric_names(pairs: pd.DataFrame, metrics: Sequence[MetricLike]) -> list[str]:
+    return [m.name for m in metrics if m.name in pairs.columns]
+
+
+def summarize(pairs: pd.DataFrame, timings: pd.DataFrame, metrics: Sequence[MetricLike] = BUILTIN_METRICS) -> list[MethodSummary]:
     """Per-method summaries from the pair metrics and timings (of one run or several pooled)."""
     out: list[MethodSummary] = []
     if not len(pairs):
         return out
+    names = _metric_names(pairs, metrics)
     for (method, ohash), g in pairs.groupby(["method", "options_hash"], sort=False):
         models = g[g["pair_kind"] == "model"]
         real = g[g["pair_kind"] == "real"]
@@ -106,10 +107,7 @@ def summarize(pairs: pd.DataFrame, timings: pd.DataFrame) -> list[MethodSummary]
         out.append(
             MethodSummary(
                 method=str(method), options_hash=str(ohash), label=str(g["label"].iloc[0]),
-                pair_accuracy=_mean(models["accuracy"]), real_accuracy=_mean(real["accuracy"]),
-                pair_auc=_mean(models["auc"]), real_auc=_mean(real["auc"]),
-                pair_tpr_at_1pct_fpr=_mean(models["tpr_at_1pct_fpr"]), pair_tpr_at_5pct_fpr=_mean(models["tpr_at_5pct_fpr"]),
-                real_tpr_at_1pct_fpr=_mean(real["tpr_at_1pct_fpr"]), real_tpr_at_5pct_fpr=_mean(real["tpr_at_5pct_fpr"]),
+                pair={n: _mean(models[n]) for n in names}, real={n: _mean(real[n]) for n in names},
                 seconds_per_image=seconds / images if images else float("nan"),
                 n_pairs=int(models["accuracy"].notna().sum()), n_real_pairs=int(real["accuracy"].notna().sum()),
                 n_targets=int(g["target"].nunique()), images_timed=images,
@@ -128,9 +126,13 @@ def _per_target(pairs: pd.DataFrame, kind: str, summaries: Sequence[MethodSummar
     return rows
 
 
-def build_tables(pairs: pd.DataFrame, timings: pd.DataFrame, summaries: Sequence[MethodSummary] | None = None) -> list[Table]:
-    """Tables 1 to 4 and the threshold-free table, methods in leaderboard order."""
-    summaries = list(summaries) if summaries is not None else summarize(pairs, timings)
+def build_tables(
+    pairs: pd.DataFrame, timings: pd.DataFrame, summaries: Sequence[MethodSummary] | None = None, metrics: Sequence[MetricLike] = BUILTIN_METRICS
+) -> list[Table]:
+    """Tables 1 to 4, the threshold-free table and (when a registered metric other than accuracy
+    uses the threshold) the table of figures at tau_T; methods in leaderboard order."""
+    summaries = list(summaries) if summaries is not None else summarize(pairs, timings, metrics)
+    present = [m for m in metrics if m.name in pairs.columns]
     targets = list(dict.fromkeys(pairs["target"])) if len(pairs) else []
     families = sorted(set(pairs["target_family"])) if len(pairs) else []
     tables = [
@@ -170,28 +172,51 @@ def build_tables(pairs: pd.DataFrame, timings: pd.DataFrame, summaries: Sequence
             "Family f: mean over pairs whose target's autoencoder belongs to f (f · real: against real images). " + SHORT_DIRECTION,
         )
     )
-    tables.append(
-        Table(
-            "threshold_free", "Threshold-free: ROC AUC and TPR at fixed false-positive rates",
-            ["method", "pairs AUC", "pairs TPR@1%FPR", "pairs TPR@5%FPR", "real AUC", "real TPR@1%FPR", "real TPR@5%FPR"],
-            ["text", "auc", "pct", "pct", "auc", "pct", "pct"],
-            [[s.label, s.pair_auc, s.pair_tpr_at_1pct_fpr, s.pair_tpr_at_5pct_fpr, s.real_auc, s.real_tpr_at_1pct_fpr, s.real_tpr_at_5pct_fpr] for s in summaries],
-            "Target T's evaluation images are positives, the source's are negatives; lower score = more likely T's. "
-            "TPR at x % FPR: best TPR of any threshold whose FPR ≤ x %.",
+    free = [m for m in present if not m.uses_threshold]
+    if free:
+        tables.append(
+            Table(
+                "threshold_free", "Threshold-free: " + ", ".join(m.title for m in free),
+                ["method", *[f"pairs {m.title}" for m in free], *[f"real {m.title}" for m in free]],
+                ["text", *[m.format for m in free] * 2],
+                [[s.label, *[s.pair.get(m.name, float("nan")) for m in free], *[s.real.get(m.name, float("nan")) for m in free]] for s in summaries],
+                "Target T's evaluation images are positives, the source's are negatives; lower score = more likely T's. "
+                + " ".join(f"{m.title}: {m.description}." for m in free if m.description),
+            )
         )
-    )
+    at_tau = [m for m in present if m.uses_threshold and m.name != "accuracy"]
+    if at_tau:
+        tables.append(
+            Table(
+                "at_threshold", "At τ_T: " + ", ".join(m.title for m in at_tau),
+                ["method", *[f"pairs {m.title}" for m in at_tau], *[f"real {m.title}" for m in at_tau]],
+                ["text", *[m.format for m in at_tau] * 2],
+                [[s.label, *[s.pair.get(m.name, float("nan")) for m in at_tau], *[s.real.get(m.name, float("nan")) for m in at_tau]] for s in summaries],
+                " ".join(f"{m.title}: {m.description}." for m in at_tau if m.description) + " " + SHORT_DIRECTION,
+            )
+        )
     return tables
 
 
-def leaderboard_table(summaries: Sequence[MethodSummary], *, with_runs: dict[tuple[str, str], str] | None = None) -> Table:
-    cols = ["rank", "method", "pairs acc %", "real acc %", "pairs AUC", "real AUC", "s / image", "pairs", "targets"]
-    formats = ["int", "text", "pct", "pct", "auc", "auc", "sec", "int", "int"]
+def leaderboard_table(
+    summaries: Sequence[MethodSummary], *, with_runs: dict[tuple[str, str], str] | None = None, metrics: Sequence[MetricLike] = BUILTIN_METRICS
+) -> Table:
+    shown = [m for m in metrics if m.leaderboard]
+    cols, formats = ["rank", "method"], ["int", "text"]
+    for m in shown:
+        cols += [f"pairs {m.title}", f"real {m.title}"]
+        formats += [m.format, m.format]
+    cols += ["s / image", "pairs", "targets"]
+    formats += ["sec", "int", "int"]
     if with_runs is not None:
         cols.append("runs")
         formats.append("text")
     rows = []
     for i, s in enumerate(summaries, 1):
-        row = [i, s.label, s.pair_accuracy, s.real_accuracy, s.pair_auc, s.real_auc, s.seconds_per_image, s.n_pairs, s.n_targets]
+        row: list[Any] = [i, s.label]
+        for m in shown:
+            row += [s.pair.get(m.name, float("nan")), s.real.get(m.name, float("nan"))]
+        row += [s.seconds_per_image, s.n_pairs, s.n_targets]
         if with_runs is not None:
             row.append(with_runs.get((s.method, s.options_hash), ""))
         rows.append(row)
@@ -199,58 +224,3 @@ def leaderboard_table(summaries: Sequence[MethodSummary], *, with_runs: dict[tup
         "leaderboard", "Leaderboard · methods ranked by mean accuracy over model pairs", cols, formats, rows,
         "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION,
     )
-
-
-# -- rendering --------------------------------------------------------------------------------------
-def to_markdown(table: Table, *, heading: str = "###") -> str:
-    head = "| " + " | ".join(table.columns) + " |"
-    align = "| " + " | ".join("---" if f == "text" else "---:" for f in table.formats) + " |"
-    body = ["| " + " | ".join(fmt(v, f).replace("|", "\\|") for v, f in zip(row, table.formats)) + " |" for row in table.rows]
-    parts = [f"{heading} {table.title}", "", head, align, *body]
-    if table.note:
-        parts += ["", f"_{table.note}_"]
-    return "\n".join(parts) + "\n"
-
-
-def _cell_style(value: Any, kind: str) -> str:
-    """Background shade for accuracy-like cells: red (0.5 = chance) to green (1.0)."""
-    if kind not in ("pct", "auc") or _missing(value):
-        return ""
-    x = min(max((float(value) - 0.5) / 0.5, 0.0), 1.0)
-    hue = int(120 * x)
-    return f' style="background:hsl({hue},70%,88%)"'
-
-
-def to_html(table: Table, *, anchor: bool = True) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
-    rows = []
-    for row in table.rows:
-        cells = []
-        for v, f in zip(row, table.formats):
-            cls = ' class="l"' if f == "text" else ""
-            cells.append(f"<td{cls}{_cell_style(v, f)}>{html.escape(fmt(v, f))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    ident = f' id="{table.key}"' if anchor else ""
-    note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
-    return (
-        f'<section class="table"{ident}><h3>{html.escape(table.title)}</h3>'
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{note}</section>'
-    )
-
-
-def to_rich(table: Table):
-    from rich.table import Table as RichTable
-
-    from ..text import markup
-
-    t = RichTable(title=markup(table.title), caption=markup(table.note) if table.note else None, caption_justify="left")
-    for i, (c, f) in enumerate(zip(table.columns, table.formats)):
-        if f == "text":  # names stay whole: they are what the reader looks for
-            width = max([len(c), *(len(fmt(row[i], f)) for row in table.rows)])
-            t.add_column(markup(c), justify="left", no_wrap=True, min_width=min(width, 48), overflow="ellipsis")
-        else:  # numbers never break; headers wrap at spaces
-            width = max([1, *(len(fmt(row[i], f)) for row in table.rows)], default=1)
-            t.add_column(markup(c), justify="right", min_width=max(width, *(len(w) for w in c.split() or [c])))
-    for row in table.rows:  # cells hold names from plugins and configs: never read as markup
-        t.add_row(*(markup(fmt(v, f)) for v, f in zip(row, table.formats)))
-    return t

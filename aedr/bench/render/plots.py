@@ -15,8 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ..files import write_text_atomic
-from .metrics import roc_auc, roc_curve
+from ...files import write_text_atomic
+from ..metrics import roc_auc, roc_curve
 
 FIGURE_STYLE_VERSION = 2  # bump when a figure's drawing code changes, to invalidate cached figures
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]

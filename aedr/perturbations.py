@@ -1,0 +1,269 @@
+"""Perturbations: what happens to an image between the generator and the analyst (re-compression,
+resizing, cropping, blur, noise), as plugins.
+
+A perturbation kind is a :class:`Perturbation` subclass with one strength parameter, registered
+through the ``register_perturbations`` hook (the built-ins below register the same way). One spec
+syntax serves the command line, config files and Python:
+
+- ``jpeg:90`` one kind at one level; its :attr:`Step.id` is the stable id the score store uses;
+- ``jpeg:90,70,50`` one kind at several levels: three perturbations;
+- ``jpeg:75+resize:0.5`` a chain, applied left to right: one perturbation.
+
+Every perturbation is deterministic: noise and any other randomness come from the seed given to
+:meth:`Chain.apply` (one per image), so a perturbed image is the same on every run and machine.
+
+>>> import aedr
+>>> chain = aedr.get_perturbation("jpeg:75+resize:0.5")   # parsed against the registered kinds
+>>> small = chain.apply(image, seed=0)                     # a PIL image
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Sequence
+
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from .registry import Registry
+
+
+class PerturbationError(ValueError):
+    """A perturbation spec that cannot be parsed, names an unknown kind or gives a bad level."""
+
+
+class Perturbation:
+    """One kind of perturbation at one strength ``level``.
+
+    Subclasses set ``name`` (the spec's kind, e.g. ``jpeg``), ``parameter`` (what the level means, e.g.
+    ``quality``), ``description`` and ``levels`` (a default grid, mildest first), and implement
+    :meth:`apply`; :meth:`check` rejects levels outside the kind's range. ``integer`` levels are
+    written without a decimal point in ids."""
+
+    name: ClassVar[str] = ""
+    parameter: ClassVar[str] = "level"
+    description: ClassVar[str] = ""
+    levels: ClassVar[tuple[float, ...]] = ()
+    integer: ClassVar[bool] = False
+
+    def __init__(self, level: float):
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level):
+            raise PerturbationError(f"{self.name}: the {self.parameter} must be a finite number, got {level!r}")
+        if self.integer and level != int(level):
+            raise PerturbationError(f"{self.name}: the {self.parameter} must be a whole number, got {level!r}")
+        self.level = int(level) if self.integer else float(level)
+        self.check(self.level)
+
+    def check(self, level: float) -> None:
+        """Raise :class:`PerturbationError` when ``level`` is outside this kind's range."""
+
+    def apply(self, image: "Image.Image", rng: "np.random.Generator") -> "Image.Image":
+        """The perturbed copy of an RGB image (``rng``: this image's own random numbers)."""
+        raise NotImplementedError
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.level:g}" if not self.integer else f"{self.name}:{self.level}"
+
+    def __repr__(self) -> str:
+        return f"<perturbation {self.id}>"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Perturbations applied one after the other; the unit a spec describes."""
+
+    steps: tuple[Perturbation, ...]
+
+    @property
+    def id(self) -> str:
+        """Stable: the same spec always gives the same id (``jpeg:75+resize:0.5``)."""
+        return "+".join(s.id for s in self.steps)
+
+    def apply(self, image: "Image.Image", seed: int = 0) -> "Image.Image":
+        """The perturbed image; step i draws its random numbers from ``(seed, i)``."""
+        import numpy as np
+
+        out = image.convert("RGB")
+        for i, step in enumerate(self.steps):
+            out = step.apply(out, np.random.default_rng([int(seed) & 0xFFFFFFFF, i]))
+        return out
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise PerturbationError(f"{where}: {text!r} is not a number") from None
+    return int(value) if value == int(value) and "." not in text and "e" not in text.lower() else value
+
+
+def _step(text: str, kinds: "Registry[type[Perturbation]]") -> list[Perturbation]:
+    from .registry import RegistryError
+
+    kind, sep, levels = text.strip().partition(":")
+    try:
+        cls = kinds.get(kind.strip())
+    except RegistryError as exc:
+        raise PerturbationError(str(exc)) from None
+    if not sep or not levels.strip():
+        grid = ",".join(f"{v:g}" for v in cls.levels) or "1"
+        raise PerturbationError(f"{text!r}: give the {cls.parameter}, e.g. {cls.name}:{grid}")
+    return [cls(_number(v.strip(), text)) for v in levels.split(",") if v.strip()]
+
+
+def parse_perturbations(specs: str | Sequence[str], kinds: "Registry[type[Perturbation]]") -> list[Chain]:
+    """Every perturbation the specs describe, in order, without duplicates; ``kinds``: the registered
+    perturbation kinds (``plugins.perturbations``; ``Plugins.perturbations_for`` passes them).
+
+    ``"jpeg:90,70"`` gives two; ``"jpeg:75+resize:0.5"`` one chain; a list gives the union. Raises
+    :class:`PerturbationError` with the reason."""
+    texts = [specs] if isinstance(specs, str) else list(specs)
+    out: dict[str, Chain] = {}
+    for text in texts:
+        for spec in text.split() if " " in text.strip() else [text]:
+            parts = [p for p in spec.split("+")]
+            if any(not p.strip() for p in parts):
+                raise PerturbationError(f"{spec!r}: empty step in the chain")
+            steps = [_step(p, kinds) for p in parts]
+            if len(steps) > 1 and any(len(s) != 1 for s in steps):
+                raise PerturbationError(f"{spec!r}: a chain takes one level per step (jpeg:75+resize:0.5)")
+            chains = [Chain(tuple(s[0] for s in steps))] if len(steps) > 1 else [Chain((p,)) for p in steps[0]]
+            for chain in chains:
+                out.setdefault(chain.id, chain)
+    if not out:
+        raise PerturbationError("no perturbation given")
+    return list(out.values())
+
+
+def parse_perturbation(spec: str, kinds: "Registry[type[Perturbation]]") -> Chain:
+    """Exactly one perturbation (a kind at one level, or a chain)."""
+    chains = parse_perturbations(spec, kinds)
+    if len(chains) != 1:
+        raise PerturbationError(f"{spec!r} describes {len(chains)} perturbations; give one level")
+    return chains[0]
+
+
+# -- the built-in kinds -------------------------------------------------------------------------------
+def _encode(image: "Image.Image", fmt: str, quality: int) -> "Image.Image":
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as decoded:
+        return decoded.convert("RGB")
+
+
+class JPEG(Perturbation):
+    name, parameter, integer = "jpeg", "quality", True
+    description = "JPEG re-compression at this quality (PIL/libjpeg, 4:2:0 chroma subsampling)"
+    levels = (90, 80, 70, 60, 50)
+
+    def check(self, level: float) -> None:
+        if not 1 <= level <= 100:
+            raise PerturbationError(f"jpeg: quality must be 1..100, got {level}")
+
+    def apply(self, image, rng):
+        return _encode(image, "JPEG", int(self.level))
+
+
+class WebP(Perturbation):
+    name, parameter, integer = "webp", "quality", True
+    description = "lossy WebP re-compression at this quality (PIL/libwebp)"
+    levels = (90, 80, 70, 60, 50)
+
+    def check(self, level: float) -> None:
+        if not 1 <= level <= 100:
+            raise PerturbationError(f"webp: quality must be 1..100, got {level}")
+
+    def apply(self, image, rng):
+        return _encode(image, "WEBP", int(self.level))
+
+
+class Resize(Perturbation):
+    name, parameter = "resize", "scale"
+    description = "resize both sides by this factor (PIL bicubic, antialiased when shrinking), at least 1 pixel"
+    levels = (0.9, 0.75, 0.5)
+
+    def check(self, level: float) -> None:
+        if not 0 < level <= 8:
+            raise PerturbationError(f"resize: scale must be in (0, 8], got {level}")
+
+    def apply(self, image, rng):
+        from PIL import Image
+
+        w, h = image.size
+        size = (max(1, round(w * self.level)), max(1, round(h * self.level)))
+        return image.resize(size, Image.Resampling.BICUBIC)
+
+
+class Crop(Perturbation):
+    name, parameter = "crop", "fraction"
+    description = "centred crop keeping this fraction of each side (rounded, at least 1 pixel)"
+    levels = (0.9, 0.8, 0.7, 0.6, 0.5)
+
+    def check(self, level: float) -> None:
+        if not 0 < level <= 1:
+            raise PerturbationError(f"crop: fraction must be in (0, 1], got {level}")
+
+    def apply(self, image, rng):
+        w, h = image.size
+        cw, ch = max(1, round(w * self.level)), max(1, round(h * self.level))
+        left, top = (w - cw) // 2, (h - ch) // 2
+        return image.crop((left, top, left + cw, top + ch))
+
+
+class Blur(Perturbation):
+    name, parameter = "blur", "sigma"
+    description = "Gaussian blur with this standard deviation in pixels (scipy.ndimage, reflected borders), rounded to 8 bits"
+    levels = (1.0, 2.0, 3.0)
+
+    def check(self, level: float) -> None:
+        if not 0 < level <= 50:
+            raise PerturbationError(f"blur: sigma must be in (0, 50] pixels, got {level}")
+
+    def apply(self, image, rng):
+        import numpy as np
+        from PIL import Image
+        from scipy.ndimage import gaussian_filter
+
+        x = np.asarray(image, dtype=np.float64)
+        y = gaussian_filter(x, sigma=(self.level, self.level, 0), mode="reflect")
+        return Image.fromarray(np.clip(np.rint(y), 0, 255).astype(np.uint8))
+
+
+class Noise(Perturbation):
+    name, parameter = "noise", "sigma"
+    description = "additive Gaussian noise with this standard deviation on the [0, 1] scale, clipped and rounded to 8 bits"
+    levels = (0.05, 0.1, 0.2)
+
+    def check(self, level: float) -> None:
+        if not 0 < level <= 1:
+            raise PerturbationError(f"noise: sigma must be in (0, 1], got {level}")
+
+    def apply(self, image, rng):
+        import numpy as np
+        from PIL import Image
+
+        x = np.asarray(image, dtype=np.float64) / 255.0
+        y = x + rng.normal(0.0, self.level, size=x.shape)
+        return Image.fromarray(np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8))
+
+
+BUILTIN = (JPEG, WebP, Resize, Crop, Blur, Noise)
+
+
+@hookimpl
+def register_perturbations(register):
+    for kind in BUILTIN:
+        register(kind)

@@ -1,0 +1,157 @@
+"""The package's layering, checked from the source: no import cycles (deferred imports inside
+functions count too; ``TYPE_CHECKING`` blocks do not), the core never imports a plugin package by
+name, and in the bench aggregation never imports rendering, nor rendering the runner."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def packages() -> dict[str, Path]:
+    found = {"aedr": ROOT / "aedr"}
+    for folder in ("plugins", "baselines"):
+        for p in sorted((ROOT / folder).iterdir()):
+            if (p / "__init__.py").exists():
+                found[p.name] = p
+    return found
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg, path in packages().items():
+        for f in sorted(path.rglob("*.py")):
+            parts = (pkg, *f.relative_to(path).with_suffix("").parts)
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return out
+
+
+class _Imports(ast.NodeVisitor):
+    def __init__(self):
+        self.found: list[str | ast.ImportFrom] = []
+
+    def visit_If(self, node: ast.If) -> None:
+        t = node.test
+        if (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"):
+            for n in node.orelse:
+                self.visit(n)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        self.found += [a.name for a in node.names]
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.found.append(node)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the project modules it imports (a name imported from a package counts as its
+    submodule when there is one)."""
+    mods = modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in mods.items():
+        visitor = _Imports()
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8")))
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        deps: set[str] = set()
+        for item in visitor.found:
+            if isinstance(item, str):
+                candidates = [item]
+            else:
+                if item.level:
+                    base = package.split(".")
+                    base = base[: len(base) - (item.level - 1)]
+                    target = ".".join(base + ([item.module] if item.module else []))
+                else:
+                    target = item.module or ""
+                candidates = [target, *(f"{target}.{a.name}" for a in item.names)]
+            deps.update(c for c in candidates if c in mods and c != name)
+        graph[name] = deps
+    return graph
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm: the components with more than one module are the import cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+GRAPH = import_graph()
+
+
+def test_the_checker_finds_a_cycle():
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_cycles():
+    cycles = strongly_connected(GRAPH)
+    described = ["; ".join(f"{m} -> {sorted(d for d in GRAPH[m] if d in c)}" for m in c) for c in cycles]
+    assert not cycles, "import cycles:\n" + "\n".join(described)
+
+
+def test_the_core_never_imports_a_plugin_package():
+    plugin_packages = set(packages()) - {"aedr"}
+    bad = {m: sorted(d for d in deps if d.split(".")[0] in plugin_packages) for m, deps in GRAPH.items() if m.split(".")[0] == "aedr"}
+    assert not {m: d for m, d in bad.items() if d}
+
+
+def test_plugins_import_no_other_plugin():
+    bad = {}
+    for m, deps in GRAPH.items():
+        top = m.split(".")[0]
+        if top != "aedr":
+            others = sorted(d for d in deps if d.split(".")[0] not in (top, "aedr"))
+            if others:
+                bad[m] = others
+    assert not bad
+
+
+@pytest.mark.parametrize(
+    "layer, forbidden",
+    [
+        ("aedr.bench.metrics", ("aedr.bench.render", "aedr.bench.tables", "aedr.bench.runner", "aedr.bench.outputs")),
+        ("aedr.bench.tables", ("aedr.bench.render", "aedr.bench.runner", "aedr.bench.outputs", "aedr.bench.execute")),
+        ("aedr.bench.render", ("aedr.bench.runner", "aedr.bench.execute", "aedr.bench.outputs", "aedr.bench.leaderboard")),
+        ("aedr.bench.execute", ("aedr.bench.render", "aedr.bench.runner", "aedr.bench.metrics", "aedr.bench.tables")),
+        ("aedr.bench.plan", ("aedr.bench.render", "aedr.bench.runner", "aedr.bench.execute", "aedr.bench.metrics")),
+    ],
+)
+def test_bench_layers(layer, forbidden):
+    inside = {m: d for m, d in GRAPH.items() if m == layer or m.startswith(layer + ".")}
+    assert inside, layer
+    bad = {m: sorted(x for x in deps if any(x == f or x.startswith(f + ".") for f in forbidden)) for m, deps in inside.items()}
+    assert not {m: d for m, d in bad.items() if d}
