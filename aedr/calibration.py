@@ -42,6 +42,21 @@ def parse_alpha(value: float | str) -> float | str:
         raise ValueError(f"alpha must be a number in (0, 1) or 'auto', got {value!r}") from None
 
 
+# The sample-size rule of a KDE quantile threshold.
+CALIBRATION_TOO_SMALL = (
+    "alpha x n_cal < 5: fewer than 5 calibration scores are expected above the 1 - alpha quantile, "
+    "so the KDE threshold lies in the kernel's tail beyond the data it was fitted on"
+)
+
+
+def calibration_too_small(n: int, alpha: float) -> bool:
+    """True when ``n`` calibration scores are too few for a KDE threshold at ``alpha``:
+    alpha * n < 5 (see ``CALIBRATION_TOO_SMALL``)."""
+    if isinstance(n, bool) or int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    return check_alpha(alpha) * int(n) < 5.0
+
+
 def finite_scores(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, int]:
     """(the finite values, flattened, as float64, in their order; how many NaN or infinite values
     were dropped)."""

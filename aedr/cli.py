@@ -38,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import compat
-from .calibration import DEFAULT_ALPHA, parse_alpha
+from .calibration import CALIBRATION_TOO_SMALL, DEFAULT_ALPHA, calibration_too_small, parse_alpha
 from .devices import DeviceError, check_device
 from .files import OutputError, check_output_file, json_text, prepare_output_folder, save_results, write_frame
 from .images import DEFAULT_PIXEL_BUDGET
@@ -445,6 +445,9 @@ def calibrate_cmd(
     )
     if card.estimation_accuracy is not None:
         out.print(f"estimation-split accuracy: {card.estimation_accuracy:.4f}")
+    if calibration_too_small(card.n_images, card.alpha):
+        err.print(f"[yellow]warning:[/] {card.n_images} calibration images at alpha {card.alpha:g}: {CALIBRATION_TOO_SMALL}; "
+                  f"use at least {math.ceil(5 / card.alpha)}")
     problem = report_saved(lambda: save_results(out_file, card.save, what="the calibration card"), "the calibration card", out)
     print_skips(skipped)
     if problem is not None:

@@ -134,11 +134,14 @@ def save_results(path: os.PathLike | str, write: Callable[[Path], Any], *, what:
 
 
 def jsonable(value: Any) -> Any:
-    """NaN and infinities become null (strict JSON); numpy scalars Python numbers; paths and text UTF-8 safe strings."""
+    """NaN and infinities become null (strict JSON); numpy scalars Python numbers; paths and text UTF-8
+    safe strings; an object with a ``__json__()`` method what that returns."""
     if isinstance(value, dict):
         return {safe_str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
+    if hasattr(value, "__json__"):  # e.g. a figure with its interval: {"value", "low", "high"}
+        return jsonable(value.__json__())
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         try:
             value = value.item()

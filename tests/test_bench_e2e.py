@@ -127,6 +127,71 @@ def test_metrics_match_an_independent_computation(bench):
         assert s["family_pair_accuracy"]["kl"] == pytest.approx(fam)
 
 
+def test_one_pairs_intervals_recomputed_independently(bench):
+    """The documented bootstrap, written out plainly (one replicate at a time, the scalar KDE threshold,
+    counts drawn as the docs say): it reproduces the interval metrics.json gives for one pair."""
+    result, _, models, _ = bench
+    out = Path(result.config.out)
+    scores = pd.read_parquet(out / "scores.parquet")
+    doc = json.loads((out / "metrics.json").read_text())
+    unc = doc["uncertainty"]
+    assert unc["n_resamples"] == 1000 and unc["confidence"] == 0.95 and "single images" in unc["resampling"]
+    target, source = models[0].name, models[1].name
+    ok = scores[(scores["method"] == "aedr") & (scores["status"] == "ok")]
+    # every image set is drawn once per replicate, sets in sorted (source, split) order, images by hash
+    rng = np.random.default_rng(result.config.seed)
+    draws = {}
+    for key in sorted(set(zip(ok["source"], ok["split"]))):
+        hashes = np.unique(ok[(ok["source"] == key[0]) & (ok["split"] == key[1])]["image_hash"].to_numpy(str))
+        picks = rng.integers(0, hashes.size, size=(unc["n_resamples"], hashes.size))
+        draws[key] = (hashes, np.stack([np.bincount(row, minlength=hashes.size) for row in picks]))
+
+    def resampled(src, split, b):
+        rows = ok[(ok["target"] == target) & (ok["source"] == src) & (ok["split"] == split)]
+        hashes, counts = draws[(src, split)]
+        by_hash = dict(zip(rows["image_hash"].astype(str), rows["score"].astype(float)))
+        return np.repeat([by_hash[h] for h in hashes], counts[b])
+
+    accs = []
+    for b in range(unc["n_resamples"]):
+        cal = resampled(target, "cal", b)
+        try:
+            tau = aedr.kde_threshold(cal, 0.05)
+        except ValueError:  # a resample of identical scores
+            accs.append(np.nan)
+            continue
+        mine, other = resampled(target, "eval", b), resampled(source, "eval", b)
+        accs.append((np.sum(mine < tau) + np.sum(other >= tau)) / (mine.size + other.size))
+    low, high = np.nanquantile(accs, [0.025, 0.975])
+    (pair,) = [p for p in doc["pairs"] if p["method"] == "aedr" and p["target"] == target and p["source"] == source]
+    assert pair["accuracy_low"] == pytest.approx(low, abs=1e-9) and pair["accuracy_high"] == pytest.approx(high, abs=1e-9)
+    assert pair["accuracy_low"] <= pair["accuracy"] <= pair["accuracy_high"]
+
+
+def test_leaderboard_ranks_with_ties_and_paired_differences(bench):
+    result, _, _, _ = bench
+    doc = json.loads((Path(result.config.out) / "metrics.json").read_text())
+    ranks = [s["rank"] for s in doc["summaries"]]
+    assert ranks[0] == "1" and all(r for r in ranks)
+    leader = doc["summaries"][0]
+    assert not leader["versus_leader"]
+    for s in doc["summaries"][1:]:
+        v = s["versus_leader"]["pair:accuracy"]
+        assert v["low"] <= v["difference"] <= v["high"] and 0 < v["p_holm"] <= 1
+        assert v["difference"] == pytest.approx(s["pair_accuracy"] - leader["pair_accuracy"])
+    group = [s for s in doc["summaries"][1:] if s["rank"] == "1="]  # tied with the leader: not distinguishable from it
+    assert all(s["versus_leader"]["pair:accuracy"]["p_holm"] >= 0.05 for s in group)
+    after = doc["summaries"][1 + len(group):]
+    if after:  # the first method ranked below the leader's group differs from the leader
+        assert after[0]["versus_leader"]["pair:accuracy"]["p_holm"] < 0.05 and after[0]["rank"] == str(2 + len(group))
+    numbers = [int(s["rank"].rstrip("=")) for s in doc["summaries"]]
+    assert numbers == sorted(numbers)  # ranks follow the leaderboard's order
+    board = (Path(result.config.out) / "leaderboard.md").read_text()
+    assert "Δ pairs acc vs #1" in board and "Intervals: 95 % from 1000 joint bootstrap resamples" in board
+    report = (Path(result.config.out) / "report.html").read_text()
+    assert 'id="forest"' in report and "forest plot aedr" in report
+
+
 def test_stored_scores_are_the_methods_own_scores(bench):
     """Rescore a few images straight through the method API: the bench stored the same numbers."""
     result, plugins, models, _ = bench
@@ -168,8 +233,8 @@ def test_report_is_self_contained_with_tables_and_plots(bench):
     assert not re.search(r'(src|href)="(https?:)?//', html), "the report must not load anything from elsewhere"
     n_methods = len(result.plan.runnable)
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    # one heatmap and one histogram panel per method, one ROC figure per target, one time chart
-    assert len(images) == 2 * n_methods + len(models) + 1
+    # one heatmap, one forest plot and one histogram panel per method, one ROC figure per target, one time chart
+    assert len(images) == 3 * n_methods + len(models) + 1
     for key in ("table1", "table2", "table3", "table4", "threshold_free", "leaderboard"):
         assert f'id="{key}"' in html
     assert "lower = belonging" in html

@@ -48,10 +48,10 @@ def test_pair_metrics_count_by_hand():
     # belonging iff score < 0.4: b -> 0.1, 0.2, 0.35 in (TP 3, FN 1); o -> 0.3, 0.2 in (FP 2, TN 4)
     assert (pm.tp, pm.fn, pm.fp, pm.tn) == (3, 1, 2, 4)
     assert pm.n_target == 4 and pm.n_source == 6
-    assert pm.accuracy == pytest.approx(7 / 10)
-    assert pm.auc == pytest.approx(roc_auc_score(np.r_[np.ones(4), np.zeros(6)], -np.r_[b[:4], o]))
+    assert pm.values["accuracy"] == pytest.approx(7 / 10)
+    assert pm.values["auc"] == pytest.approx(roc_auc_score(np.r_[np.ones(4), np.zeros(6)], -np.r_[b[:4], o]))
     own = pair_metrics(b, None, th, method="m", options_hash="h", label="m", target="T", target_family="kl", source="T", pair_kind="self")
-    assert own.accuracy == pytest.approx(3 / 4) and np.isnan(own.auc)
+    assert own.values["accuracy"] == pytest.approx(3 / 4) and np.isnan(own.values["auc"])
 
 
 def test_thresholds_fixed_and_auto():
@@ -170,7 +170,7 @@ def test_evaluate_auto_alpha_uses_other_sources_calibration_images():
     assert set(ev.timings_frame()["images"]) == {30 + 20 + 25 + 20 + 25 + 20}
 
 
-@pytest.mark.parametrize("config", ["default", "paper"])
+@pytest.mark.parametrize("config", ["default", "standard", "paper"])
 def test_shipped_configs_resolve_against_the_installed_plugins(config):
     """Every option a shipped config sets exists in the method it names (guards against renames)."""
     import aedr

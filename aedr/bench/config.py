@@ -4,7 +4,7 @@ A config file has a ``[bench]`` table (what to run, budgets, where to write), on
 ``[methods.<name>]`` table per method whose options differ from the method's defaults and, for an
 executor that takes options, an ``[executors.<name>]`` table::
 
-    extends = "default"          # optional: start from a shipped config (default, paper) or a file
+    extends = "default"          # optional: start from a shipped config (default, standard, paper) or a file
 
     [bench]
     models = ["zoo-*"]           # names or glob patterns over the registered models
@@ -34,7 +34,7 @@ from ..devices import DeviceError, check_device
 from ..fieldtypes import FieldTypeError, check_fields, check_value, field_types
 from ..methods.base import unknown_options
 
-SHIPPED = ("default", "paper")
+SHIPPED = ("default", "standard", "paper")
 SHIPPED_ORIGIN = "the shipped config"
 AUTO = calibration.AUTO
 
@@ -54,6 +54,8 @@ class BenchConfig:
     ``chunk_size``: images per saved part file (an interrupted run loses at most one chunk).
     ``share_reconstructions``: first reconstructions cached per (target, chunk) and reused by every method.
     ``report``: write ``report.html`` (drawing its figures takes a few seconds).
+    ``bootstrap``: resamples of the joint bootstrap behind every interval and paired comparison
+    (0: no intervals); ``confidence``: the intervals' level.
     ``executor``: the registered executor that scores the units (``local``: this process);
     ``executor_options``: its constructor's options, from the ``[executors.<name>]`` tables.
     """
@@ -74,6 +76,8 @@ class BenchConfig:
     chunk_size: int = 16
     share_reconstructions: bool = True
     report: bool = True
+    bootstrap: int = 1000
+    confidence: float = 0.95
     executor: str = "local"
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     executor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -115,6 +119,10 @@ class BenchConfig:
             raise ConfigError(f"n_real must be >= 0, got {self.n_real}")
         if self.chunk_size < 1:
             raise ConfigError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.bootstrap != 0 and self.bootstrap < 200:
+            raise ConfigError(f"bootstrap must be 0 (no intervals) or at least 200 resamples, got {self.bootstrap}")
+        if not 0.5 <= self.confidence < 1.0:
+            raise ConfigError(f"confidence must be in [0.5, 1), got {self.confidence}")
         self.alpha = parse_alpha(self.alpha)
         try:
             check_device(self.device)

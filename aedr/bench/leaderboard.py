@@ -37,6 +37,7 @@ class RunRecord:
     timings: pd.DataFrame
     metrics: list[MetricInfo] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
+    intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)  # per method's summary
 
     def describe(self) -> str:
         c = self.config
@@ -68,8 +69,10 @@ def read_run(folder: str | Path) -> RunRecord:
     for col in ("images", "seconds", "seconds_per_image"):
         timings[col] = pd.to_numeric(timings[col], errors="coerce")
     not_run = [f"{m['name']}: {first_line(m['error'])}" for m in doc.get("methods", []) if m.get("error")]
+    intervals = {(str(x.get("method")), str(x.get("options_hash"))): {k: tuple(v) for k, v in (x.get("intervals") or {}).items() if v and None not in v}
+                 for x in doc.get("summaries", [])}
     name = path.parent.name if path.name == METRICS_JSON else path.stem
-    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, metrics, not_run)
+    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, metrics, not_run, intervals)
 
 
 @dataclass
@@ -103,7 +106,31 @@ def merge_runs(runs: list[RunRecord]) -> Merged:
     if len(configs) > 1:
         notes.append("the runs differ in budgets, alpha or seed (see the run list): compare rows with care")
     metrics = list({m.name: m for r in ordered for m in r.metrics}.values())  # order of first appearance; the latest run describes each
-    return Merged(ordered, pairs, timings, summarize(pairs, timings, metrics), runs_by_method, notes, metrics)
+    summaries = summarize(pairs, timings, metrics)
+    by_name = {r.name: r for r in ordered}
+    for s in summaries:  # a method benchmarked in one run keeps that run's intervals
+        runs_of = runs_by_method.get((s.method, s.options_hash), "").split(", ")
+        if len(runs_of) == 1 and runs_of[0] in by_name:
+            s.intervals = dict(by_name[runs_of[0]].intervals.get((s.method, s.options_hash), {}))
+    rank_by_overlap(summaries)
+    if any(s.intervals for s in summaries):
+        notes.append("ranks: \"k=\" where a method's pair-accuracy interval overlaps that of the method heading its group "
+                     "(intervals are each run's own; no paired comparison spans runs)")
+    return Merged(ordered, pairs, timings, summaries, runs_by_method, notes, metrics)
+
+
+def rank_by_overlap(summaries: list[MethodSummary]) -> None:
+    """Ranks with ties for a merged board, where no joint bootstrap spans the runs: a method whose
+    pair-accuracy interval overlaps that of the method heading its group shares its rank (a
+    conservative, unpaired rule). Methods without an interval get plain ranks."""
+    head = None
+    for i, s in enumerate(summaries, 1):
+        mine = s.intervals.get("pair:accuracy")
+        lead = head.intervals.get("pair:accuracy") if head is not None else None
+        if head is not None and mine and lead and mine[1] >= lead[0]:
+            s.rank = f"{head.rank.rstrip('=')}="
+        else:
+            head, s.rank = s, str(i)
 
 
 def merged_json(m: Merged) -> dict[str, Any]:

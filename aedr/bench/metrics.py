@@ -174,20 +174,21 @@ class PairMetrics:
     fp: int
     tn: int
     values: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> (low, high)
 
     def record(self) -> dict[str, Any]:
-        """The flat row of metrics.csv and metrics.json: the fields, then one column per metric."""
+        """The flat row of metrics.csv and metrics.json: the fields, then per metric its value and
+        its interval's ends (``<metric>_low``, ``<metric>_high``; NaN without an interval)."""
         d = asdict(self)
-        return {**{k: v for k, v in d.items() if k != "values"}, **d["values"]}
+        row = {k: v for k, v in d.items() if k not in ("values", "intervals")}
+        nan = (float("nan"), float("nan"))
+        for name, value in self.values.items():
+            low, high = self.intervals.get(name, nan)
+            row.update({name: value, f"{name}_low": low, f"{name}_high": high})
+        return row
 
-    def __getattr__(self, name: str) -> float:  # pair.accuracy, pair.auc, ...
-        values = self.__dict__.get("values", {})
-        if name in values:
-            return values[name]
-        raise AttributeError(name)
 
-
-RESERVED_COLUMNS = frozenset(f for f in PairMetrics.__dataclass_fields__ if f != "values") | {"run", "values"}
+RESERVED_COLUMNS = frozenset(PairMetrics.__dataclass_fields__) | {"run"}
 
 
 BUILTIN_METRICS = (
@@ -232,11 +233,11 @@ class Timing:
         return self.seconds / self.images if self.images else float("nan")
 
 
-PAIR_COLUMNS = [f for f in PairMetrics.__dataclass_fields__ if f != "values"]
+PAIR_COLUMNS = [f for f in PairMetrics.__dataclass_fields__ if f not in ("values", "intervals")]
 
 
 def pairs_columns(metrics: Sequence[Metric | MetricInfo]) -> list[str]:
-    return [*PAIR_COLUMNS, *(m.name for m in metrics)]
+    return [*PAIR_COLUMNS, *(c for m in metrics for c in (m.name, f"{m.name}_low", f"{m.name}_high"))]
 
 
 @dataclass
@@ -248,6 +249,19 @@ class Evaluation:
 
     def pairs_frame(self) -> pd.DataFrame:
         return pd.DataFrame([p.record() for p in self.pairs], columns=pairs_columns(self.metrics))
+
+    def add_intervals(self, intervals: pd.DataFrame) -> None:
+        """Attach per-pair intervals (rows: method, options_hash, target, source, metric, low, high,
+        as ``aedr.bench.stats.bootstrap_bench`` gives them) to the pairs they belong to."""
+        by_key = {
+            (r.method, r.options_hash, r.target, r.source, r.metric): (float(r.low), float(r.high))
+            for r in intervals.itertuples(index=False)
+        }
+        for p in self.pairs:
+            for name in p.values:
+                hit = by_key.get((p.method, p.options_hash, p.target, p.source, name))
+                if hit is not None:
+                    p.intervals[name] = hit
 
     def timings_frame(self) -> pd.DataFrame:
         rows = [{**asdict(t), "seconds_per_image": t.per_image} for t in self.timings]

@@ -53,6 +53,7 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
             "image_sets": [s.describe() for s in plan.sources.values()],
             "failures": [asdict(f) for f in result.failures],
             "metrics": [m.describe() for m in ev.metrics],
+            "uncertainty": uncertainty_document(result),
             "summaries": [s.record() for s in result.summaries],
             "thresholds": [asdict(t) for t in ev.thresholds],
             "pairs": [p.record() for p in ev.pairs],
@@ -60,6 +61,24 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
             "tables": {t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "note": t.note} for t in result.tables},
         }
     )
+
+
+def uncertainty_document(result: "BenchResult") -> dict[str, Any] | None:
+    """How the intervals were computed (None: the run asked for none)."""
+    boot = result.uncertainty
+    if boot is None:
+        return None
+    return {
+        "method": "joint stratified bootstrap: every image set resampled once per replicate (the same draw for every "
+        "method and target), thresholds refitted on each resampled calibration set; percentile intervals; paired "
+        "differences from the leader on the same replicates, two-sided bootstrap p-values, Holm-corrected; rank "
+        "'k=' when not distinguishable (p >= 0.05) from the method heading its group",
+        "n_resamples": boot.n_resamples,
+        "seed": boot.seed,
+        "confidence": boot.confidence,
+        "resampling": boot.resampling,
+        "metrics_with_intervals": sorted(set(boot.pairs["metric"])),
+    }
 
 
 def write_outputs(result: "BenchResult") -> dict[str, Path]:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .config import BenchConfig
     from .metrics import Evaluation, Metric
     from .plan import Plan
+    from .stats import BenchBootstrap
     from .tables import MethodSummary, Table
 
 
@@ -70,3 +71,4 @@ class BenchResult:
     failures: list[Failure] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    uncertainty: "BenchBootstrap | None" = None  # the joint bootstrap behind every interval

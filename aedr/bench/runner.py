@@ -7,9 +7,10 @@ units are scored by the executor the config names (``local`` by default; see ``e
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 from rich.console import Console
@@ -28,7 +29,10 @@ from .provenance import load_average, now
 from .result import BenchResult, Failure, ProgressEvent, RunStats
 from .sources import prepare_sources
 from .store import ScoreStore, key_set
-from .tables import build_tables, summarize
+from .tables import apply_uncertainty, build_tables, summarize
+
+if TYPE_CHECKING:
+    from .stats import BenchBootstrap
 
 
 class BenchInterrupted(KeyboardInterrupt):
@@ -37,6 +41,55 @@ class BenchInterrupted(KeyboardInterrupt):
     def __init__(self, stats: RunStats, out: Path):
         super().__init__(f"interrupted; {stats.chunks_written} chunk(s) saved in {out}")
         self.stats, self.out = stats, out
+
+
+def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summaries, sources) -> "BenchBootstrap | None":
+    """The joint bootstrap of the run (``config.bootstrap`` resamples; crops of one photograph resampled
+    together), attached to the pairs and summaries; None when the config asks for no intervals."""
+    from .stats import bootstrap_bench
+
+    if not config.bootstrap or not len(scores):
+        return None
+    alphas = {(t.method, t.options_hash, t.target): t.alpha for t in ev.thresholds if math.isfinite(t.alpha)}
+    clusters = {h: c for src in sources.values() for h, c in src.clusters().items()}
+    usable = scores[scores["method"].isin({k[0] for k in alphas})]
+    known = set(alphas)
+    usable = usable[[(m, h, t) in known for m, h, t in zip(usable["method"], usable["options_hash"], usable["target"])]]
+    if not len(usable):
+        return None
+    boot = bootstrap_bench(usable, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed, confidence=config.confidence,
+                           clusters=clusters or None)
+    ev.add_intervals(boot.pairs)
+    apply_uncertainty(summaries, boot)
+    return boot
+
+
+# An interval wider than this (half-width, in accuracy) cannot tell methods a few points apart.
+RANKING_HALF_WIDTH = 0.025
+
+
+def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
+    """One line when the intervals are too wide to rank the methods, one when a calibration set is
+    too small for alpha."""
+    from ..calibration import CALIBRATION_TOO_SMALL, calibration_too_small
+
+    lines = []
+    if summaries:
+        lead = summaries[0]
+        low, high = lead.intervals.get("pair:accuracy", (math.nan, math.nan))
+        tied = [s.label for s in summaries[1:] if s.rank.endswith("=") and s.rank.rstrip("=") == lead.rank.rstrip("=")]
+        half = (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.nan
+        if tied or (math.isfinite(half) and half > RANKING_HALF_WIDTH):
+            lines.append(
+                f"with {config.n_cal} + {config.n_eval} images per model the intervals are too wide to rank the methods "
+                f"(leader's mean pair accuracy ±{100 * half:.1f} points; tied with the leader: {', '.join(tied) or 'none'}); "
+                "`aedr bench --config standard` runs enough images"
+            )
+    small = sorted({(t.n_cal, t.alpha) for t in ev.thresholds if math.isfinite(t.alpha) and calibration_too_small(t.n_cal, t.alpha)})
+    if small:
+        n, a = small[0]
+        lines.append(f"calibration sets of {n} images at alpha {a:g}: {CALIBRATION_TOO_SMALL}; n_cal >= {math.ceil(5 / a)} avoids it")
+    return lines
 
 
 def select_executor(config: BenchConfig, plugins) -> Executor:
@@ -132,11 +185,16 @@ def run_bench(
         ev = evaluate(scores, methods=plan.runnable, models=models, sources=list(sources), source_kinds=source_kinds,
                       alpha=config.alpha, metrics=metrics)
         summaries = summarize(ev.pairs_frame(), ev.timings_frame(), metrics)
+        uncertainty = estimate_uncertainty(config, scores, ev, summaries, sources)
+        if uncertainty is not None:
+            for line in uncertainty_warnings(config, ev, summaries):
+                console.print(f"[yellow]warning:[/] {markup(line)}")
         tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries, metrics)
         stats.finished = now()
         stats.load_average_end = load_average()
         stats.wall_seconds = time.perf_counter() - t_start
-        result = BenchResult(config, plan, scores, ev, summaries, tables, stats, metrics, failures, provenance=provenance(config.device, plugins))
+        result = BenchResult(config, plan, scores, ev, summaries, tables, stats, metrics, failures,
+                             provenance=provenance(config.device, plugins), uncertainty=uncertainty)
         if write:
             try:
                 result.files = write_outputs(result)

@@ -57,6 +57,9 @@ class ImageRef:
     width: int = 0
     height: int = 0
     image: LoadedImage | None = field(default=None, repr=False, compare=False)
+    # Images of one cluster are not independent (crops of one photograph): the bootstrap resamples
+    # clusters. None: the image is its own cluster.
+    cluster: str | None = None
 
     def load(self) -> LoadedImage:
         if self.image is not None:
@@ -95,7 +98,12 @@ class SourceImages:
             "formats": dict(Counter(r.format or "in-memory" for r in refs)),
             "sizes": dict(Counter(f"{r.width}x{r.height}" for r in refs).most_common(5)),
             "skipped": [{"id": s.id, "error": s.error} for s in self.skipped],
+            "clusters": len({r.cluster for r in refs if r.cluster is not None}),
         }
+
+    def clusters(self) -> dict[str, str]:
+        """image hash -> cluster, for the images that belong to one (see :attr:`ImageRef.cluster`)."""
+        return {r.content_hash: f"{self.name}/{r.cluster}" for r in self.cal + self.eval if r.cluster is not None}
 
 
 def safe_name(name: str) -> str:
@@ -239,9 +247,18 @@ def _file_refs(
         except ImageLoadError as exc:
             skipped.append(Skip(str(p), f"{exc.reason} ({exc.detail})" if exc.detail else exc.reason))
             continue
-        rel = safe_str(p.relative_to(root) if p.is_relative_to(root) else p)  # UTF-8 safe: ids are stored
-        refs.append(ImageRef(source, kind, split, f"{source}/{rel}", im.content_hash, p, im.format, im.width, im.height))
+        inside = p.relative_to(root) if p.is_relative_to(root) else None
+        rel = safe_str(inside if inside is not None else p)  # UTF-8 safe: ids are stored
+        # Images in one sub-folder (e.g. crops of one photograph) are one cluster.
+        cluster = safe_str(inside.parent) if inside is not None and inside.parent != Path(".") else None
+        refs.append(ImageRef(source, kind, split, f"{source}/{rel}", im.content_hash, p, im.format, im.width, im.height, cluster=cluster))
     return refs
+
+
+def _cluster_of(image: LoadedImage) -> str | None:
+    """A dataset image's cluster: ``meta["cluster"]`` (e.g. the photograph a crop was cut from)."""
+    cluster = image.meta.get("cluster")
+    return None if cluster is None else str(cluster)
 
 
 def real_refs(spec: str, split: Split, limit: int, datasets, skipped: list[Skip]) -> tuple[list[ImageRef], str]:
@@ -256,7 +273,8 @@ def real_refs(spec: str, split: Split, limit: int, datasets, skipped: list[Skip]
             if len(refs) >= limit:
                 break
             refs.append(
-                ImageRef(REAL, "real", split, f"{REAL}/{im.id}", im.content_hash, im.path, im.format or ("file" if im.path else None), im.width, im.height, image=im)
+                ImageRef(REAL, "real", split, f"{REAL}/{im.id}", im.content_hash, im.path, im.format or ("file" if im.path else None),
+                         im.width, im.height, image=im, cluster=_cluster_of(im))
             )
         return refs, f"dataset {spec}"
     known = ", ".join(sorted(datasets.names())) or "none registered"

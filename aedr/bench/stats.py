@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from ..calibration import GRID_POINTS, check_alpha
+from ..calibration import CALIBRATION_TOO_SMALL, GRID_POINTS, calibration_too_small, check_alpha
 from .metrics import fit_threshold
 
 __all__ = [
@@ -87,21 +87,6 @@ _MAX_FPR = {"tpr_at_1pct_fpr": 0.01, "tpr_at_5pct_fpr": 0.05}
 # As aedr.bench.metrics.tpr_at_fpr: a threshold qualifies when its FPR <= max_fpr + this.
 _FPR_SLACK = 1e-12
 _CHUNK = 4_000_000  # elements of the largest temporary array of the per-row metric paths
-
-
-# -- the sample-size rule ----------------------------------------------------------------------------
-CALIBRATION_TOO_SMALL = (
-    "alpha x n_cal < 5: fewer than 5 calibration scores are expected above the 1 - alpha quantile, "
-    "so the KDE threshold lies in the kernel's tail beyond the data it was fitted on"
-)
-
-
-def calibration_too_small(n: int, alpha: float) -> bool:
-    """True when ``n`` calibration scores are too few for a KDE threshold at ``alpha``:
-    alpha * n < 5 (see ``CALIBRATION_TOO_SMALL``)."""
-    if isinstance(n, bool) or int(n) != n or n < 0:
-        raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    return check_alpha(alpha) * int(n) < 5.0
 
 
 # -- inputs of the vectorised functions --------------------------------------------------------------

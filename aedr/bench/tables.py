@@ -22,6 +22,29 @@ SHORT_DIRECTION = "Scores: lower = belonging; attributed to T iff score < τ_T."
 # "int", "num" (general float), "text" (aedr.bench.render.format draws them).
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A figure with its confidence interval; renderers write it as ``74.6 [68.1, 80.9]``."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2.0
+
+    def __json__(self) -> dict[str, float]:
+        return {"value": self.value, "low": self.low, "high": self.high}
+
+
+def estimate(value: float, low: float | None, high: float | None) -> "Estimate | float":
+    """``value`` with its interval when both ends are finite numbers, else the bare value."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)) or not math.isfinite(value):
+        return value
+    return Estimate(float(value), float(low), float(high))
+
+
 @dataclass
 class Table:
     key: str
@@ -60,6 +83,27 @@ class MethodSummary:
     images_timed: int
     family_pair_accuracy: dict[str, float] = field(default_factory=dict)
     family_real_accuracy: dict[str, float] = field(default_factory=dict)
+    # filled by apply_uncertainty: "<scope>:<metric>" -> (low, high), scopes "pair", "real",
+    # "family:<f>", "real-family:<f>"; the rank with ties ("1", "1="); the paired comparison with
+    # the leader per "<scope>:<metric>" (difference, low, high, p_holm, tied)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    rank: str = ""
+    versus_leader: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def cell(self, scope: str, metric: str) -> "Estimate | float":
+        """A summary figure with its interval when there is one (scope "pair", "real", "family:f" ...)."""
+        if scope == "pair":
+            value = self.pair.get(metric, float("nan"))
+        elif scope == "real":
+            value = self.real.get(metric, float("nan"))
+        elif scope.startswith("family:") and metric == "accuracy":
+            value = self.family_pair_accuracy.get(scope.split(":", 1)[1], float("nan"))
+        elif scope.startswith("real-family:") and metric == "accuracy":
+            value = self.family_real_accuracy.get(scope.split(":", 1)[1], float("nan"))
+        else:
+            value = float("nan")
+        low, high = self.intervals.get(f"{scope}:{metric}", (None, None))
+        return estimate(value, low, high)
 
     @property
     def pair_accuracy(self) -> float:
@@ -78,6 +122,7 @@ class MethodSummary:
 
     def record(self) -> dict[str, Any]:
         d = asdict(self)
+        d["intervals"] = {k: list(v) for k, v in self.intervals.items()}
         pair, real = d.pop("pair"), d.pop("real")
         head = {k: d.pop(k) for k in ("method", "options_hash", "label")}
         return {**head, **{f"pair_{k}": v for k, v in pair.items()}, **{f"real_{k}": v for k, v in real.items()}, **d}
@@ -117,12 +162,61 @@ def summarize(pairs: pd.DataFrame, timings: pd.DataFrame, metrics: Sequence[Metr
     return sorted(out, key=lambda s: s.rank_key)
 
 
+def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0.05) -> None:
+    """Fill each summary's intervals, its rank with ties and its paired comparison with the leader
+    (the first summary) from a joint bootstrap (``aedr.bench.stats.bootstrap_bench``).
+
+    Ranks follow the summaries' order (mean pair accuracy, then real accuracy). Walking down it, a
+    method shares the rank of the method heading its group ("1=") unless their paired difference in
+    mean pair accuracy is significant: against the leader, Holm-corrected over every method (the p
+    the leaderboard prints); against a later group's head, uncorrected. Otherwise it heads a new
+    group, ranked by its position."""
+    from .stats import compare_to_leader, paired_p_value
+
+    if not summaries:
+        return
+    by_key = {(s.method, s.options_hash): s for s in summaries}
+    for r in boot.summaries.itertuples(index=False):
+        s = by_key.get((r.method, r.options_hash))
+        if s is not None:
+            s.intervals[f"{r.scope}:{r.metric}"] = (float(r.low), float(r.high))
+    leader = summaries[0]
+    for metric in ("accuracy", "auc"):
+        table = compare_to_leader(boot, (leader.method, leader.options_hash), metric, "pair", level=level)
+        for r in table.itertuples(index=False):
+            s = by_key.get((r.method, r.options_hash))
+            if s is not None and s is not leader:
+                s.versus_leader[f"pair:{metric}"] = {
+                    "difference": float(r.difference), "low": float(r.low), "high": float(r.high),
+                    "p_value": float(r.p_value), "p_holm": float(r.p_holm), "tied": bool(r.tied),
+                }
+    head, leader.rank = leader, "1"
+    for i, s in enumerate(summaries[1:], 2):
+        if head is leader:
+            p = s.versus_leader.get("pair:accuracy", {}).get("p_holm", float("nan"))
+        else:
+            d = boot.replicates(s.method, s.options_hash, "pair", "accuracy") - boot.replicates(head.method, head.options_hash, "pair", "accuracy")
+            p = paired_p_value(d)
+        if math.isfinite(p) and p >= level:
+            s.rank = head.rank + "="
+        else:
+            head, s.rank = s, str(i)
+
+
 def _per_target(pairs: pd.DataFrame, kind: str, summaries: Sequence[MethodSummary], targets: Sequence[str]) -> list[list[Any]]:
+    """Accuracy per target (Table 1: mean over sources; Table 2: the one pair against real images,
+    with its interval) and the method's mean, with its interval."""
     rows = []
     for s in summaries:
         g = pairs[(pairs["method"] == s.method) & (pairs["options_hash"] == s.options_hash) & (pairs["pair_kind"] == kind)]
-        per = [_mean(g[g["target"] == t]["accuracy"]) for t in targets]
-        rows.append([s.label, *per, s.pair_accuracy if kind == "model" else s.real_accuracy])
+        per: list[Any] = []
+        for t in targets:
+            x = g[g["target"] == t]
+            if len(x) == 1 and "accuracy_low" in x.columns:
+                per.append(estimate(float(x["accuracy"].iloc[0]), float(x["accuracy_low"].iloc[0]), float(x["accuracy_high"].iloc[0])))
+            else:
+                per.append(_mean(x["accuracy"]))
+        rows.append([s.label, *per, s.cell("pair" if kind == "model" else "real", "accuracy")])
     return rows
 
 
@@ -168,7 +262,7 @@ def build_tables(
         Table(
             "table4", "Table 4 · Accuracy (%) per autoencoder family of the target model",
             ["method", *fam_cols], ["text", *["pct"] * len(fam_cols)],
-            [[s.label, *[s.family_pair_accuracy.get(f, float("nan")) for f in families], *[s.family_real_accuracy.get(f, float("nan")) for f in families]] for s in summaries],
+            [[s.label, *[s.cell(f"family:{f}", "accuracy") for f in families], *[s.cell(f"real-family:{f}", "accuracy") for f in families]] for s in summaries],
             "Family f: mean over pairs whose target's autoencoder belongs to f (f · real: against real images). " + SHORT_DIRECTION,
         )
     )
@@ -179,7 +273,7 @@ def build_tables(
                 "threshold_free", "Threshold-free: " + ", ".join(m.title for m in free),
                 ["method", *[f"pairs {m.title}" for m in free], *[f"real {m.title}" for m in free]],
                 ["text", *[m.format for m in free] * 2],
-                [[s.label, *[s.pair.get(m.name, float("nan")) for m in free], *[s.real.get(m.name, float("nan")) for m in free]] for s in summaries],
+                [[s.label, *[s.cell("pair", m.name) for m in free], *[s.cell("real", m.name) for m in free]] for s in summaries],
                 "Target T's evaluation images are positives, the source's are negatives; lower score = more likely T's. "
                 + " ".join(f"{m.title}: {m.description}." for m in free if m.description),
             )
@@ -191,7 +285,7 @@ def build_tables(
                 "at_threshold", "At τ_T: " + ", ".join(m.title for m in at_tau),
                 ["method", *[f"pairs {m.title}" for m in at_tau], *[f"real {m.title}" for m in at_tau]],
                 ["text", *[m.format for m in at_tau] * 2],
-                [[s.label, *[s.pair.get(m.name, float("nan")) for m in at_tau], *[s.real.get(m.name, float("nan")) for m in at_tau]] for s in summaries],
+                [[s.label, *[s.cell("pair", m.name) for m in at_tau], *[s.cell("real", m.name) for m in at_tau]] for s in summaries],
                 " ".join(f"{m.title}: {m.description}." for m in at_tau if m.description) + " " + SHORT_DIRECTION,
             )
         )
@@ -201,11 +295,18 @@ def build_tables(
 def leaderboard_table(
     summaries: Sequence[MethodSummary], *, with_runs: dict[tuple[str, str], str] | None = None, metrics: Sequence[MetricLike] = BUILTIN_METRICS
 ) -> Table:
+    """Methods in rank order. With intervals (a run's joint bootstrap): every figure with its interval,
+    ranks with ties ("1=": not distinguishable from the method heading its group), and each method's
+    paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value."""
     shown = [m for m in metrics if m.leaderboard]
-    cols, formats = ["rank", "method"], ["int", "text"]
+    compared = any(s.versus_leader for s in summaries)
+    cols, formats = ["rank", "method"], ["text", "text"]
     for m in shown:
         cols += [f"pairs {m.title}", f"real {m.title}"]
         formats += [m.format, m.format]
+    if compared:
+        cols += ["Δ pairs acc vs #1", "p (Holm)", "Δ pairs AUC vs #1", "p (Holm) "]
+        formats += ["dpct", "p", "dauc", "p"]
     cols += ["s / image", "pairs", "targets"]
     formats += ["sec", "int", "int"]
     if with_runs is not None:
@@ -213,14 +314,19 @@ def leaderboard_table(
         formats.append("text")
     rows = []
     for i, s in enumerate(summaries, 1):
-        row: list[Any] = [i, s.label]
+        row: list[Any] = [s.rank or str(i), s.label]
         for m in shown:
-            row += [s.pair.get(m.name, float("nan")), s.real.get(m.name, float("nan"))]
+            row += [s.cell("pair", m.name), s.cell("real", m.name)]
+        if compared:
+            for metric in ("accuracy", "auc"):
+                v = s.versus_leader.get(f"pair:{metric}")
+                row += [estimate(v["difference"], v["low"], v["high"]), v["p_holm"]] if v else [float("nan"), float("nan")]
         row += [s.seconds_per_image, s.n_pairs, s.n_targets]
         if with_runs is not None:
             row.append(with_runs.get((s.method, s.options_hash), ""))
         rows.append(row)
-    return Table(
-        "leaderboard", "Leaderboard · methods ranked by mean accuracy over model pairs", cols, formats, rows,
-        "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION,
-    )
+    note = "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION
+    if any(s.intervals for s in summaries):
+        note += (" [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise). Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the"
+                 " method heading its group; Δ: paired difference from the leader, p Holm-corrected over the methods.")
+    return Table("leaderboard", "Leaderboard · methods ranked by mean accuracy over model pairs", cols, formats, rows, note)

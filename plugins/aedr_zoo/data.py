@@ -140,7 +140,8 @@ class SplitData:
         for arr, src in zip(self.images, self.sources):
             k = counters.get(src, 0)
             counters[src] = k + 1
-            out.append(aedr.LoadedImage.from_array(arr, f"zoo-real-{self.split}/{src}-{k:04d}", source=src))
+            # cluster: crops of one photograph are not independent samples (the bench resamples photographs)
+            out.append(aedr.LoadedImage.from_array(arr, f"zoo-real-{self.split}/{src}-{k:04d}", source=src, cluster=src))
         return out
 
 

@@ -1,7 +1,8 @@
 """How a table cell is written: one function for every renderer.
 
-Column formats: "pct" a fraction shown as a percentage, "auc" three decimals, "sec" seconds,
-"int", "num" (a general float), "text"."""
+Column formats: "pct" a fraction shown as a percentage, "auc" three decimals, "dpct" / "dauc" signed
+differences of those, "p" a p-value, "sec" seconds, "int", "num" (a general float), "text". A cell
+holding an :class:`aedr.bench.tables.Estimate` is written with its interval: ``74.6 [68.1, 80.9]``."""
 
 from __future__ import annotations
 
@@ -14,8 +15,18 @@ def missing(v: Any) -> bool:
 
 
 def fmt(value: Any, kind: str) -> str:
+    from ..tables import Estimate
+
+    if isinstance(value, Estimate):
+        return f"{fmt(value.value, kind)} [{fmt(value.low, kind)}, {fmt(value.high, kind)}]"
     if missing(value):
         return "–"
+    if kind == "dpct":
+        return f"{100 * value:+.1f}"
+    if kind == "dauc":
+        return f"{value:+.3f}"
+    if kind == "p":
+        return "<0.001" if value < 0.001 else f"{value:.3f}"
     if kind == "pct":
         return f"{100 * value:.1f}"
     if kind == "auc":

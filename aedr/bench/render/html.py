@@ -68,6 +68,10 @@ def figure(uri: str, caption: str = "", alt: str = "") -> str:
 
 def _cell_style(value: Any, kind: str) -> str:
     """Background shade for accuracy-like cells: red (0.5 = chance) to green (1.0)."""
+    from ..tables import Estimate
+
+    if isinstance(value, Estimate):
+        value = value.value
     if kind not in ("pct", "auc") or missing(value):
         return ""
     x = min(max((float(value) - 0.5) / 0.5, 0.0), 1.0)

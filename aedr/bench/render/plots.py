@@ -78,17 +78,50 @@ def heatmap(pairs: pd.DataFrame, label: str, targets: Sequence[str], sources: Se
     ax.set_yticks(range(len(targets)), [_short(t) for t in targets], fontsize=8)
     ax.set_xlabel("source of the images", fontsize=8)
     ax.set_ylabel("target model T", fontsize=8)
+    half = np.full_like(grid, np.nan)
+    if "accuracy_low" in pairs.columns:
+        for i, t in enumerate(targets):
+            for j, s in enumerate(sources):
+                r = pairs[(pairs["target"] == t) & (pairs["source"] == s)]
+                if len(r):
+                    half[i, j] = (float(r["accuracy_high"].iloc[0]) - float(r["accuracy_low"].iloc[0])) / 2
     for i in range(len(targets)):
         for j in range(len(sources)):
             v = grid[i, j]
-            text = "–" if math.isnan(v) else f"{100 * v:.0f}"
+            text = "–" if math.isnan(v) else f"{100 * v:.0f}" + ("" if math.isnan(half[i, j]) else f"\n±{100 * half[i, j]:.0f}")
             style = "italic" if targets[i] == sources[j] else "normal"
             color = "white" if not math.isnan(v) and (v > 0.9 or v < 0.58) else "black"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7.5, style=style, color=color)
+            ax.text(j, i, text, ha="center", va="center", fontsize=7 if "\n" in text else 7.5, style=style, color=color, linespacing=0.9)
     ax.set_title(label, fontsize=9)
     cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     cb.ax.tick_params(labelsize=7)
     cb.set_label("accuracy (diagonal: TPR)", fontsize=7)
+    return data_uri(fig)
+
+
+def forest(pairs: pd.DataFrame, label: str) -> str:
+    """One method's accuracy per pair (rows: target ← source, the real pairs last) with its interval."""
+    rows = pairs[(pairs["pair_kind"] != "self") & pairs["accuracy"].notna()].copy()
+    rows["_real"] = rows["pair_kind"] == "real"
+    rows = rows.sort_values(["_real", "target", "source"], kind="stable")
+    n = len(rows)
+    fig = new_figure(4.2, 0.9 + 0.17 * max(n, 1))
+    ax = fig.add_subplot()
+    y = np.arange(n)[::-1]
+    acc = 100 * rows["accuracy"].to_numpy(float)
+    if "accuracy_low" in rows.columns:
+        low = 100 * rows["accuracy_low"].to_numpy(float)
+        high = 100 * rows["accuracy_high"].to_numpy(float)
+        ok = np.isfinite(low) & np.isfinite(high)
+        ax.hlines(y[ok], low[ok], high[ok], color="#5b6475", lw=1.2)
+    colors = np.where(rows["_real"].to_numpy(), PALETTE[1], PALETTE[0])
+    ax.scatter(acc, y, s=12, c=list(colors), zorder=3)
+    ax.axvline(50, ls="--", lw=0.8, color="#999")
+    ax.set_yticks(y, [f"{_short(t, 14)} ← {_short(s, 14)}" for t, s in zip(rows["target"], rows["source"])], fontsize=6.5)
+    ax.set_xlim(0, 101)
+    ax.set_xlabel("accuracy % (dashed: chance)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title(label, fontsize=9)
     return data_uri(fig)
 
 

@@ -38,12 +38,20 @@ def _run_facts(result: "BenchResult") -> str:
         ("run", f"{html.escape(st.started)} → {html.escape(st.finished)}, {st.wall_seconds:.0f} s"),
         ("work", f"{st.generated} images generated ({st.generation_seconds:.1f} s), {st.scored} scores computed "
                  f"({st.scoring_seconds:.1f} s), {st.already_saved} reused from earlier runs, {st.skipped} skipped"),
+        ("intervals", html.escape(_intervals(result))),
         ("shared first passes", f"{st.cache_hits} cache hits, {st.cache_misses} misses" if cfg.share_reconstructions else "off"),
         ("git revision", html.escape(rev)),
         ("machine", html.escape(f"{mach.get('cpu', '?')}, {mach.get('cpu_count', '?')} CPUs, torch threads {mach.get('torch_threads', '?')}, "
                                 f"load average {st.load_average_start} → {st.load_average_end}")),
     ]
     return kv(facts)
+
+
+def _intervals(result: "BenchResult") -> str:
+    boot = result.uncertainty
+    if boot is None:
+        return "none (bootstrap = 0)"
+    return f"{100 * boot.confidence:g} % percentile intervals from {boot.n_resamples} joint bootstrap resamples (seed {boot.seed}); {boot.resampling}"
 
 
 def _image_sets_table(result: "BenchResult") -> Table:
@@ -114,8 +122,17 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     for name, ohash, label in ordered:
         p = pairs[(pairs["method"] == name) & (pairs["options_hash"] == ohash)]
         uri = cache.get_or_draw("heatmap", [p, label, targets, sources], lambda: plots.heatmap(p, label, targets, sources))
-        body.append(figure(uri, f"{label}: rows = target T, columns = source S; cell = accuracy % of the pair (T, S); diagonal (italic) = TPR on T's own images"))
+        body.append(figure(uri, f"{label}: rows = target T, columns = source S; cell = accuracy % of the pair (T, S) and ± the half-width of its interval; diagonal (italic) = TPR on T's own images"))
     body.append("</div>")
+
+    if "accuracy_low" in pairs.columns and pairs["accuracy_low"].notna().any():
+        body.append('<h2 id="forest">Accuracy per pair with its interval</h2><p class="note">Rows: target ← source (blue: '
+                    'another model, red: the real images); bars: bootstrap interval.</p><div class="figs">')
+        for name, ohash, label in ordered:
+            p = pairs[(pairs["method"] == name) & (pairs["options_hash"] == ohash)]
+            uri = cache.get_or_draw("forest", [p, label], lambda: plots.forest(p, label))
+            body.append(figure(uri, alt=f"forest plot {label}"))
+        body.append("</div>")
 
     body.append('<h2 id="roc">ROC curves per target</h2><p class="note">Positives: the target\'s evaluation images; negatives: every other source\'s evaluation images (other models and real), pooled.</p><div class="figs">')
     for t in targets:
@@ -149,7 +166,7 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     versions = json.dumps(result.provenance.get("versions", {}), indent=1)
     body.append(f"<details><summary>configuration</summary><pre>{html.escape(cfg_json)}</pre></details>")
     body.append(f"<details><summary>package versions</summary><pre>{html.escape(versions)}</pre></details>")
-    nav = [("run", "Run"), ("leaderboard", "Leaderboard"), *table_nav(result.tables), ("heatmaps", "Heatmaps"), ("roc", "ROC"),
+    nav = [("run", "Run"), ("leaderboard", "Leaderboard"), *table_nav(result.tables), ("heatmaps", "Heatmaps"), ("forest", "Intervals"), ("roc", "ROC"),
            ("histograms", "Histograms"), ("time", "Time"), ("details", "Details")]
     subtitle = html.escape(f"{result.config.name} config · {len(targets)} models · {len(plan.runnable)} methods · finished {result.stats.finished}")
     return page("aedr bench report", subtitle, nav, "\n".join(body))
