@@ -165,18 +165,6 @@ def test_training_order_starts_the_longest_recorded_training_first(tmp_path):
 # -- quality gates (docs/zoo.md, "Quality gates"): the generator's samples look like its training data
 
 
-# Gate 3 is not met yet by these generators (docs/zoo.md, "Gate 3: what is left"). Their gate-3 tests
-# are strict xfails: they fail the suite the day the models pass, so the list cannot go stale.
-GATE3_OPEN = {
-    "zoo-kl16": "MMD2 0.127 > 0.0822 after per-channel normalisation, v-prediction and 3000 steps",
-}
-
-
-def _gate3_expectation(model, request) -> None:
-    if model.name in GATE3_OPEN:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=f"{model.name} does not pass the distance gate yet: {GATE3_OPEN[model.name]}"))
-
-
 def test_quality_gates_are_recorded_and_passed(model):
     """Every shipped model's zoo.json holds gates 1-3, measured with the current protocol; gates 1
     and 2 pass (gate 3: the next test)."""
@@ -192,8 +180,7 @@ def test_quality_gates_are_recorded_and_passed(model):
     assert gates["distance"]["threshold"] == pytest.approx(quality.reference().threshold, abs=1e-5)
 
 
-def test_quality_gate_3_recorded_and_passed(model, request):
-    _gate3_expectation(model, request)
+def test_quality_gate_3_recorded_and_passed(model):
     d = model.meta["gates"]["distance"]
     assert d["passed"] and d["mmd2"] <= d["threshold"], f"{model.name}: MMD2 {d['mmd2']} > {d['threshold']}"
 
