@@ -1,9 +1,18 @@
-"""Attribution: apply one or more calibration cards to images and name the model(s) that made them."""
+"""Attribution: apply one or more calibration cards to images and name the model(s) that made them.
+
+With ``stability=True`` every image is also scored under a few mild perturbations (by default
+``jpeg:95``, ``resize:0.9``, ``crop:0.95``: what an image goes through when it is shared). A card is
+*uncertain* about an image when the verdict of a perturbed copy differs from the clean one, or when
+the clean score lies within the card's band around its threshold: ``|score - threshold| <
+band x IQR`` of the card's calibration scores (``band`` 0.1 by default; 0 turns the band off). The
+final decision is ``attributed`` (some card accepts the image and no card is uncertain), ``none`` (no
+card accepts it and none is uncertain) or ``uncertain``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -17,6 +26,51 @@ from .registry import RegistryError
 from .scoring import Skip, usable_for
 from .weights import WeightsUnavailableError
 
+if TYPE_CHECKING:
+    from .perturbations import Chain
+
+# The stability check's defaults: mild, everyday perturbations, and the band's half-width as a
+# fraction of the interquartile range of the card's calibration scores.
+STABILITY_PERTURBATIONS = ("jpeg:95", "resize:0.9", "crop:0.95")
+STABILITY_BAND = 0.1
+DECISIONS = ("attributed", "none", "uncertain")
+
+
+@dataclass
+class PerturbedScore:
+    """One perturbed copy of an image under one card."""
+
+    perturbation: str
+    score: float
+    belongs: bool
+
+
+@dataclass
+class Stability:
+    """How stable one card's verdict on one image is. ``perturbed``: the copies that could be scored
+    (``errors``: why the others could not); ``agree``: how many of them get the clean verdict;
+    ``band``: (low, high) around the threshold; ``in_band``: the clean score lies inside it."""
+
+    perturbed: list[PerturbedScore] = field(default_factory=list)
+    agree: int = 0
+    band: tuple[float, float] = (float("nan"), float("nan"))
+    in_band: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def disagree(self) -> bool:
+        """Some perturbed copy's verdict differs from the clean one."""
+        return self.agree < len(self.perturbed)
+
+    @property
+    def uncertain(self) -> bool:
+        return self.in_band or self.disagree
+
+    @property
+    def agreeing(self) -> str:
+        """"k/n": k of the n scored copies get the clean verdict."""
+        return f"{self.agree}/{len(self.perturbed)}"
+
 
 @dataclass
 class Verdict:
@@ -28,12 +82,23 @@ class Verdict:
     threshold: float
     belongs: bool
     tail_probability: float
+    stability: Stability | None = None  # with the stability check
+
+    @property
+    def uncertain(self) -> bool:
+        return self.stability is not None and self.stability.uncertain
+
+    @property
+    def decision(self) -> str:
+        """This card's answer: "belongs", "no" or "uncertain"."""
+        return "uncertain" if self.uncertain else ("belongs" if self.belongs else "no")
 
 
 @dataclass
 class Attribution:
     """One image under every card. ``attributed_to`` lists the models whose card accepts the image,
-    most typical first (highest tail probability); empty means "none of these models"."""
+    most typical first (highest tail probability); empty means "none of these models".
+    ``decision``: "attributed", "none" or, when a card is uncertain (stability check), "uncertain"."""
 
     image: str
     verdicts: list[Verdict] = field(default_factory=list)
@@ -41,11 +106,25 @@ class Attribution:
 
     @property
     def attributed_to(self) -> list[str]:
-        accepted = [v for v in self.verdicts if v.belongs]
+        accepted = [v for v in self.verdicts if v.belongs and not v.uncertain]
         return [v.model for v in sorted(accepted, key=lambda v: -v.tail_probability)]
 
     @property
+    def uncertain_about(self) -> list[str]:
+        """The models whose card is uncertain about the image."""
+        return [v.model for v in self.verdicts if v.uncertain]
+
+    @property
+    def decision(self) -> str:
+        if self.uncertain_about:
+            return "uncertain"
+        return "attributed" if self.attributed_to else "none"
+
+    @property
     def verdict(self) -> str:
+        """The accepting models (most typical first), "none", or "uncertain"."""
+        if self.uncertain_about:
+            return "uncertain"
         models = self.attributed_to
         return ", ".join(models) if models else "none"
 
@@ -94,12 +173,26 @@ def attribute(
     plugins: Plugins | None = None,
     device: str | None = None,
     progress=None,
+    stability: bool = False,
+    stability_perturbations: "Sequence[str | Chain] | str | None" = None,
+    band: float = STABILITY_BAND,
+    seed: int = 0,
 ) -> tuple[list[Attribution], list[Skip]]:
     """Score every image under every card's model and method; unusable images become skips.
 
     Every card is checked (:func:`prepare_cards`) before the first image is scored, so a bad card
-    never costs the work done for the others."""
+    never costs the work done for the others.
+
+    ``stability``: also score each image's perturbed copies (``stability_perturbations``: specs or
+    parsed perturbations; default :data:`STABILITY_PERTURBATIONS`), seeded by ``seed`` and the image's
+    content, and mark a card uncertain as the module's docstring says; ``band``: the half-width of
+    the band around each threshold, as a fraction of the IQR of the card's calibration scores."""
+    if band < 0 or band != band:
+        raise ValueError(f"band must be a fraction >= 0 of the calibration scores' interquartile range, got {band}")
     prepared = prepare_cards(cards, plugins=plugins, device=device)
+    chains: list[Chain] = []
+    if stability:
+        chains = stability_chains(stability_perturbations, plugins)
     results = {im.id: Attribution(im.id) for im in images}
     skipped: list[Skip] = []
     caches: dict[str, ReconstructionCache] = {}
@@ -111,12 +204,20 @@ def attribute(
         cache = caches.setdefault(card.model, ReconstructionCache())
         scores = method.score(model, ok, cache=cache, progress=progress)
         tails = card.tail_probability(scores)  # NaN where the score is not finite
+        perturbed = _perturbed_scores(model, method, ok, chains, seed, cache, progress) if chains else {}
+        low, high = card.band(band) if stability else (float("nan"), float("nan"))
         for im, s, t in zip(ok, scores, tails):
             if not np.isfinite(s):
                 results[im.id].errors.append(f"{card.model}: non-finite score")
                 continue
+            belongs = bool(s < card.threshold)
+            check = None
+            if stability:
+                copies, errors = perturbed.get(im.id, ([], []))
+                copies = [PerturbedScore(pid, float(x), bool(x < card.threshold)) for pid, x in copies]
+                check = Stability(copies, sum(c.belongs == belongs for c in copies), (low, high), bool(low < s < high), list(errors))
             results[im.id].verdicts.append(
-                Verdict(card.model, card.method, float(s), card.threshold, bool(s < card.threshold), float(t))
+                Verdict(card.model, card.method, float(s), card.threshold, belongs, float(t), check)
             )
     out = []
     for a in results.values():
@@ -125,3 +226,37 @@ def attribute(
         else:
             skipped.append(Skip(a.image, "; ".join(a.errors) or "no card could score it"))
     return out, skipped
+
+
+def stability_chains(specs: "Sequence[str | Chain] | str | None", plugins: Plugins | None = None) -> list["Chain"]:
+    """The stability check's perturbations: ``specs`` parsed (default :data:`STABILITY_PERTURBATIONS`)."""
+    from .perturbations import Chain
+
+    plugins = plugins or get_plugins()
+    specs = STABILITY_PERTURBATIONS if specs is None else ([specs] if isinstance(specs, str) else list(specs))
+    chains: dict[str, Chain] = {}
+    for spec in specs:
+        for chain in [spec] if isinstance(spec, Chain) else plugins.perturbations_for(spec):
+            chains.setdefault(chain.id, chain)
+    if not chains:
+        raise ValueError("the stability check needs at least one perturbation")
+    return list(chains.values())
+
+
+def _perturbed_scores(model, method, images, chains, seed: int, cache, progress) -> dict[str, tuple[list[tuple[str, float]], list[str]]]:
+    """image id -> ([(perturbation, score)] of the copies that could be scored, [why the others could not])."""
+    from .perturbations import perturb_image
+
+    out: dict[str, tuple[list[tuple[str, float]], list[str]]] = {im.id: ([], []) for im in images}
+    for chain in chains:
+        copies = [perturb_image(chain, im, seed) for im in images]
+        usable, bad = usable_for(model, method, copies)
+        for s in bad:
+            out[s.id][1].append(f"{chain.id}: {s.error}")
+        scores = method.score(model, usable, cache=cache, progress=progress) if usable else []
+        for im, x in zip(usable, scores):
+            if np.isfinite(x):
+                out[im.id][0].append((chain.id, float(x)))
+            else:
+                out[im.id][1].append(f"{chain.id}: non-finite score")
+    return out

@@ -122,6 +122,13 @@ class CalibrationCard:
     def belongs(self, scores: Sequence[float] | float) -> np.ndarray:
         return belongs(np.atleast_1d(scores), self.threshold)
 
+    def band(self, fraction: float) -> tuple[float, float]:
+        """(low, high): the threshold plus and minus ``fraction`` times the interquartile range of the
+        card's calibration scores, where a verdict is too close to call (``aedr attribute --stability``)."""
+        q1, q3 = np.quantile(np.asarray(self.scores, dtype=np.float64), [0.25, 0.75])
+        half = float(fraction) * float(q3 - q1)
+        return self.threshold - half, self.threshold + half
+
     def tail_probability(self, scores: Sequence[float] | float) -> np.ndarray:
         """P(S >= s) under the KDE of the card's calibration scores (comparable across cards)."""
         return kde_tail_probability(self.scores, scores)

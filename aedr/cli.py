@@ -216,6 +216,21 @@ def verdict_status(v) -> str:
     return "ok" if not bad else "not finite: " + ", ".join(bad)
 
 
+def perturbations_from_flags(specs: list[str], option: str = "--perturb"):
+    """The perturbations ``specs`` describe (``jpeg:90,70``, ``jpeg:75+resize:0.5``; several per flag
+    separated by spaces), parsed against the registered kinds; a bad spec is a user error naming it."""
+    from .perturbations import PerturbationError
+
+    chains: dict[str, Any] = {}
+    for spec in specs:
+        try:
+            for chain in plugins().perturbations_for(spec):
+                chains.setdefault(chain.id, chain)
+        except PerturbationError as exc:
+            fail(f"{option} {spec}: {exc}")
+    return list(chains.values())
+
+
 def print_skips(skipped) -> None:
     if not skipped:
         return
@@ -330,17 +345,24 @@ def score_cmd(
     as_json: bool = JsonOpt,
     max_side: Optional[int] = MaxSideOpt,
     pixel_budget: int = PixelBudgetOpt,
+    perturb: List[str] = typer.Option(
+        [], "--perturb", help="Score perturbed copies instead: SPEC such as jpeg:90, jpeg:90,70 (two), jpeg:75+resize:0.5 (repeatable)."
+    ),
 ) -> None:
-    """Score images under a model: one float per image, lower = more likely made by the model."""
+    """Score images under a model: one float per image, lower = more likely made by the model.
+
+    With --perturb, each image's perturbed copies are scored (one row per image and perturbation),
+    each seeded by --seed and the image's content."""
     from .scoring import score_images
 
     target = plugins().model(model)
+    chains = perturbations_from_flags(perturb)
     m = method_from_flags(method, option, device, dtype, batch_size, seed)
     if out_file is not None:
         check_output_file(out_file)
     loaded = load_inputs(inputs, recursive, pixel_budget=pixel_budget, max_side=max_side)
-    with progress_bar(f"{m.label} under {target.name}", len(loaded.images)) as advance:
-        table = score_images(target, m, loaded.images, progress=advance)
+    with progress_bar(f"{m.label} under {target.name}", len(loaded.images) * max(1, len(chains))) as advance:
+        table = score_images(target, m, loaded.images, progress=advance, perturbations=chains)
     table.skipped = loaded.skipped + table.skipped
     problem = None
     if out_file is not None:
@@ -348,11 +370,15 @@ def score_cmd(
     if as_json:
         out.print_json(json_text(table.with_skips().to_dict("records")))
     else:
-        t = Table(title=f"{markup(m.label)} scores under {markup(target.name)} (lower = belonging)")
+        what = " of perturbed copies" if chains else ""
+        t = Table(title=f"{markup(m.label)} scores{what} under {markup(target.name)} (lower = belonging)")
         t.add_column("image", overflow="fold")
+        if chains:
+            t.add_column("perturbation")
         t.add_column("score", justify="right")
         for r in table.rows.itertuples():
-            t.add_row(markup(r.image) + (f" [dim](from {r.downscaled_from})[/]" if r.downscaled_from else ""), f"{r.score:.6g}")
+            name = markup(r.image) + (f" [dim](from {r.downscaled_from})[/]" if r.downscaled_from else "")
+            t.add_row(name, *([markup(r.perturbation)] if chains else []), f"{r.score:.6g}")
         out.print(t)
     note = downscale_note(loaded.images, max_side)
     if note:
@@ -463,14 +489,34 @@ def attribute_cmd(
     as_json: bool = JsonOpt,
     max_side: Optional[int] = MaxSideOpt,
     pixel_budget: int = PixelBudgetOpt,
+    stability: bool = typer.Option(
+        False, "--stability", help="Re-score each image under mild perturbations; a card whose verdicts disagree, or whose threshold is "
+        "within the band of the score, answers 'uncertain'."
+    ),
+    stability_perturb: List[str] = typer.Option(
+        [], "--stability-perturb", help="With --stability: the perturbations (repeatable SPEC; default: jpeg:95 resize:0.9 crop:0.95)."
+    ),
+    stability_band: Optional[float] = typer.Option(
+        None, "--stability-band", help="With --stability: the band's half-width around each threshold, as a fraction of the interquartile "
+        "range of the card's calibration scores (default 0.1; 0: no band)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="With --stability: the seed of the perturbations (with each image's content)."),
 ) -> None:
-    """Which of the candidate models (one card each) made each image? 'none' if no card accepts it."""
+    """Which of the candidate models (one card each) made each image? 'none' if no card accepts it.
+
+    With --stability the answer is 'attributed' (to the models listed), 'none' or 'uncertain'."""
     import pandas as pd
 
-    from .attribution import attribute, prepare_cards
+    from .attribution import STABILITY_BAND, STABILITY_PERTURBATIONS, attribute, prepare_cards
     from .card import CalibrationCard
 
     check_device_option(device)
+    if not stability and (stability_perturb or stability_band is not None):
+        fail("--stability-perturb and --stability-band go with --stability")
+    band = STABILITY_BAND if stability_band is None else stability_band
+    if not (band >= 0 and math.isfinite(band)):
+        fail(f"--stability-band must be a fraction >= 0 of the calibration scores' interquartile range, got {band}")
+    chains = perturbations_from_flags(stability_perturb or list(STABILITY_PERTURBATIONS), "--stability-perturb") if stability else []
     try:  # every card in full, before any image is read or scored
         cards = prepare_cards([CalibrationCard.load(c) for c in card], plugins=plugins(), device=device)
     except ValueError as exc:
@@ -478,41 +524,76 @@ def attribute_cmd(
     if out_file is not None:
         check_output_file(out_file, suffixes=(".csv", ".parquet", ".json"))
     loaded = load_inputs(inputs, pixel_budget=pixel_budget, max_side=max_side)
-    with progress_bar("attributing", len(loaded.images) * len(cards)) as advance:
-        results, skipped = attribute(loaded.images, cards, plugins=plugins(), device=device, progress=advance)
+    with progress_bar("attributing", len(loaded.images) * len(cards) * (1 + len(chains))) as advance:
+        results, skipped = attribute(loaded.images, cards, plugins=plugins(), device=device, progress=advance,
+                                     stability=stability, stability_perturbations=chains or None, band=band, seed=seed)
     skipped = loaded.skipped + skipped
     downscaled = {im.id: im.meta.get("downscaled_from", "") for im in loaded.images}
+
+    def stability_record(v) -> dict:
+        st = v.stability
+        if st is None:
+            return {}
+        return {"card_decision": v.decision, "uncertain": v.uncertain, "in_band": st.in_band, "band_low": st.band[0], "band_high": st.band[1],
+                "perturbed_agree": st.agreeing, **{f"score[{p.perturbation}]": p.score for p in st.perturbed}}
+
     records = [
         {"image": a.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
          "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": a.verdict, "status": verdict_status(v),
-         "downscaled_from": downscaled.get(a.image, "")}
+         "downscaled_from": downscaled.get(a.image, ""), **({"decision": a.decision} if stability else {}), **stability_record(v)}
         for a in results for v in a.verdicts
     ]
     problem = None
     if out_file is not None:
-        frame = pd.DataFrame.from_records(records, columns=list(records[0]) if records else ["image"])
+        columns = list(dict.fromkeys(k for r in records for k in r)) if records else ["image"]
+        frame = pd.DataFrame.from_records(records, columns=columns)
         what = f"{len(records)} verdicts"
         problem = report_saved(lambda: save_results(out_file, lambda tmp: write_frame(frame, tmp, out_file.suffix), what=what), what)
     if as_json:
         # strict JSON: a number that is not finite is written as null, and its verdict's status says so
+        def verdict_json(v) -> dict:
+            d = dataclasses.asdict(v) | {"status": verdict_status(v)}
+            if v.stability is None:
+                d.pop("stability")
+            else:
+                d |= {"decision": v.decision, "uncertain": v.uncertain}
+                d["stability"] |= {"disagree": v.stability.disagree}
+            return d
+
         out.print_json(json_text([
             {"image": a.image, "status": "ok", "attributed_to": a.attributed_to,
-             "verdicts": [dataclasses.asdict(v) | {"status": verdict_status(v)} for v in a.verdicts],
+             **({"decision": a.decision, "uncertain_about": a.uncertain_about} if stability else {}),
+             "verdicts": [verdict_json(v) for v in a.verdicts],
              "errors": a.errors, "downscaled_from": downscaled.get(a.image, "")} for a in results
         ] + [{"image": s.id, "status": "skipped", "error": s.error} for s in skipped]))
         if problem is not None:
             raise problem
         return
-    table = Table(title="attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)")
+    title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
+    if stability:
+        title += f"; stability: {', '.join(c.id for c in chains)}, band ±{band:g} IQR"
+    table = Table(title=title)
     for col in ("image", "model", "score", "threshold", "belongs", "tail"):
         table.add_column(col, justify="right" if col in ("score", "threshold", "tail") else "left", overflow="fold")
-    table.add_column("verdict", style="bold")
+    if stability:
+        table.add_column("agree", justify="right")  # perturbed copies with the clean verdict
+        table.add_column("in band")
+    table.add_column("decision" if stability else "verdict", style="bold")
     for a in results:
         for k, v in enumerate(a.verdicts):
-            table.add_row(
+            cells = [
                 markup(a.image) if k == 0 else "", markup(v.model), f"{v.score:.6g}", f"{v.threshold:.6g}",
-                "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}", markup(a.verdict) if k == 0 else "",
-            )
+                "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}",
+            ]
+            if stability and v.stability is not None:
+                flag = "[yellow]" if v.stability.disagree else ""
+                cells += [f"{flag}{v.stability.agreeing}{'[/]' if flag else ''}", "[yellow]yes[/]" if v.stability.in_band else "no"]
+            if k == 0:
+                shown = a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
+                cells.append(("[yellow]" + markup(shown) + "[/]") if a.decision == "uncertain" else markup(shown))
+            else:
+                cells.append("")
+            table.add_row(*cells)
         table.add_section()
     out.print(table)
     print_skips(skipped)

@@ -11,6 +11,8 @@ syntax serves the command line, config files and Python:
 
 Every perturbation is deterministic: noise and any other randomness come from the seed given to
 :meth:`Chain.apply` (one per image), so a perturbed image is the same on every run and machine.
+:func:`perturbation_seed` is the rule every command uses for that seed (the run seed and the clean
+image's content hash, nothing else), and :func:`perturb_image` applies a chain to a loaded image.
 
 >>> import aedr
 >>> chain = aedr.get_perturbation("jpeg:75+resize:0.5")   # parsed against the registered kinds
@@ -20,6 +22,7 @@ Every perturbation is deterministic: noise and any other randomness come from th
 from __future__ import annotations
 
 import math
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
+    from .images import LoadedImage
     from .registry import Registry
 
 
@@ -42,13 +46,16 @@ class Perturbation:
     Subclasses set ``name`` (the spec's kind, e.g. ``jpeg``), ``parameter`` (what the level means, e.g.
     ``quality``), ``description`` and ``levels`` (a default grid, mildest first), and implement
     :meth:`apply`; :meth:`check` rejects levels outside the kind's range. ``integer`` levels are
-    written without a decimal point in ids."""
+    written without a decimal point in ids. ``identity``: the level that leaves an image unchanged
+    (JPEG quality 100 is close, crop fraction 1 exact), where figures put the clean value; ``None``
+    when there is none."""
 
     name: ClassVar[str] = ""
     parameter: ClassVar[str] = "level"
     description: ClassVar[str] = ""
     levels: ClassVar[tuple[float, ...]] = ()
     integer: ClassVar[bool] = False
+    identity: ClassVar[float | None] = None
 
     def __init__(self, level: float):
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level):
@@ -69,6 +76,12 @@ class Perturbation:
     def id(self) -> str:
         return f"{self.name}:{self.level:g}" if not self.integer else f"{self.name}:{self.level}"
 
+    @classmethod
+    def stronger_below(cls) -> bool:
+        """Whether lower levels are stronger (JPEG quality, crop fraction): the default grid, mildest
+        first, decreases."""
+        return len(cls.levels) > 1 and cls.levels[0] > cls.levels[-1]
+
     def __repr__(self) -> str:
         return f"<perturbation {self.id}>"
 
@@ -84,6 +97,27 @@ class Chain:
         """Stable: the same spec always gives the same id (``jpeg:75+resize:0.5``)."""
         return "+".join(s.id for s in self.steps)
 
+    @property
+    def kind(self) -> str:
+        """The kind (``jpeg``), or the kinds of a chain joined (``jpeg+resize``)."""
+        return "+".join(s.name for s in self.steps)
+
+    @property
+    def level(self) -> float | None:
+        """The level of a one-step perturbation; ``None`` for a chain."""
+        return self.steps[0].level if len(self.steps) == 1 else None
+
+    def describe(self) -> dict:
+        """Id, kind, level and parameter: what results files record of a perturbation."""
+        first = self.steps[0]
+        single = len(self.steps) == 1
+        return {
+            "id": self.id, "kind": self.kind, "level": self.level,
+            "parameter": first.parameter if single else None,
+            "identity": type(first).identity if single else None,
+            "stronger_below": type(first).stronger_below() if single else None,
+        }
+
     def apply(self, image: "Image.Image", seed: int = 0) -> "Image.Image":
         """The perturbed image; step i draws its random numbers from ``(seed, i)``."""
         import numpy as np
@@ -95,6 +129,27 @@ class Chain:
 
     def __str__(self) -> str:
         return self.id
+
+
+def perturbation_seed(run_seed: int, content_hash: str) -> int:
+    """The seed of one image's perturbation: a function of the run seed and the clean image's
+    content hash only, so the same image is perturbed the same way by every command, in any order,
+    and every level of a kind draws the same random numbers (noise 0.1 is noise 0.05 doubled
+    before clipping)."""
+    digest = hashlib.sha256(f"perturbation:{int(run_seed)}:{content_hash}".encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def perturb_image(chain: Chain, image: "LoadedImage", run_seed: int = 0) -> "LoadedImage":
+    """The perturbed copy of a loaded image, seeded by :func:`perturbation_seed`. It keeps the image's
+    id; ``meta`` records the perturbation and the clean image's hash. Its grayscale view is computed
+    as for an image saved as PNG (the perturbed pixels are held in memory, never re-encoded)."""
+    from .images import LoadedImage
+
+    seed = perturbation_seed(run_seed, image.content_hash)
+    out = chain.apply(image.to_pil(), seed)
+    meta = {**image.meta, "perturbation": chain.id, "clean_hash": image.content_hash}
+    return LoadedImage.from_pil(out, image.id, **meta)
 
 
 def _number(text: str, where: str) -> float:
@@ -168,6 +223,7 @@ class JPEG(Perturbation):
     name, parameter, integer = "jpeg", "quality", True
     description = "JPEG re-compression at this quality (PIL/libjpeg, 4:2:0 chroma subsampling)"
     levels = (90, 80, 70, 60, 50)
+    identity = 100
 
     def check(self, level: float) -> None:
         if not 1 <= level <= 100:
@@ -181,6 +237,7 @@ class WebP(Perturbation):
     name, parameter, integer = "webp", "quality", True
     description = "lossy WebP re-compression at this quality (PIL/libwebp)"
     levels = (90, 80, 70, 60, 50)
+    identity = 100
 
     def check(self, level: float) -> None:
         if not 1 <= level <= 100:
@@ -194,6 +251,7 @@ class Resize(Perturbation):
     name, parameter = "resize", "scale"
     description = "resize both sides by this factor (PIL bicubic, antialiased when shrinking), at least 1 pixel"
     levels = (0.9, 0.75, 0.5)
+    identity = 1.0
 
     def check(self, level: float) -> None:
         if not 0 < level <= 8:
@@ -211,6 +269,7 @@ class Crop(Perturbation):
     name, parameter = "crop", "fraction"
     description = "centred crop keeping this fraction of each side (rounded, at least 1 pixel)"
     levels = (0.9, 0.8, 0.7, 0.6, 0.5)
+    identity = 1.0
 
     def check(self, level: float) -> None:
         if not 0 < level <= 1:
@@ -227,6 +286,7 @@ class Blur(Perturbation):
     name, parameter = "blur", "sigma"
     description = "Gaussian blur with this standard deviation in pixels (scipy.ndimage, reflected borders), rounded to 8 bits"
     levels = (1.0, 2.0, 3.0)
+    identity = 0.0
 
     def check(self, level: float) -> None:
         if not 0 < level <= 50:
@@ -246,6 +306,7 @@ class Noise(Perturbation):
     name, parameter = "noise", "sigma"
     description = "additive Gaussian noise with this standard deviation on the [0, 1] scale, clipped and rounded to 8 bits"
     levels = (0.05, 0.1, 0.2)
+    identity = 0.0
 
     def check(self, level: float) -> None:
         if not 0 < level <= 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,9 @@ from .models import ModelPlugin
 from .preprocess import target_size
 from .reconstruction import ReconstructionCache
 from .text import safe_str
+
+if TYPE_CHECKING:
+    from .perturbations import Chain
 
 
 @dataclass
@@ -69,7 +72,9 @@ class ScoreTable:
     rows: pd.DataFrame
     skipped: list[Skip]
 
-    # ``downscaled_from``: the original "WxH" of an image that ``--max-side`` downscaled, else empty
+    # ``downscaled_from``: the original "WxH" of an image that ``--max-side`` downscaled, else empty;
+    # tables of perturbed copies (``score_images(..., perturbations=...)``) add ``perturbation``, and
+    # their ``content_hash`` is the clean image's
     COLUMNS = ("image", "content_hash", "model", "method", "options_hash", "score", "downscaled_from")
 
     def to_file(self, path: PathLike) -> Path:
@@ -97,7 +102,18 @@ def score_images(
     *,
     cache: ReconstructionCache | None = None,
     progress: Callable[[int], None] | None = None,
+    perturbations: Sequence["Chain"] = (),
+    seed: int | None = None,
 ) -> ScoreTable:
+    """One score per usable image (lower = belonging); unusable images are skips.
+
+    With ``perturbations``, the images' perturbed copies are scored instead: one row per image and
+    perturbation, with a ``perturbation`` column (the perturbation's id) and the clean image's
+    ``content_hash``; each copy is seeded by :func:`aedr.perturbations.perturbation_seed` from
+    ``seed`` (default: the method's seed) and the clean image's hash. A copy the model cannot take
+    (too small after a crop) is a skip named ``<image> (<perturbation>)``."""
+    if perturbations:
+        return _score_perturbed(model, method, images, perturbations, method.options.seed if seed is None else seed, cache, progress)
     ok, skipped = usable_for(model, method, images)
     scores = method.score(model, ok, cache=cache, progress=progress) if ok else np.array([])
     rows = pd.DataFrame(
@@ -117,6 +133,23 @@ def score_images(
         for image in rows.loc[bad, "image"]:
             skipped.append(Skip(image, "method returned a non-finite score"))
         rows = rows.loc[~bad].reset_index(drop=True)
+    return ScoreTable(rows, skipped)
+
+
+def _score_perturbed(model, method, images, chains, seed: int, cache, progress) -> ScoreTable:
+    from .perturbations import perturb_image
+
+    cache = cache if cache is not None else ReconstructionCache()
+    frames, skipped = [], []
+    for chain in chains:
+        copies = [perturb_image(chain, im, seed) for im in images]
+        table = score_images(model, method, copies, cache=cache, progress=progress)
+        clean = {im.id: im.content_hash for im in images}
+        rows = table.rows.assign(perturbation=chain.id, content_hash=table.rows["image"].map(clean))
+        frames.append(rows)
+        skipped += [Skip(f"{s.id} ({chain.id})", s.error) for s in table.skipped]
+    columns = [*ScoreTable.COLUMNS, "perturbation"]
+    rows = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     return ScoreTable(rows, skipped)
 
 

@@ -170,7 +170,7 @@ def test_evaluate_auto_alpha_uses_other_sources_calibration_images():
     assert set(ev.timings_frame()["images"]) == {30 + 20 + 25 + 20 + 25 + 20}
 
 
-@pytest.mark.parametrize("config", ["default", "standard", "paper"])
+@pytest.mark.parametrize("config", ["default", "standard", "paper", "robustness"])
 def test_shipped_configs_resolve_against_the_installed_plugins(config):
     """Every option a shipped config sets exists in the method it names (guards against renames)."""
     import aedr

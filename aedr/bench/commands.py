@@ -15,11 +15,14 @@ from ..text import markup, safe_str
 from .config import SHIPPED, ConfigError, load_config, split_names
 
 
-MULTI_VALUE_OPTIONS = ("--models", "-m", "--methods")
+MULTI_VALUE_OPTIONS = ("--models", "-m", "--methods", "--perturb")
+# Options whose values are joined with a space, not a comma: a comma separates a perturbation's levels.
+SPACE_JOINED = ("--perturb",)
 
 
 def join_multi_values(args: list[str], options: tuple[str, ...] = MULTI_VALUE_OPTIONS) -> list[str]:
-    """``--models a b --x`` -> ``--models a,b --x``: list options take several values after one flag."""
+    """``--models a b --x`` -> ``--models a,b --x``: list options take several values after one flag
+    (``--perturb jpeg:90,70 crop:0.9`` -> ``--perturb "jpeg:90,70 crop:0.9"``)."""
     out: list[str] = []
     i = 0
     while i < len(args):
@@ -32,7 +35,7 @@ def join_multi_values(args: list[str], options: tuple[str, ...] = MULTI_VALUE_OP
                 values.append(args[i])
                 i += 1
             if values:
-                out.append(",".join(values))
+                out.append((" " if token in SPACE_JOINED else ",").join(values))
     return out
 
 
@@ -84,6 +87,13 @@ def bench_command(
     share: Optional[bool] = typer.Option(None, "--share/--no-share", help="Share first reconstructions between methods."),
     report: Optional[bool] = typer.Option(None, "--report/--no-report", help="Write report.html (default: yes)."),
     executor: Optional[str] = typer.Option(None, "--executor", help="The registered executor that scores the units (default: local)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help='Score on Ray, joining the cluster at ADDRESS ("auto", "ray://head:10001"); implies --executor ray.'),
+    perturb: Optional[List[str]] = typer.Option(
+        None, "--perturb", help="Perturbations of every source's evaluation images, e.g. --perturb jpeg:90,70,50 crop:0.9,0.5 ('none': no perturbation)."
+    ),
+    calibrate_perturbed: Optional[bool] = typer.Option(
+        None, "--calibrate-perturbed/--calibrate-clean", help="Thresholds from equally perturbed calibration images (default: from the clean ones)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve the config and print the plan; compute nothing."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
@@ -93,6 +103,7 @@ def bench_command(
     Scores are "lower = belonging" everywhere. An interrupted run resumes when rerun with the same flags.
     """
     from ..plugins import get_plugins
+    from .plan import select_perturbations
     from .runner import BenchInterrupted, run_bench
 
     plugins = get_plugins()
@@ -115,10 +126,18 @@ def bench_command(
             share_reconstructions=share,
             report=report,
             executor=executor,
+            perturbations=[spec for item in perturb for spec in item.split()] if perturb else None,
+            calibrate_perturbed=calibrate_perturbed,
             method_options=parse_method_options(option, plugins),
         )
+        select_perturbations(cfg, plugins)  # a bad spec is reported before anything runs
     except ConfigError as exc:
         fail(str(exc))
+    if ray_address is not None:
+        if cfg.executor not in ("local", "ray"):
+            fail(f"--ray-address needs the ray executor, not {cfg.executor!r}")
+        cfg.executor = "ray"
+        cfg.executor_options.setdefault("ray", {})["address"] = ray_address
     if dry_run:
         _print_plan(cfg, plugins)
         return
@@ -137,24 +156,29 @@ def bench_command(
 
 
 def _print_plan(cfg, plugins) -> None:
-    from .plan import select_methods, select_models
+    from .plan import select_methods, select_models, select_perturbations
     from .runner import select_executor
 
     try:
         models = select_models(cfg, plugins)
         methods = select_methods(cfg, plugins)
+        perturbations = select_perturbations(cfg, plugins)
         select_executor(cfg, plugins)
     except ConfigError as exc:
         fail(str(exc))
     n_sources = len(models) + (1 if cfg.real else 0)
-    per_target = cfg.n_cal + cfg.n_eval * len(models) + (cfg.real_eval_count if cfg.real else 0)
-    if cfg.auto_alpha:
-        per_target += cfg.n_cal * (n_sources - 1)
+    evaluation = cfg.n_eval * len(models) + (cfg.real_eval_count if cfg.real else 0)
+    calibration = cfg.n_cal + (cfg.n_cal * (n_sources - 1) if cfg.auto_alpha else 0)
+    per_target = calibration + evaluation
+    per_target += len(perturbations) * (evaluation + (calibration if cfg.calibrate_perturbed else 0))
     out.print(f"[bold]config[/] {markup(cfg.name)}: out={markup(cfg.out)}, n_cal={cfg.n_cal}, n_eval={cfg.n_eval}, alpha={cfg.alpha}, seed={cfg.seed}, device={cfg.device}, executor={markup(cfg.executor)}")
     for m in models:
         avail = m.availability()
         state = "" if avail.local else f" [yellow]not available: {markup(avail.detail)}[/]"
         out.print(f"[bold]model[/] {markup(m.name)} ({markup(m.family)}{'' if m.can_generate else ', no generator'}){state}")
+    if perturbations:
+        where = "perturbed calibration images" if cfg.calibrate_perturbed else "the clean calibration images"
+        out.print(f"[bold]perturbations[/] ({len(perturbations)}, thresholds from {where}): " + markup(", ".join(c.id for c in perturbations)))
     for spec in methods:
         state = f"[red]not runnable: {markup(spec.error.strip().splitlines()[0])}[/]" if spec.error else f"options hash {spec.options_hash}"
         out.print(f"[bold]method[/] {markup(spec.label)}: {state}")
@@ -163,13 +187,18 @@ def _print_plan(cfg, plugins) -> None:
 
 
 def _print_summary(result, elapsed: float) -> None:
+    import dataclasses
+
     from .render.console import to_rich
-    from .tables import leaderboard_table
+    from .tables import Estimate, leaderboard_table
 
     out.print(to_rich(leaderboard_table(result.summaries, metrics=result.metrics)))
     for t in result.tables:
         if t.key in ("table1", "table2"):
             out.print(to_rich(t))
+        elif t.key == "robust_auc":  # one column per perturbation: values only (the files have the intervals)
+            rows = [[v.value if isinstance(v, Estimate) else v for v in row] for row in t.rows]
+            out.print(to_rich(dataclasses.replace(t, rows=rows, note=t.note + " Intervals: leaderboard.md, report.html.")))
     for m in result.plan.methods:
         if m.error:
             out.print(f"[yellow]not run:[/] {markup(m.name)}: {markup(m.error)}")

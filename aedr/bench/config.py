@@ -34,7 +34,7 @@ from ..devices import DeviceError, check_device
 from ..fieldtypes import FieldTypeError, check_fields, check_value, field_types
 from ..methods.base import unknown_options
 
-SHIPPED = ("default", "standard", "paper")
+SHIPPED = ("default", "standard", "paper", "robustness")
 SHIPPED_ORIGIN = "the shipped config"
 AUTO = calibration.AUTO
 
@@ -58,6 +58,10 @@ class BenchConfig:
     (0: no intervals); ``confidence``: the intervals' level.
     ``executor``: the registered executor that scores the units (``local``: this process);
     ``executor_options``: its constructor's options, from the ``[executors.<name>]`` tables.
+    ``perturbations``: perturbation specs (``"jpeg:90,70,50"``, ``"crop:0.9"``, ``"jpeg:75+resize:0.5"``;
+    the syntax of :mod:`aedr.perturbations`), applied to the evaluation images of every source; checked
+    against the registered kinds when the run is planned. ``calibrate_perturbed``: fit each perturbation's
+    thresholds on equally perturbed calibration images (default: the clean thresholds).
     """
 
     name: str = "custom"
@@ -79,6 +83,8 @@ class BenchConfig:
     bootstrap: int = 1000
     confidence: float = 0.95
     executor: str = "local"
+    perturbations: list[str] = field(default_factory=list)
+    calibrate_perturbed: bool = False
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     executor_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Where each [methods.<name>] table was last set: a file, a shipped config or the overrides.
@@ -101,6 +107,10 @@ class BenchConfig:
         for key in ("models", "methods"):  # a single string is a comma-separated list
             if isinstance(getattr(self, key), str):
                 setattr(self, key, split_names([getattr(self, key)]))
+        if isinstance(self.perturbations, str):  # specs separated by spaces (commas separate levels)
+            self.perturbations = self.perturbations.split()
+        if [p.strip().lower() for p in self.perturbations] in (["none"], ["off"]):
+            self.perturbations = []  # e.g. --perturb none: a config's perturbations left out
         try:
             check_fields(self)  # every value against its declared type: "no" is not a bool
         except FieldTypeError as exc:
@@ -221,8 +231,8 @@ def _merge(base: dict[str, Any], data: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: unknown [bench] key(s) {bad}; known: {', '.join(sorted(BENCH_KEYS))}")
     types_ = field_types(BenchConfig)
     for key, value in bench.items():
-        if key in ("models", "methods") and isinstance(value, str):
-            continue  # a comma-separated list
+        if key in ("models", "methods", "perturbations") and isinstance(value, str):
+            continue  # a comma-separated list (for perturbations: specs separated by spaces)
         try:
             check_value(key, value, types_[key])
         except FieldTypeError as exc:

@@ -4,6 +4,8 @@ Runs are merged at the level of (method, options hash, target, source) pairs: a 
 in one run and another method in a second run land on one board. When two runs hold the same pair,
 the one that finished last wins (and the merge says so). Means are over the pairs each method has,
 so the "pairs" and "targets" columns tell whether two rows are averaged over the same work.
+A board is made of the clean pairs; a method benchmarked with perturbations in one run keeps that
+run's robust AUC.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class RunRecord:
     metrics: list[MetricInfo] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
     intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)  # per method's summary
+    robust: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # per method's robust figures
 
     def describe(self) -> str:
         c = self.config
@@ -63,6 +66,8 @@ def read_run(folder: str | Path) -> RunRecord:
     # Files written before metrics were described hold the built-in ones.
     metrics = [MetricInfo.of(m) for m in doc.get("metrics", [m.describe() for m in BUILTIN_METRICS])]
     pairs = pd.DataFrame(doc.get("pairs", []), columns=pairs_columns(metrics))
+    perturbation = pairs["perturbation"].fillna("").astype(str)  # files from before the column: clean pairs
+    pairs = pairs[perturbation == ""].drop(columns="perturbation").reset_index(drop=True)
     for col in [m.name for m in metrics] + ["threshold", "alpha"]:
         pairs[col] = pd.to_numeric(pairs[col], errors="coerce")
     timings = pd.DataFrame(doc.get("timings", []), columns=["method", "options_hash", "label", "target", "images", "seconds", "seconds_per_image"])
@@ -71,8 +76,12 @@ def read_run(folder: str | Path) -> RunRecord:
     not_run = [f"{m['name']}: {first_line(m['error'])}" for m in doc.get("methods", []) if m.get("error")]
     intervals = {(str(x.get("method")), str(x.get("options_hash"))): {k: tuple(v) for k, v in (x.get("intervals") or {}).items() if v and None not in v}
                  for x in doc.get("summaries", [])}
+    robust = {(str(x.get("method")), str(x.get("options_hash"))): {k[len("robust_"):]: float(v) for k, v in x.items()
+                                                                     if k.startswith("robust_") and isinstance(v, (int, float))}
+              for x in doc.get("summaries", [])}
     name = path.parent.name if path.name == METRICS_JSON else path.stem
-    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, metrics, not_run, intervals)
+    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, metrics, not_run,
+                     intervals, {k: v for k, v in robust.items() if v})
 
 
 @dataclass
@@ -112,6 +121,7 @@ def merge_runs(runs: list[RunRecord]) -> Merged:
         runs_of = runs_by_method.get((s.method, s.options_hash), "").split(", ")
         if len(runs_of) == 1 and runs_of[0] in by_name:
             s.intervals = dict(by_name[runs_of[0]].intervals.get((s.method, s.options_hash), {}))
+            s.robust = dict(by_name[runs_of[0]].robust.get((s.method, s.options_hash), {}))
     rank_by_overlap(summaries)
     if any(s.intervals for s in summaries):
         notes.append("ranks: \"k=\" where a method's pair-accuracy interval overlaps that of the method heading its group "

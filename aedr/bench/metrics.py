@@ -7,12 +7,16 @@ calibration images scored under T). An image is attributed to T iff its score < 
 Pair (T, S): TP / FN count T's evaluation images under tau_T, FP / TN count S's evaluation images.
 Accuracy = (TP + TN) / (N_T + N_S). ROC AUC and TPR at a fixed FPR treat T's images as positives
 and lower scores as more positive; they need no threshold.
+
+Under a perturbation P the pairs are the same, on the P-perturbed evaluation images of T and S; the
+threshold is the clean tau_T unless the run calibrates on perturbed images (then tau_T^P, fitted on
+T's P-perturbed calibration images).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,6 +71,7 @@ class Threshold:
     n_estimation: int = 0
     estimation_accuracy: float | None = None
     error: str = ""
+    perturbation: str = ""  # the calibration images' perturbation ("" clean)
 
 
 def fit_threshold(
@@ -175,12 +180,13 @@ class PairMetrics:
     tn: int
     values: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> (low, high)
+    perturbation: str = ""  # the evaluation images' perturbation ("" clean)
 
     def record(self) -> dict[str, Any]:
         """The flat row of metrics.csv and metrics.json: the fields, then per metric its value and
         its interval's ends (``<metric>_low``, ``<metric>_high``; NaN without an interval)."""
         d = asdict(self)
-        row = {k: v for k, v in d.items() if k not in ("values", "intervals")}
+        row = {k: d[k] for k in PAIR_COLUMNS}
         nan = (float("nan"), float("nan"))
         for name, value in self.values.items():
             low, high = self.intervals.get(name, nan)
@@ -233,7 +239,8 @@ class Timing:
         return self.seconds / self.images if self.images else float("nan")
 
 
-PAIR_COLUMNS = [f for f in PairMetrics.__dataclass_fields__ if f not in ("values", "intervals")]
+_FIELDS = [f for f in PairMetrics.__dataclass_fields__ if f not in ("values", "intervals", "perturbation")]
+PAIR_COLUMNS = [*_FIELDS[: _FIELDS.index("pair_kind") + 1], "perturbation", *_FIELDS[_FIELDS.index("pair_kind") + 1 :]]
 
 
 def pairs_columns(metrics: Sequence[Metric | MetricInfo]) -> list[str]:
@@ -270,15 +277,23 @@ class Evaluation:
 
 def evaluate(
     scores: pd.DataFrame, *, methods, models, sources: Sequence[str], source_kinds: dict[str, str], alpha: float | str,
-    metrics: Sequence[Metric] = BUILTIN_METRICS,
+    metrics: Sequence[Metric] = BUILTIN_METRICS, perturbation: str = "",
+    thresholds: Mapping[tuple[str, str, str], Threshold] | None = None,
 ) -> Evaluation:
     """Thresholds, pair metrics (every metric in ``metrics``) and timings from the plan's scores.
 
     ``scores``: the plan's rows (one per method, target, source, split and image) with columns
-    method, options_hash, target, source, split, score, seconds, status. ``methods``: MethodSpec-like
-    objects (name, options_hash, label); ``models``: ModelPlugin-like (name, family).
+    method, options_hash, target, source, split, score, seconds, status (and ``perturbation``: only
+    the rows of ``perturbation`` are used, "" the clean ones; a frame without the column is clean).
+    ``methods``: MethodSpec-like objects (name, options_hash, label); ``models``: ModelPlugin-like
+    (name, family). ``thresholds``: (method, options_hash, target) -> the threshold to use instead of
+    fitting one on the rows' calibration scores (a perturbation evaluated at the clean thresholds).
     """
     ev = Evaluation(metrics=list(metrics))
+    if "perturbation" in scores.columns:
+        scores = scores[scores["perturbation"].fillna("") == perturbation]
+    elif perturbation:
+        scores = scores.iloc[0:0]
     ok = scores[(scores["status"] == "ok")]
     grouped = {k: g for k, g in ok.groupby(["method", "options_hash", "target", "source", "split"], sort=False)}
 
@@ -290,17 +305,24 @@ def evaluate(
         for model in models:
             t = model.name
             ids = dict(method=spec.name, options_hash=spec.options_hash, label=spec.label, target=t)
-            nb_est = None
-            if alpha == "auto":
-                parts = [values(spec, t, s, "cal") for s in sources if s != t]
-                nb_est = np.concatenate(parts) if parts else np.array([])
-            th = fit_threshold(values(spec, t, t, "cal"), alpha, nb_est, **ids)
+            given = None if thresholds is None else thresholds.get((spec.name, spec.options_hash, t))
+            if given is not None:
+                th = given
+            else:
+                nb_est = None
+                if alpha == "auto":
+                    parts = [values(spec, t, s, "cal") for s in sources if s != t]
+                    nb_est = np.concatenate(parts) if parts else np.array([])
+                th = fit_threshold(values(spec, t, t, "cal"), alpha, nb_est, **ids)
+                th.perturbation = perturbation
             ev.thresholds.append(th)
             belonging = values(spec, t, t, "eval")
             for s in sources:
                 kind = "self" if s == t else source_kinds[s]
                 other = None if s == t else values(spec, t, s, "eval")
-                ev.pairs.append(pair_metrics(belonging, other, th, ev.metrics, **ids, target_family=model.family, source=s, pair_kind=kind))
+                pair = pair_metrics(belonging, other, th, ev.metrics, **ids, target_family=model.family, source=s, pair_kind=kind)
+                pair.perturbation = perturbation
+                ev.pairs.append(pair)
             mine = ok[(ok["method"] == spec.name) & (ok["options_hash"] == spec.options_hash) & (ok["target"] == t)]
             ev.timings.append(Timing(**ids, images=int(len(mine)), seconds=float(mine["seconds"].sum())))
     return ev

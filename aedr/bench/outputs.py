@@ -2,7 +2,9 @@
 
 Each is written to a temporary name and moved into place, so a reader never sees half a file.
 metrics.json describes the metrics it holds, so that a leaderboard can be merged from it on a
-machine without the plugins that registered them.
+machine without the plugins that registered them. With perturbations, metrics.csv and the ``pairs``
+of metrics.json hold the clean pairs (``perturbation`` "") and then every perturbation's pairs, and
+metrics.json has a ``robustness`` section (see :func:`aedr.bench.robustness.robustness_document`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from ..files import jsonable, write_text_atomic
 from .store import write_parquet_atomic
@@ -27,8 +31,20 @@ LEADERBOARD = "leaderboard.md"
 REPORT = "report.html"
 
 
+def all_pairs(result: "BenchResult") -> pd.DataFrame:
+    """The clean pairs, then every perturbation's (metrics.csv)."""
+    clean = result.evaluation.pairs_frame()
+    if result.robustness is None:
+        return clean
+    perturbed = result.robustness.pairs_frame(result.evaluation.metrics)
+    return pd.concat([clean, perturbed], ignore_index=True) if len(perturbed) else clean
+
+
 def metrics_document(result: "BenchResult") -> dict[str, Any]:
+    from .robustness import robustness_document
+
     plan, ev = result.plan, result.evaluation
+    rob = result.robustness
     return jsonable(
         {
             "format": FORMAT,
@@ -43,6 +59,11 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
                 "estimation images when given), scored under T" if result.config.auto_alpha else None,
                 "evaluation": "every source's evaluation split (real: the real evaluation images) scored under T",
                 "accuracy": "(TP + TN) / (N_T + N_S); belonging iff score < tau_T",
+                "perturbations": None if rob is None else (
+                    "every source's evaluation images perturbed alike (seeded by the run seed and the clean image's hash); "
+                    + ("thresholds refitted on the target's equally perturbed calibration images" if rob.calibrate_perturbed
+                       else "thresholds from the clean calibration images")
+                ),
             },
             "started": result.stats.started,
             "finished": result.stats.finished,
@@ -56,7 +77,8 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
             "uncertainty": uncertainty_document(result),
             "summaries": [s.record() for s in result.summaries],
             "thresholds": [asdict(t) for t in ev.thresholds],
-            "pairs": [p.record() for p in ev.pairs],
+            "pairs": [p.record() for p in ev.pairs] + ([p.record() for r in rob.results for p in r.evaluation.pairs] if rob else []),
+            "robustness": None if rob is None else robustness_document(result.summaries, rob),
             "timings": ev.timings_frame().to_dict("records"),
             "tables": {t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "note": t.note} for t in result.tables},
         }
@@ -90,7 +112,7 @@ def write_outputs(result: "BenchResult") -> dict[str, Path]:
     names = (SCORES, METRICS_CSV, METRICS_JSON, LEADERBOARD) + ((REPORT,) if result.config.report else ())
     files = {name: out / name for name in names}
     write_parquet_atomic(result.scores.reset_index(drop=True), files[SCORES])
-    write_text_atomic(files[METRICS_CSV], result.evaluation.pairs_frame().to_csv(index=False))
+    write_text_atomic(files[METRICS_CSV], all_pairs(result).to_csv(index=False))
     document = metrics_document(result)
     write_text_atomic(files[METRICS_JSON], json.dumps(document, indent=1, allow_nan=False))
     write_text_atomic(files[LEADERBOARD], run_markdown(result))

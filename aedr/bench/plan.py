@@ -6,6 +6,10 @@ chunked across set boundaries so that batches stay full), scored by one method. 
 target -> chunk -> method, so that every method scores a chunk right after the others: the chunk's
 first reconstructions are computed once (by the first method that needs them) and reused from the
 shared cache by the rest.
+
+With perturbations, each target's list goes on with every source's perturbed evaluation images (and,
+with ``calibrate_perturbed``, the perturbed calibration images), one perturbation after the other, so
+the perturbed images are chunked and shared between methods exactly as the clean ones.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from ..methods.base import Method, MethodOptionsError, build_method
 from ..models import ModelPlugin
 from .config import BenchConfig, ConfigError
 from .sources import ImageRef, SourceImages
-from .store import ScoreRow
+from .store import KEY, ScoreRow
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..perturbations import Chain
     from ..plugins import Plugins
 
 
@@ -66,13 +71,13 @@ class Unit:
 
     @property
     def sets(self) -> str:
-        """The image sets the chunk holds, e.g. ``zoo-vq (eval), real (eval)``."""
-        return ", ".join(dict.fromkeys(f"{r.source} ({r.split})" for r in self.refs))
+        """The image sets the chunk holds, e.g. ``zoo-vq (eval), real (eval), real (eval, jpeg:90)``."""
+        return ", ".join(dict.fromkeys(f"{r.source} ({r.split}{', ' + r.perturbation if r.perturbation else ''})" for r in self.refs))
 
     def row(self, ref: ImageRef, score: float, seconds: float, status: str = "ok", error: str = "") -> ScoreRow:
         return ScoreRow(
             self.method.name, self.method.options_hash, self.method.label, self.target, ref.source, ref.kind,
-            ref.split, ref.id, ref.content_hash, float(score), float(seconds), status, error,
+            ref.split, ref.id, ref.content_hash, float(score), float(seconds), status, error, ref.perturbation,
         )
 
 
@@ -84,10 +89,22 @@ class Plan:
     sources: dict[str, SourceImages]
     units: list[Unit] = field(default_factory=list)
     already_saved: int = 0
+    perturbations: list["Chain"] = field(default_factory=list)
+    # perturbation id -> source -> its perturbed images (evaluation split; calibration too with
+    # calibrate_perturbed)
+    perturbed: dict[str, dict[str, SourceImages]] = field(default_factory=dict)
 
     @property
     def runnable(self) -> list[MethodSpec]:
         return [m for m in self.methods if m.error is None]
+
+    def scored_sets(self, target: str) -> list[tuple[str, str, str]]:
+        """The (perturbation, source, split) sets scored under ``target``, in plan order ("": clean)."""
+        return scored_sets_for(target, self.sources, self.config.auto_alpha, self.perturbed)
+
+    def refs(self, perturbation: str, source: str, split: str) -> list[ImageRef]:
+        sources = self.perturbed[perturbation] if perturbation else self.sources
+        return sources[source].split(split)  # type: ignore[arg-type]
 
     @property
     def todo_images(self) -> int:
@@ -152,24 +169,42 @@ def image_sets_for(target: str, sources: dict[str, SourceImages], auto_alpha: bo
     return sets
 
 
+def scored_sets_for(
+    target: str, sources: dict[str, SourceImages], auto_alpha: bool, perturbed: dict[str, dict[str, SourceImages]] | None = None
+) -> list[tuple[str, str, str]]:
+    """Under target T: the clean sets of :func:`image_sets_for`, then for each perturbation the same
+    sets among the perturbed ones (every source's evaluation split; the calibration splits only where
+    they were perturbed, i.e. with ``calibrate_perturbed``), as (perturbation, source, split)."""
+    sets = [("", source, split) for source, split in image_sets_for(target, sources, auto_alpha)]
+    for pid, psources in (perturbed or {}).items():
+        sets += [(pid, source, split) for source, split in image_sets_for(target, psources, auto_alpha)
+                 if source in psources and psources[source].split(split)]  # type: ignore[arg-type]
+    return sets
+
+
 def make_units(
     models: Sequence[ModelPlugin],
     methods: Sequence[MethodSpec],
     sources: dict[str, SourceImages],
     config: BenchConfig,
-    done: set[tuple[str, str, str, str]],
+    done: set[tuple[str, str, str, str, str]],
+    perturbed: dict[str, dict[str, SourceImages]] | None = None,
 ) -> tuple[list[Unit], int]:
-    """Units for every image not yet saved; returns (units, number of image scores already saved)."""
+    """Units for every image not yet saved (``done``: saved keys in the store's key order); returns
+    (units, number of image scores already saved)."""
     units: list[Unit] = []
     saved = 0
     chunk_index = 0
     runnable = [m for m in methods if m.error is None]
     for model in models:
-        refs = [r for source, split in image_sets_for(model.name, sources, config.auto_alpha) for r in sources[source].split(split)]  # type: ignore[arg-type]
+        refs = [
+            r for pid, source, split in scored_sets_for(model.name, sources, config.auto_alpha, perturbed)
+            for r in ((perturbed or {})[pid] if pid else sources)[source].split(split)  # type: ignore[arg-type]
+        ]
         for start in range(0, len(refs), config.chunk_size):
             chunk = refs[start : start + config.chunk_size]
             for spec in runnable:
-                todo = [r for r in chunk if (spec.name, spec.options_hash, model.name, r.content_hash) not in done]
+                todo = [r for r in chunk if (spec.name, spec.options_hash, model.name, r.perturbation, r.content_hash) not in done]
                 saved += len(chunk) - len(todo)
                 if todo:
                     units.append(Unit(spec, model.name, chunk_index, todo))
@@ -184,6 +219,24 @@ def select_models(config: BenchConfig, plugins: "Plugins") -> list[ModelPlugin]:
     return [plugins.model(n) for n in names]
 
 
+def select_perturbations(config: BenchConfig, plugins: "Plugins") -> list["Chain"]:
+    """The config's perturbations parsed against the registered kinds, in order, without duplicates.
+    A spec that cannot be parsed (an unknown kind, a bad level) is a :class:`ConfigError` naming it."""
+    from ..perturbations import PerturbationError
+
+    chains: dict[str, "Chain"] = {}
+    for spec in config.perturbations:
+        try:
+            for chain in plugins.perturbations_for(spec):
+                chains.setdefault(chain.id, chain)
+        except PerturbationError as exc:
+            message = str(exc).rstrip(".")
+            if "Known perturbations" not in message:
+                message += f" (kinds: {', '.join(plugins.perturbations.names()) or 'none'})"
+            raise ConfigError(f"perturbation {spec!r}: {message}") from None
+    return list(chains.values())
+
+
 def select_methods(config: BenchConfig, plugins: "Plugins") -> list[MethodSpec]:
     config.check_method_tables({n: plugins.methods.get(n) for n in plugins.methods.names()})
     names = select_names(config.methods, plugins.methods.names(), "method")
@@ -191,27 +244,31 @@ def select_methods(config: BenchConfig, plugins: "Plugins") -> list[MethodSpec]:
 
 
 # -- the plan's rows ----------------------------------------------------------------------------------
-PLAN_COLUMNS = ["method", "options_hash", "label", "target", "target_family", "source", "source_kind", "split", "image_id", "image_hash"]
+# ``perturbation``: "" for a clean image; ``image_hash``: of the pixels scored; ``clean_hash``: of the
+# clean image (the same as image_hash for a clean image), which pairs a perturbed image with its original.
+PLAN_COLUMNS = ["method", "options_hash", "label", "target", "target_family", "source", "source_kind", "split", "perturbation",
+                "image_id", "image_hash", "clean_hash"]
 
 
 def plan_frame(plan: Plan) -> "pd.DataFrame":
-    """One row per (method, target, source, split, image) of the plan."""
+    """One row per (method, target, perturbation, source, split, image) of the plan."""
     import pandas as pd
 
     rows = []
     for spec in plan.runnable:
         for model in plan.models:
-            for source, split in plan.image_sets(model.name):
-                for ref in plan.sources[source].split(split):  # type: ignore[arg-type]
-                    rows.append((spec.name, spec.options_hash, spec.label, model.name, model.family, source, ref.kind, split, ref.id, ref.content_hash))
+            for pid, source, split in plan.scored_sets(model.name):
+                for ref in plan.refs(pid, source, split):
+                    rows.append((spec.name, spec.options_hash, spec.label, model.name, model.family, source, ref.kind, split, pid,
+                                 ref.id, ref.content_hash, ref.base_hash))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS).astype({c: "string" for c in PLAN_COLUMNS})
 
 
 def plan_scores(plan: Plan, store_rows: "pd.DataFrame") -> "pd.DataFrame":
     """The plan's rows joined with the saved scores (missing work: status "missing", score NaN)."""
     frame = plan_frame(plan)
-    saved = store_rows[["method", "options_hash", "target", "image_hash", "score", "seconds", "status", "error"]]
-    out = frame.merge(saved, on=["method", "options_hash", "target", "image_hash"], how="left")
+    saved = store_rows[[*KEY, "score", "seconds", "status", "error"]]
+    out = frame.merge(saved, on=list(KEY), how="left")
     out["status"] = out["status"].fillna("missing")
     out["error"] = out["error"].fillna("")
     return out

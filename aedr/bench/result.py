@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .config import BenchConfig
     from .metrics import Evaluation, Metric
     from .plan import Plan
+    from .robustness import Robustness
     from .stats import BenchBootstrap
     from .tables import MethodSummary, Table
 
@@ -54,6 +55,8 @@ class RunStats:
     scoring_seconds: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
+    perturbed: int = 0  # perturbed images prepared (each clean image under each perturbation)
+    perturbation_seconds: float = 0.0
     load_average_start: list[float] | None = None
     load_average_end: list[float] | None = None
 
@@ -62,7 +65,7 @@ class RunStats:
 class BenchResult:
     config: "BenchConfig"
     plan: "Plan"
-    scores: "pd.DataFrame"  # the plan's rows: one per (method, target, source, split, image)
+    scores: "pd.DataFrame"  # the plan's rows: one per (method, target, perturbation, source, split, image)
     evaluation: "Evaluation"
     summaries: list["MethodSummary"]
     tables: list["Table"]
@@ -72,3 +75,11 @@ class BenchResult:
     files: dict[str, Path] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     uncertainty: "BenchBootstrap | None" = None  # the joint bootstrap behind every interval
+    robustness: "Robustness | None" = None  # the perturbation axis, when the run has perturbations
+
+    @property
+    def clean_scores(self) -> "pd.DataFrame":
+        """The plan's rows on clean images (every row when the run has no perturbations)."""
+        if "perturbation" not in self.scores.columns:
+            return self.scores
+        return self.scores[self.scores["perturbation"].fillna("") == ""]

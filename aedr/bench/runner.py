@@ -23,11 +23,12 @@ from .config import BenchConfig, ConfigError
 from .execute import Executor, Job
 from .lock import RunLock
 from .metrics import evaluate
-from .plan import Plan, make_units, plan_scores, select_methods, select_models
+from .plan import Plan, make_units, plan_scores, select_methods, select_models, select_perturbations
 from .progress import PlanProgress
 from .provenance import load_average, now
 from .result import BenchResult, Failure, ProgressEvent, RunStats
-from .sources import prepare_sources
+from .robustness import apply_robustness, evaluate_robustness, robustness_tables
+from .sources import perturbed_sources, prepare_sources
 from .store import ScoreStore, key_set
 from .tables import apply_uncertainty, build_tables, summarize
 
@@ -142,6 +143,7 @@ def run_bench(
     for name, detail in missing:
         console.print(f"[yellow]note:[/] model {markup(name)} is not available locally: {markup(detail)}")
     methods = select_methods(config, plugins)
+    perturbations = select_perturbations(config, plugins)
     executor = select_executor(config, plugins)
     metrics = [entry.obj for entry in plugins.metrics]
     for spec in methods:
@@ -157,9 +159,16 @@ def run_bench(
         with PlanProgress(console, enabled=progress) as bar:
             try:
                 sources = prepare_sources(config, models, plugins, bar, stats)
+                perturbed = {}
+                if perturbations:
+                    t_perturb = time.perf_counter()
+                    splits = ["eval", "cal"] if config.calibrate_perturbed else ["eval"]
+                    perturbed = perturbed_sources(sources, perturbations, splits=splits, seed=config.seed)  # type: ignore[arg-type]
+                    stats.perturbed = sum(len(src.cal) + len(src.eval) for by_source in perturbed.values() for src in by_source.values())
+                    stats.perturbation_seconds = time.perf_counter() - t_perturb
                 saved = store.load()
-                units, already = make_units(models, methods, sources, config, key_set(saved))
-                plan = Plan(config, models, methods, sources, units, already)
+                units, already = make_units(models, methods, sources, config, key_set(saved), perturbed)
+                plan = Plan(config, models, methods, sources, units, already, perturbations, perturbed)
                 stats.already_saved = already
                 bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
                 try:
@@ -181,20 +190,27 @@ def run_bench(
                 f"in {safe_str(store.parts_dir)}: fix the problem and rerun (nothing is computed again)"
             ) from exc
         scores = plan_scores(plan, store_rows)
+        clean = scores[scores["perturbation"] == ""]  # the clean protocol sees only clean images
         source_kinds = {name: src.kind for name, src in sources.items()}
-        ev = evaluate(scores, methods=plan.runnable, models=models, sources=list(sources), source_kinds=source_kinds,
+        ev = evaluate(clean, methods=plan.runnable, models=models, sources=list(sources), source_kinds=source_kinds,
                       alpha=config.alpha, metrics=metrics)
         summaries = summarize(ev.pairs_frame(), ev.timings_frame(), metrics)
-        uncertainty = estimate_uncertainty(config, scores, ev, summaries, sources)
+        uncertainty = estimate_uncertainty(config, clean, ev, summaries, sources)
         if uncertainty is not None:
             for line in uncertainty_warnings(config, ev, summaries):
                 console.print(f"[yellow]warning:[/] {markup(line)}")
         tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries, metrics)
+        robustness = None
+        if perturbations:
+            clusters = {h: c for src in sources.values() for h, c in src.clusters().items()}
+            robustness = evaluate_robustness(scores, plan, ev, metrics=metrics, clusters=clusters)
+            apply_robustness(summaries, robustness)
+            tables += robustness_tables(summaries, robustness)
         stats.finished = now()
         stats.load_average_end = load_average()
         stats.wall_seconds = time.perf_counter() - t_start
         result = BenchResult(config, plan, scores, ev, summaries, tables, stats, metrics, failures,
-                             provenance=provenance(config.device, plugins), uncertainty=uncertainty)
+                             provenance=provenance(config.device, plugins), uncertainty=uncertainty, robustness=robustness)
         if write:
             try:
                 result.files = write_outputs(result)

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 import time
-from typing import Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -30,6 +30,9 @@ from ..text import markup, safe_str
 from .config import BenchConfig, ConfigError
 from .progress import PlanProgress
 from .result import RunStats
+
+if TYPE_CHECKING:
+    from ..perturbations import Chain
 
 MANIFEST = "manifest.json"
 GENERATE_BATCH = 16
@@ -45,6 +48,11 @@ class ImageRef:
 
     File-backed images are read again when they are scored, so a large plan never holds every
     image in memory; in-memory images (from a dataset plugin) keep their pixels in ``image``.
+
+    A perturbed image (``perturbation``: the perturbation's id; "" for a clean image) keeps the clean
+    image's ``id``, split and cluster; ``content_hash`` is the hash of the perturbed pixels (what is
+    scored, the store's key) and ``clean_hash`` the clean image's. Its pixels are made again from the
+    clean image (``parent``) when it is scored: the perturbation is deterministic (``seed``).
     """
 
     source: str
@@ -60,10 +68,27 @@ class ImageRef:
     # Images of one cluster are not independent (crops of one photograph): the bootstrap resamples
     # clusters. None: the image is its own cluster.
     cluster: str | None = None
+    perturbation: str = ""
+    clean_hash: str = ""
+    parent: "ImageRef | None" = field(default=None, repr=False, compare=False)
+    chain: "Chain | None" = field(default=None, repr=False, compare=False)
+    seed: int = 0
+
+    @property
+    def base_hash(self) -> str:
+        """The clean image's content hash (the image's own for a clean image)."""
+        return self.clean_hash or self.content_hash
 
     def load(self) -> LoadedImage:
         if self.image is not None:
             return self.image
+        if self.parent is not None and self.chain is not None:
+            from ..perturbations import perturb_image
+
+            loaded = perturb_image(self.chain, self.parent.load(), self.seed)
+            if loaded.content_hash != self.content_hash:
+                raise ImageLoadError(self.parent.path, f"perturbation {self.perturbation} gave other pixels than when the plan was made")
+            return loaded
         if self.path is None:
             raise ImageLoadError(None, f"{self.id}: no pixels and no file")
         loaded = load_image(self.path)
@@ -294,6 +319,43 @@ def real_source(real: str | None, real_cal: str | None, *, n_eval: int, n_cal: i
     if not src.eval:
         raise ValueError(f"real images {real!r}: no usable image")
     return src
+
+
+def perturbed_sources(
+    sources: dict[str, SourceImages], chains: Sequence["Chain"], *, splits: Sequence[Split], seed: int,
+) -> dict[str, dict[str, SourceImages]]:
+    """Every source's images of ``splits`` under every perturbation: perturbation id -> source ->
+    :class:`SourceImages` holding the perturbed references. Each clean image is read once and
+    perturbed with its own seed (``aedr.perturbations.perturbation_seed(seed, clean hash)``); the
+    perturbed pixels are hashed now (the store's key) and made again when scored."""
+    from ..perturbations import perturb_image
+
+    out: dict[str, dict[str, SourceImages]] = {c.id: {} for c in chains}
+    for name, src in sources.items():
+        made = {c.id: SourceImages(name, src.kind, f"{src.origin}; perturbed: {c.id}") for c in chains}
+        for split in splits:
+            for ref in src.split(split):
+                try:
+                    clean = ref.load()
+                except ImageLoadError as exc:
+                    for target in made.values():
+                        target.skipped.append(Skip(ref.id, str(exc)))
+                    continue
+                for chain in chains:
+                    try:
+                        image = perturb_image(chain, clean, seed)
+                    except (KeyboardInterrupt, MemoryError):
+                        raise
+                    except Exception as exc:
+                        raise ConfigError(f"perturbation {chain.id} failed on {ref.id}: {type(exc).__name__}: {exc}") from exc
+                    made[chain.id].split(split).append(ImageRef(
+                        name, ref.kind, split, ref.id, image.content_hash, None, None, image.width, image.height,
+                        cluster=ref.cluster, perturbation=chain.id, clean_hash=ref.content_hash, parent=ref, chain=chain,
+                        seed=seed,
+                    ))
+        for cid, perturbed in made.items():
+            out[cid][name] = perturbed
+    return out
 
 
 def prepare_sources(config: BenchConfig, models: list[ModelPlugin], plugins, progress: PlanProgress, stats: RunStats) -> dict[str, SourceImages]:

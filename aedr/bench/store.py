@@ -5,8 +5,10 @@ Every finished (method, target, source, chunk) is written as its own parquet par
 complete or absent). At the end of a run the parts are folded into ``<out>/scores/store.parquet``,
 again atomically. The store keeps every score ever computed in the folder (a later run with other
 budgets reuses what overlaps); ``<out>/scores.parquet`` holds exactly the current plan's rows.
-Rows are keyed by (method, options hash, target, image content hash): a rerun skips keys already
-present, and duplicates (e.g. from a run killed during consolidation) collapse to the latest row.
+Rows are keyed by (method, options hash, target, perturbation, image content hash): a rerun skips
+keys already present, and duplicates (e.g. from a run killed during consolidation) collapse to the
+latest row. ``perturbation`` is "" for a clean image and the perturbation's id (``jpeg:90``) for a
+perturbed one; files written before the column existed hold clean images only and load so.
 
 A part or store file that cannot be read (truncated, corrupt, not parquet, lacking the key columns)
 is moved aside to ``<out>/scores/corrupt/`` with a warning; its rows are then missing, so the run
@@ -28,10 +30,11 @@ import pandas as pd
 from ..files import write_atomic
 from ..text import safe_str
 
-KEY = ("method", "options_hash", "target", "image_hash")
+KEY = ("method", "options_hash", "target", "perturbation", "image_hash")
 STORE_DIR = "scores"
 CORRUPT_DIR = "corrupt"
-REQUIRED = (*KEY, "score", "status")
+# Every key column but ``perturbation``, which older files lack (their rows are clean).
+REQUIRED = (*(k for k in KEY if k != "perturbation"), "score", "status")
 
 
 @dataclass
@@ -51,6 +54,7 @@ class ScoreRow:
     seconds: float
     status: str = "ok"  # "ok" or "skipped"
     error: str = ""
+    perturbation: str = ""  # "" for a clean image, else the perturbation's id
 
 
 COLUMNS = list(ScoreRow.__dataclass_fields__)
@@ -135,6 +139,7 @@ class ScoreStore:
         if not frames:
             return empty_frame()
         frame = pd.concat([f.reindex(columns=COLUMNS) for f in frames], ignore_index=True).astype(DTYPES)
+        frame["perturbation"] = frame["perturbation"].fillna("")  # files from before the column: clean
         return frame.drop_duplicates(list(KEY), keep="last").reset_index(drop=True)
 
     def write_chunk(self, rows: list[ScoreRow]) -> Path | None:
@@ -160,7 +165,9 @@ class ScoreStore:
         return frame
 
 
-def key_set(frame: pd.DataFrame) -> set[tuple[str, str, str, str]]:
+def key_set(frame: pd.DataFrame) -> set[tuple[str, str, str, str, str]]:
+    """The saved keys, as tuples in :data:`KEY` order."""
     if not len(frame):
         return set()
-    return set(zip(*(frame[k].astype(str) for k in KEY)))
+    columns = [frame[k].fillna("").astype(str) if k in frame.columns else pd.Series([""] * len(frame), index=frame.index) for k in KEY]
+    return set(zip(*columns))

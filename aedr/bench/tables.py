@@ -89,6 +89,9 @@ class MethodSummary:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     rank: str = ""
     versus_leader: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # with perturbations (aedr.bench.robustness): "auc" / "accuracy" -> the mean over the run's
+    # perturbations of the mean over model pairs; intervals under "robust:<metric>"
+    robust: dict[str, float] = field(default_factory=dict)
 
     def cell(self, scope: str, metric: str) -> "Estimate | float":
         """A summary figure with its interval when there is one (scope "pair", "real", "family:f" ...)."""
@@ -96,6 +99,8 @@ class MethodSummary:
             value = self.pair.get(metric, float("nan"))
         elif scope == "real":
             value = self.real.get(metric, float("nan"))
+        elif scope == "robust":
+            value = self.robust.get(metric, float("nan"))
         elif scope.startswith("family:") and metric == "accuracy":
             value = self.family_pair_accuracy.get(scope.split(":", 1)[1], float("nan"))
         elif scope.startswith("real-family:") and metric == "accuracy":
@@ -123,9 +128,14 @@ class MethodSummary:
     def record(self) -> dict[str, Any]:
         d = asdict(self)
         d["intervals"] = {k: list(v) for k, v in self.intervals.items()}
-        pair, real = d.pop("pair"), d.pop("real")
+        pair, real, robust = d.pop("pair"), d.pop("real"), d.pop("robust")
         head = {k: d.pop(k) for k in ("method", "options_hash", "label")}
-        return {**head, **{f"pair_{k}": v for k, v in pair.items()}, **{f"real_{k}": v for k, v in real.items()}, **d}
+        return {**head, **{f"pair_{k}": v for k, v in pair.items()}, **{f"real_{k}": v for k, v in real.items()},
+                **{f"robust_{k}": v for k, v in robust.items()}, **d}
+
+    @property
+    def has_robust(self) -> bool:
+        return math.isfinite(self.robust.get("auc", float("nan")))
 
 
 MetricLike = Metric | MetricInfo
@@ -181,6 +191,11 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
         if s is not None:
             s.intervals[f"{r.scope}:{r.metric}"] = (float(r.low), float(r.high))
     leader = summaries[0]
+    present = set(boot.methods())  # a method with no usable score has no replicates
+    if (leader.method, leader.options_hash) not in present:
+        for i, s in enumerate(summaries, 1):
+            s.rank = str(i)
+        return
     for metric in ("accuracy", "auc"):
         table = compare_to_leader(boot, (leader.method, leader.options_hash), metric, "pair", level=level)
         for r in table.itertuples(index=False):
@@ -192,6 +207,9 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
                 }
     head, leader.rank = leader, "1"
     for i, s in enumerate(summaries[1:], 2):
+        if (s.method, s.options_hash) not in present:
+            s.rank = str(i)
+            continue
         if head is leader:
             p = s.versus_leader.get("pair:accuracy", {}).get("p_holm", float("nan"))
         else:
@@ -300,10 +318,14 @@ def leaderboard_table(
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value."""
     shown = [m for m in metrics if m.leaderboard]
     compared = any(s.versus_leader for s in summaries)
+    robust = any(s.has_robust for s in summaries)
     cols, formats = ["rank", "method"], ["text", "text"]
     for m in shown:
         cols += [f"pairs {m.title}", f"real {m.title}"]
         formats += [m.format, m.format]
+    if robust:
+        cols.append("robust AUC")
+        formats.append("auc")
     if compared:
         cols += ["Δ pairs acc vs #1", "p (Holm)", "Δ pairs AUC vs #1", "p (Holm) "]
         formats += ["dpct", "p", "dauc", "p"]
@@ -317,6 +339,8 @@ def leaderboard_table(
         row: list[Any] = [s.rank or str(i), s.label]
         for m in shown:
             row += [s.cell("pair", m.name), s.cell("real", m.name)]
+        if robust:
+            row.append(s.cell("robust", "auc"))
         if compared:
             for metric in ("accuracy", "auc"):
                 v = s.versus_leader.get(f"pair:{metric}")
@@ -329,4 +353,6 @@ def leaderboard_table(
     if any(s.intervals for s in summaries):
         note += (" [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise). Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the"
                  " method heading its group; Δ: paired difference from the leader, p Holm-corrected over the methods.")
+    if robust:
+        note += " Robust AUC: the mean, over the run's perturbations, of the mean AUC over model pairs (see the robustness tables)."
     return Table("leaderboard", "Leaderboard · methods ranked by mean accuracy over model pairs", cols, formats, rows, note)

@@ -33,6 +33,8 @@ def run_markdown(result: "BenchResult") -> str:
         f"Models: {models}. Real images: {'yes' if 'real' in result.plan.sources else 'no'}. "
         f"Calibration / evaluation images per model: {cfg.n_cal} / {cfg.n_eval}; alpha: {cfg.alpha}; seed {cfg.seed}; device {cfg.device}.",
         "",
+        *([f"Perturbations ({len(result.robustness.ids)}): {', '.join(result.robustness.ids)}; applied to the evaluation images of every "
+           f"source; thresholds: {result.robustness.threshold_rule()}.", ""] if result.robustness is not None else []),
         *([f"Intervals: {100 * result.uncertainty.confidence:g} % from {result.uncertainty.n_resamples} joint bootstrap resamples; "
            f"{result.uncertainty.resampling}.", ""] if result.uncertainty is not None else []),
         to_markdown(leaderboard_table(result.summaries, metrics=result.metrics), heading="##"),

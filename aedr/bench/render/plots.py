@@ -217,3 +217,84 @@ def time_chart(labels: Sequence[str], seconds: Sequence[float], per_target: dict
     ax.tick_params(axis="x", labelsize=7)
     ax.margins(x=0.25)
     return data_uri(fig)
+
+
+def _curve_groups(perturbations: Sequence[dict]) -> list[tuple[str, list[dict], bool]]:
+    """The perturbations grouped by kind (in the run's order): (kind, its perturbations mildest first,
+    whether its x axis is the numeric level). Chains, and kinds without an identity level, are drawn
+    at positions 1, 2, ... in the run's order."""
+    groups: dict[str, list[dict]] = {}
+    for p in perturbations:
+        groups.setdefault(str(p["kind"]), []).append(p)
+    out = []
+    for kind, items in groups.items():
+        numeric = all(p.get("level") is not None for p in items)
+        identity = items[0].get("identity") if numeric else None
+        if numeric and identity is not None:
+            items = sorted(items, key=lambda p: abs(float(p["level"]) - float(identity)))
+        out.append((kind, items, numeric))
+    return out
+
+
+def robustness_curves(curves: pd.DataFrame, perturbations: Sequence[dict], methods: Sequence[tuple[str, str, str]], scope: str = "pair") -> str:
+    """Accuracy (top row) and AUC (bottom row) of every method against perturbation strength, one
+    column per perturbation kind, stronger to the right. ``scope`` "pair": the mean over model pairs;
+    "real": against the real images. Each curve starts at the method's clean value (hollow marker, at
+    the level that leaves an image unchanged; a dotted line where a kind has none); bars: the
+    bootstrap intervals; dashed grey: chance."""
+    groups = _curve_groups(perturbations)
+    ncols = max(1, len(groups))
+    fig = new_figure(2.5 * ncols + 2.4, 4.9)
+    sel_scope = curves[curves["scope"] == scope]
+    handles: dict[str, object] = {}
+    for row, (metric, ylabel, scale) in enumerate((("accuracy", "accuracy %", 100.0), ("auc", "AUC", 1.0))):
+        row_axes = []
+        for col, (kind, items, numeric) in enumerate(groups):
+            ax = fig.add_subplot(2, ncols, row * ncols + col + 1)
+            row_axes.append(ax)
+            identity = items[0].get("identity") if numeric else None
+            xs = [float(p["level"]) for p in items] if numeric else list(range(1, len(items) + 1))
+            clean_x = (float(identity) if identity is not None else None) if numeric else 0.0
+            for k, (name, ohash, label) in enumerate(methods):
+                color = PALETTE[k % len(PALETTE)]
+                mine = sel_scope[(sel_scope["method"] == name) & (sel_scope["options_hash"] == ohash) & (sel_scope["metric"] == metric)]
+                by_id = {str(r.perturbation): r for r in mine.itertuples(index=False)}
+                clean = by_id.get("")
+                cv = scale * float(clean.estimate) if clean is not None and pd.notna(clean.estimate) else math.nan
+                ys = np.array([scale * float(by_id[p["id"]].estimate) if p["id"] in by_id and pd.notna(by_id[p["id"]].estimate) else math.nan for p in items])
+                lows = np.array([scale * float(by_id[p["id"]].low) if p["id"] in by_id and pd.notna(by_id[p["id"]].low) else math.nan for p in items])
+                highs = np.array([scale * float(by_id[p["id"]].high) if p["id"] in by_id and pd.notna(by_id[p["id"]].high) else math.nan for p in items])
+                if clean_x is not None:
+                    (line,) = ax.plot([clean_x, *xs], [cv, *ys], "-o", color=color, lw=1.3, ms=3.5, label=_short(label, 30))
+                    ax.plot([clean_x], [cv], "o", ms=6, mfc="white", mec=color, mew=1.4, zorder=4)
+                else:
+                    (line,) = ax.plot(xs, ys, "-o", color=color, lw=1.3, ms=3.5, label=_short(label, 30))
+                    if math.isfinite(cv):
+                        ax.axhline(cv, ls=":", lw=1.0, color=color)
+                ok = np.isfinite(lows) & np.isfinite(highs)
+                if ok.any():
+                    ax.vlines(np.asarray(xs, dtype=float)[ok], lows[ok], highs[ok], color=color, lw=0.8, alpha=0.55)
+                handles.setdefault(label, line)
+            ax.axhline(50.0 if metric == "accuracy" else 0.5, ls="--", lw=0.7, color="#999")
+            if numeric:
+                ticks = ([clean_x] if clean_x is not None else []) + xs
+                ax.set_xticks(ticks, [f"{t:g}" + (" (clean)" if clean_x is not None and t == clean_x else "") for t in ticks], fontsize=6.5)
+                if items[0].get("stronger_below"):
+                    ax.invert_xaxis()
+            else:
+                ax.set_xticks([0, *xs] if clean_x is not None else xs, (["clean"] if clean_x is not None else []) + [_short(str(p["id"]), 16) for p in items],
+                              fontsize=6, rotation=30, ha="right")
+            ax.tick_params(axis="y", labelsize=7)
+            if col == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+            if row == 0:
+                parameter = items[0].get("parameter") if numeric else None
+                ax.set_title(f"{kind}" + (f" ({parameter})" if parameter else ""), fontsize=9)
+            else:
+                ax.set_xlabel("stronger →", fontsize=7.5)
+        low = min(ax.get_ylim()[0] for ax in row_axes)  # one scale per row: panels compare at a glance
+        for ax in row_axes:
+            ax.set_ylim(low, 1.02 * scale)
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7, title="method", title_fontsize=7)
+    fig.suptitle("mean over model pairs" if scope == "pair" else "target's images against real images", fontsize=9)
+    return data_uri(fig)

@@ -1,4 +1,5 @@
-"""The self-contained HTML report of a run: tables, heatmaps, ROC curves, score histograms, time chart.
+"""The self-contained HTML report of a run: tables, heatmaps, ROC curves, score histograms, time chart,
+and with perturbations the robustness curves.
 
 One file, inline CSS, figures as base64 PNG: it can be mailed, attached or opened offline.
 """
@@ -34,6 +35,7 @@ def _run_facts(result: "BenchResult") -> str:
         ("images per model", f"{cfg.n_cal} calibration + {cfg.n_eval} evaluation"),
         ("real images", html.escape(real.origin) if real else "none"),
         ("alpha", html.escape(str(cfg.alpha))),
+        *([("perturbations", _perturbation_facts(result))] if result.robustness is not None else []),
         ("seed / device", f"{cfg.seed} / {html.escape(cfg.device)}"),
         ("run", f"{html.escape(st.started)} → {html.escape(st.finished)}, {st.wall_seconds:.0f} s"),
         ("work", f"{st.generated} images generated ({st.generation_seconds:.1f} s), {st.scored} scores computed "
@@ -45,6 +47,15 @@ def _run_facts(result: "BenchResult") -> str:
                                 f"load average {st.load_average_start} → {st.load_average_end}")),
     ]
     return kv(facts)
+
+
+def _perturbation_facts(result: "BenchResult") -> str:
+    rob = result.robustness
+    assert rob is not None
+    ids = ", ".join(f"<code>{html.escape(i)}</code>" for i in rob.ids)
+    st = result.stats
+    return (f"{len(rob.ids)}: {ids}; applied to the evaluation images of every source; thresholds: {html.escape(rob.threshold_rule())}; "
+            f"{st.perturbed} perturbed images ({st.perturbation_seconds:.1f} s), each seeded by the run seed and its clean image's hash")
 
 
 def _intervals(result: "BenchResult") -> str:
@@ -70,8 +81,8 @@ def _image_sets_table(result: "BenchResult") -> Table:
 
 def _thresholds_table(result: "BenchResult") -> Table:
     rows = [
-        [t.label, t.target, t.alpha, t.alpha_selection, t.threshold, t.n_cal, t.n_estimation or None, t.estimation_accuracy, t.error]
-        for t in result.evaluation.thresholds
+        [t.label, t.target + (f" ({t.perturbation})" if t.perturbation else ""), t.alpha, t.alpha_selection, t.threshold, t.n_cal, t.n_estimation or None, t.estimation_accuracy, t.error]
+        for t in [*result.evaluation.thresholds, *(result.robustness.thresholds() if result.robustness is not None else [])]
     ]
     return Table(
         "thresholds", "Thresholds τ_T", ["method", "target", "alpha", "alpha chosen", "τ", "calibration images", "estimation images", "estimation acc %", "note"],
@@ -92,8 +103,11 @@ def _problems(result: "BenchResult") -> str:
     items = [f"<li><b>{html.escape(m.name)}</b> not run: {_reason(m.error or '')}</li>" for m in result.plan.methods if m.error]
     items += [f"<li><b>{html.escape(f.label)}</b> failed under {html.escape(f.target)}: {_reason(f.error)}</li>" for f in result.failures]
     skipped = result.scores[result.scores["status"] == "skipped"]
-    for (label, target, error), g in skipped.groupby(["label", "target", "error"]):
-        items.append(f"<li>{len(g)} image(s) skipped by <b>{html.escape(str(label))}</b> under {html.escape(str(target))}: {html.escape(str(error))}</li>")
+    if "perturbation" not in skipped.columns:
+        skipped = skipped.assign(perturbation="")
+    for (label, target, pert, error), g in skipped.groupby(["label", "target", "perturbation", "error"]):
+        where = f" ({html.escape(str(pert))})" if str(pert) else ""
+        items.append(f"<li>{len(g)} image(s){where} skipped by <b>{html.escape(str(label))}</b> under {html.escape(str(target))}: {html.escape(str(error))}</li>")
     for s in result.plan.sources.values():
         for sk in s.skipped:
             items.append(f"<li>unreadable {html.escape(s.name)} image {html.escape(sk.id)}: {html.escape(sk.error)}</li>")
@@ -108,6 +122,7 @@ def _problems(result: "BenchResult") -> str:
 def render_report(result: "BenchResult", figure_cache: Path | None = None) -> str:
     """The report's HTML. ``figure_cache``: a folder where drawn figures are kept for the next rerun."""
     ev, plan = result.evaluation, result.plan
+    clean = result.clean_scores  # the figures of the clean protocol
     cache = plots.FigureCache(figure_cache)
     pairs = ev.pairs_frame()
     targets = [m.name for m in plan.models]
@@ -136,7 +151,7 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
 
     body.append('<h2 id="roc">ROC curves per target</h2><p class="note">Positives: the target\'s evaluation images; negatives: every other source\'s evaluation images (other models and real), pooled.</p><div class="figs">')
     for t in targets:
-        sub = result.scores[result.scores["target"] == t]
+        sub = clean[clean["target"] == t]
         uri = cache.get_or_draw("roc", [sub, t, ordered], lambda: plots.roc_figure(sub, t, ordered))
         body.append(figure(uri, alt=f"ROC target {t}"))
     body.append("</div>")
@@ -144,10 +159,28 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     body.append('<h2 id="histograms">Score distributions</h2><p class="note">Evaluation images under each target; dashed line: τ_T. Lower = belonging.</p><div class="figs">')
     for name, ohash, label in ordered:
         taus = {t.target: t.threshold for t in ev.thresholds if t.method == name and t.options_hash == ohash}
-        sub = result.scores[(result.scores["method"] == name) & (result.scores["options_hash"] == ohash)]
+        sub = clean[(clean["method"] == name) & (clean["options_hash"] == ohash)]
         uri = cache.get_or_draw("hist", [sub, name, ohash, label, targets, taus], lambda: plots.histograms(sub, name, ohash, label, targets, taus))
         body.append(figure(uri, alt=f"histograms {label}"))
     body.append("</div>")
+
+    robust_nav = []
+    if result.robustness is not None:
+        from ..robustness import curve_frame
+
+        rob = result.robustness
+        curves = curve_frame(result.summaries, rob)
+        perts = rob.perturbations
+        body.append('<h2 id="robustness">Robustness to perturbations</h2><p class="note">'
+                    + html.escape(f"Every source's evaluation images perturbed alike; thresholds: {rob.threshold_rule()}. Each curve starts at the "
+                                  "method's clean value (hollow marker); bars: bootstrap intervals; dashed: chance. The tables are in the Tables "
+                                  "section (Robustness).") + '</p><div class="figs">')
+        for scope, caption in (("pair", "Mean over the ordered model pairs, against perturbation strength, one panel per kind."),
+                               ("real", "Each target's images against the real images, both perturbed, against perturbation strength.")):
+            uri = cache.get_or_draw("robustness", [curves, perts, ordered, scope], lambda: plots.robustness_curves(curves, perts, ordered, scope))
+            body.append(figure(uri, caption, alt=f"robustness curves ({scope})"))
+        body.append("</div>")
+        robust_nav = [("robustness", "Robustness")]
 
     tf = ev.timings_frame()
     per_target = {
@@ -167,6 +200,6 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     body.append(f"<details><summary>configuration</summary><pre>{html.escape(cfg_json)}</pre></details>")
     body.append(f"<details><summary>package versions</summary><pre>{html.escape(versions)}</pre></details>")
     nav = [("run", "Run"), ("leaderboard", "Leaderboard"), *table_nav(result.tables), ("heatmaps", "Heatmaps"), ("forest", "Intervals"), ("roc", "ROC"),
-           ("histograms", "Histograms"), ("time", "Time"), ("details", "Details")]
+           ("histograms", "Histograms"), *robust_nav, ("time", "Time"), ("details", "Details")]
     subtitle = html.escape(f"{result.config.name} config · {len(targets)} models · {len(plan.runnable)} methods · finished {result.stats.finished}")
     return page("aedr bench report", subtitle, nav, "\n".join(body))
