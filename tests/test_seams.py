@@ -143,7 +143,7 @@ class ExecutorPlugin:
 
 def test_a_registered_executor_runs_the_plan_and_scores_the_same(tmp_path, models):
     plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(models), ExecutorPlugin()])
-    assert set(plugins.executors.names()) == {"local", "reversed"} and plugins.executors.get("local") is LocalExecutor
+    assert set(plugins.executors.names()) == {"local", "ray", "reversed"} and plugins.executors.get("local") is LocalExecutor
     local = run_bench(load_config("default", models=["tiny-*"], out=str(tmp_path / "local"), report=False, **BENCH), plugins=plugins, progress=False)
     config = tmp_path / "reversed.toml"
     config.write_text(f'[bench]\nexecutor = "reversed"\nout = "{(tmp_path / "rev").as_posix()}"\n\n[executors.reversed]\nnote = "hello"\n')
@@ -266,3 +266,23 @@ def test_a_third_party_perturbation_kind_is_one_class_and_one_registration():
     out = plugins.perturbation("invert:1+crop:0.5").apply(photo((40, 40)))
     assert out.size == (20, 20)
     assert np.array_equal(np.asarray(out), 255 - np.asarray(photo((40, 40)))[10:30, 10:30])
+
+
+def test_a_method_failing_under_every_target_leaves_a_complete_run(tmp_path, models):
+    """No usable score for one method: its failures are recorded, the others get intervals and ranks."""
+    from aedr.methods.aedr_method import AEDR
+
+    class Broken(AEDR):
+        name = "broken"
+
+        def score_batch(self, ctx, x0):
+            raise RuntimeError("always fails")
+
+    plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(models, methods=[Broken])])
+    cfg = load_config("default", models=["tiny-*"], methods=["aedr", "broken"], out=str(tmp_path / "out"), report=True,
+                      **{k: v for k, v in BENCH.items() if k != "methods"})
+    result = run_bench(cfg, plugins=plugins, progress=False)
+    assert {f.method for f in result.failures} == {"broken"} and len(result.failures) == 2
+    ranked = {s.method: s for s in result.summaries}
+    assert ranked["aedr"].rank == "1" and ranked["aedr"].intervals
+    assert (tmp_path / "out" / "report.html").exists()

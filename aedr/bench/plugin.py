@@ -1,4 +1,4 @@
-"""Built-in plugin: the bench's metrics and local executor, and the ``aedr bench`` and ``aedr
+"""Built-in plugin: the bench's metrics, its local and Ray executors, and the ``aedr bench`` and ``aedr
 leaderboard`` commands, registered through the same hooks a third-party plugin uses."""
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ def register_metrics(register):
 @hookimpl
 def register_executors(register):
     from .execute import LocalExecutor
+    from .ray_executor import RayExecutor  # imports no ray until the executor is built
 
     register(LocalExecutor)
+    register(RayExecutor)
 
 
 @hookimpl
