@@ -406,7 +406,7 @@ def test_cluster_bootstrap_draws_whole_clusters():
     # the real pair's accuracy counts whole clusters: 8 true positives, 1 k1 + 5 k5 true negatives
     expected = (8 + k1 + 5 * k5) / (8 + k1 + 3 * k3 + 5 * k5)
     assert same(result.pair_replicate("m", "h", "T", "real", "accuracy"), expected)
-    assert result.resampling == "clusters for real eval (9 images in 3 clusters); single images for every other set"
+    assert result.resampling == "clusters for real eval (9 images in 3 clusters; too few clusters to estimate the variation between them); single images for every other set"
     # the other sets: single images
     assert result.draws[("T", "eval")].n_clusters == 8
 

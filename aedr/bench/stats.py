@@ -430,7 +430,11 @@ def _cluster_index(images: np.ndarray, clusters: Mapping[str, Hashable] | None) 
 
 
 def _describe(draws: Mapping[tuple[str, str], SetDraws]) -> str:
-    grouped = [f"{s} {sp} ({d.images.size} images in {d.n_clusters} clusters)" for (s, sp), d in draws.items() if d.n_clusters < d.images.size]
+    def clustered(d: SetDraws) -> str:
+        few = "; too few clusters to estimate the variation between them" if d.n_clusters < 5 else ""
+        return f"{d.images.size} images in {d.n_clusters} cluster{'s' if d.n_clusters != 1 else ''}{few}"
+
+    grouped = [f"{s} {sp} ({clustered(d)})" for (s, sp), d in draws.items() if d.n_clusters < d.images.size]
     if not grouped:
         return "single images within every image set (no clusters)"
     if len(grouped) == len(draws):
