@@ -115,3 +115,22 @@ def photo_crops(n: int, size: int = 32, seed: int = 0) -> list[aedr.LoadedImage]
 @pytest.fixture(scope="session")
 def natural_images() -> list[aedr.LoadedImage]:
     return photo_crops(8)
+
+
+def cli_runner(plugins, monkeypatch):
+    """``run(*args, ok=True)``: the ``aedr`` command line on ``plugins`` (the process's plugin set for
+    the test), asserting exit status 0 unless ``ok=False``; returns typer's result."""
+    from typer.testing import CliRunner
+
+    from aedr.cli import build_app
+
+    monkeypatch.setattr(aedr.plugins, "_default", plugins)
+    runner, app = CliRunner(), build_app()
+
+    def run(*args, ok=True):
+        result = runner.invoke(app, [str(a) for a in args])
+        if ok:
+            assert result.exit_code == 0, result.output + repr(result.exception)
+        return result
+
+    return run

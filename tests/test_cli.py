@@ -11,9 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import aedr
-from aedr.cli import build_app
 
-from conftest import ModelsPlugin, photo_crops
+from conftest import ModelsPlugin, cli_runner, photo_crops
 
 # Tiny models: one torch thread is many times faster than two on a busy two-core machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -21,17 +20,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 @pytest.fixture
 def cli(tiny_model, monkeypatch):
-    monkeypatch.setattr(aedr.plugins, "_default", aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(tiny_model)]))
-    runner = CliRunner()
-    app = build_app()
-
-    def run(*args, ok=True):
-        result = runner.invoke(app, [str(a) for a in args])
-        if ok:
-            assert result.exit_code == 0, result.output + repr(result.exception)
-        return result
-
-    return run
+    return cli_runner(aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(tiny_model)]), monkeypatch)
 
 
 @pytest.fixture

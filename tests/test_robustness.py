@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import aedr
 from aedr.bench import BenchInterrupted, ConfigError, load_config, run_bench
 from aedr.bench.store import ScoreStore
 from aedr.perturbations import perturb_image, perturbation_seed
-from conftest import ModelsPlugin, photo_crops
+from conftest import ModelsPlugin, cli_runner, photo_crops
 from test_bench_support import BenchModels, make_models, make_real_folder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -416,20 +415,7 @@ def test_without_the_stability_check_verdicts_are_as_before(card_setup):
 # -- the command line ----------------------------------------------------------------------------------
 @pytest.fixture
 def cli(card_setup, monkeypatch):
-    from aedr.cli import build_app
-
-    plugins = card_setup[0]
-    monkeypatch.setattr(aedr.plugins, "_default", plugins)
-    runner = CliRunner()
-    app = build_app()
-
-    def run(*args, ok=True):
-        result = runner.invoke(app, [str(a) for a in args])
-        if ok:
-            assert result.exit_code == 0, result.output + repr(result.exception)
-        return result
-
-    return run
+    return cli_runner(card_setup[0], monkeypatch)
 
 
 @pytest.fixture

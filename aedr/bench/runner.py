@@ -53,9 +53,7 @@ def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summarie
         return None
     alphas = {(t.method, t.options_hash, t.target): t.alpha for t in ev.thresholds if math.isfinite(t.alpha)}
     clusters = {h: c for src in sources.values() for h, c in src.clusters().items()}
-    usable = scores[scores["method"].isin({k[0] for k in alphas})]
-    known = set(alphas)
-    usable = usable[[(m, h, t) in known for m, h, t in zip(usable["method"], usable["options_hash"], usable["target"])]]
+    usable = scores[[k in alphas for k in zip(scores["method"], scores["options_hash"], scores["target"])]]
     if not len(usable):
         return None
     boot = bootstrap_bench(usable, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed, confidence=config.confidence,

@@ -286,28 +286,29 @@ def build_tables(
     )
     free = [m for m in present if not m.uses_threshold]
     if free:
-        tables.append(
-            Table(
-                "threshold_free", "Threshold-free: " + ", ".join(m.title for m in free),
-                ["method", *[f"pairs {m.title}" for m in free], *[f"real {m.title}" for m in free]],
-                ["text", *[m.format for m in free] * 2],
-                [[s.label, *[s.cell("pair", m.name) for m in free], *[s.cell("real", m.name) for m in free]] for s in summaries],
-                "Target T's evaluation images are positives, the source's are negatives; lower score = more likely T's. "
-                + " ".join(f"{m.title}: {m.description}." for m in free if m.description),
-            )
-        )
+        tables.append(_metrics_table(
+            "threshold_free", "Threshold-free", free, summaries,
+            "Target T's evaluation images are positives, the source's are negatives; lower score = more likely T's. "
+            + " ".join(f"{m.title}: {m.description}." for m in free if m.description),
+        ))
     at_tau = [m for m in present if m.uses_threshold and m.name != "accuracy"]
     if at_tau:
-        tables.append(
-            Table(
-                "at_threshold", "At τ_T: " + ", ".join(m.title for m in at_tau),
-                ["method", *[f"pairs {m.title}" for m in at_tau], *[f"real {m.title}" for m in at_tau]],
-                ["text", *[m.format for m in at_tau] * 2],
-                [[s.label, *[s.cell("pair", m.name) for m in at_tau], *[s.cell("real", m.name) for m in at_tau]] for s in summaries],
-                " ".join(f"{m.title}: {m.description}." for m in at_tau if m.description) + " " + SHORT_DIRECTION,
-            )
-        )
+        tables.append(_metrics_table(
+            "at_threshold", "At τ_T", at_tau, summaries,
+            " ".join(f"{m.title}: {m.description}." for m in at_tau if m.description) + " " + SHORT_DIRECTION,
+        ))
     return tables
+
+
+def _metrics_table(key: str, heading: str, metrics: Sequence[MetricLike], summaries: Sequence[MethodSummary], note: str) -> Table:
+    """Each method's pair mean and real mean of ``metrics``, with their intervals."""
+    return Table(
+        key, f"{heading}: " + ", ".join(m.title for m in metrics),
+        ["method", *[f"pairs {m.title}" for m in metrics], *[f"real {m.title}" for m in metrics]],
+        ["text", *[m.format for m in metrics] * 2],
+        [[s.label, *[s.cell("pair", m.name) for m in metrics], *[s.cell("real", m.name) for m in metrics]] for s in summaries],
+        note,
+    )
 
 
 def leaderboard_table(
