@@ -146,7 +146,20 @@ def check_device_option(device: str | None) -> None:
             fail(f"--{exc}")
 
 
-def method_from_flags(name: str, option: list[str], device: str | None, dtype: str | None, batch_size: int | None, seed: int | None):
+def batch_size_flag(text: str | None, option: str = "--batch-size") -> int | str | None:
+    """``--batch-size`` text: a whole number >= 1, or ``auto``."""
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        fail(f"{option} expects a whole number >= 1 or 'auto', got {text!r}")
+    return value
+
+
+def method_from_flags(name: str, option: list[str], device: str | None, dtype: str | None, batch_size: str | None, seed: int | None):
     """The method ``name`` built with its ``-o KEY=VALUE`` options (each text parsed to the option's
     declared type) and the run options given; an option it does not have or accept is a user error."""
     from .methods.base import MethodOptionsError
@@ -165,7 +178,8 @@ def method_from_flags(name: str, option: list[str], device: str | None, dtype: s
             options[key] = cls.Options.parse(key, raw) if key in known else raw
         except TypeError as exc:
             fail(f"--option {item}: {exc}")
-    runtime = {k: v for k, v in (("device", device), ("dtype", dtype), ("batch_size", batch_size), ("seed", seed)) if v is not None}
+    batch = batch_size_flag(batch_size)
+    runtime = {k: v for k, v in (("device", device), ("dtype", dtype), ("batch_size", batch), ("seed", seed)) if v is not None}
     try:
         return build(cls, options, **runtime)
     except (MethodOptionsError, TypeError, ValueError) as exc:  # bad options, or the method's own set-up (a weight file it lacks)
@@ -246,7 +260,9 @@ MethodOpt = typer.Option("aedr", "--method", help="Method name (see `aedr method
 OptionOpt = typer.Option([], "--option", "-o", help="Method option KEY=VALUE (repeatable), e.g. -o distance=l1.")
 DeviceOpt = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps ...")
 DtypeOpt = typer.Option(None, "--dtype", help="float32, float16 or bfloat16 (default: the model's own).")
-BatchOpt = typer.Option(None, "--batch-size", help="Images per forward batch.")
+BatchOpt = typer.Option(
+    None, "--batch-size", help="Images per forward batch, or 'auto': the largest that fits on the device (searched once, cached).",
+)
 SeedOpt = typer.Option(None, "--seed", help="Run seed from which each image's own seed is derived.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 MaxSideOpt = typer.Option(
@@ -340,7 +356,7 @@ def score_cmd(
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
     device: Optional[str] = DeviceOpt,
     dtype: Optional[str] = DtypeOpt,
-    batch_size: Optional[int] = BatchOpt,
+    batch_size: Optional[str] = BatchOpt,
     seed: Optional[int] = SeedOpt,
     as_json: bool = JsonOpt,
     max_side: Optional[int] = MaxSideOpt,
@@ -388,6 +404,92 @@ def score_cmd(
         raise problem
 
 
+@app.command("reconstruct")
+def reconstruct_cmd(
+    inputs: List[str] = typer.Argument(..., help="Image files, folders and/or registered dataset names (see `aedr plugins`)."),
+    model: str = typer.Option(..., "--model", "-m", help="The model whose autoencoder reconstructs (see `aedr models`)."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the reconstructions (PNG, one per image)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N images (in input order)."),
+    device: Optional[str] = DeviceOpt,
+    dtype: Optional[str] = DtypeOpt,
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Images per forward batch."),
+    max_side: Optional[int] = MaxSideOpt,
+    pixel_budget: int = PixelBudgetOpt,
+) -> None:
+    """Save D(E(x)) for each image: a model's own images when it has no generator (the TAESD family).
+
+    The posterior mean is decoded (deterministic) and saved to 8 bits as PNG, named after the input;
+    images already in --out are kept, so an interrupted run resumes. Calibrate on the folder with
+    `aedr calibrate --model M --images DIR`, or bench with AEDR_IMAGES_<MODEL>=DIR."""
+    from PIL import Image
+
+    from .files import write_atomic, write_text_atomic
+    from .images import ImageLoadError
+    from .methods.base import DTYPES
+    from .preprocess import target_size
+    from .reconstruction import reconstruct_images
+    from .scoring import LoadResult, Skip
+
+    check_device_option(device)
+    target = plugins().model(model)
+    if dtype is not None and dtype not in DTYPES:
+        fail(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    folder = prepare_output_folder(out_dir)
+    loaded = LoadResult()
+    paths: list[Path] = []
+    for name in inputs:
+        if Path(name).exists():
+            paths.append(Path(name))
+        elif name in plugins().datasets.names():
+            loaded.images += plugins().dataset(name).images()
+        else:
+            fail(f"{name}: no such file or folder, and not a registered dataset (nothing was done)")
+    if paths:
+        from_files = load_inputs(paths, recursive, pixel_budget=pixel_budget, max_side=max_side)
+        loaded.images += from_files.images
+        loaded.skipped += from_files.skipped
+    images = loaded.images[:limit] if limit else loaded.images
+    names = output_names(images)
+    import torch
+
+    torch_dtype = getattr(torch, dtype) if dtype else None
+    policy = target.autoencoder(device or "cpu", torch_dtype).size_policy
+    todo = [(im, n) for im, n in zip(images, names) if not (folder / n).is_file()]
+    done = 0
+    with progress_bar(f"reconstructing with {target.name}", len(todo)) as advance:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            good = []
+            for im, n in batch:
+                try:
+                    target_size(im, policy)
+                    good.append((im, n))
+                except ImageLoadError as exc:
+                    loaded.skipped.append(Skip(im.id, str(exc)))
+            arrays = reconstruct_images(target, [im for im, _ in good], device=device or "cpu", dtype=torch_dtype, batch_size=batch_size)
+            for (im, n), rgb in zip(good, arrays):
+                write_atomic(folder / n, lambda tmp, rgb=rgb: Image.fromarray(rgb, "RGB").save(tmp, format="PNG"))
+                done += 1
+            advance(len(batch))
+    record = {"model": target.name, "inputs": list(inputs), "images": len(images), "latent": "posterior mean", "format": "PNG"}
+    write_text_atomic(folder / "reconstruct.json", json.dumps(record, indent=1))
+    err.print(f"{done} reconstruction(s) written to {markup(str(folder))}, {len(images) - len(todo)} already there")
+    print_skips(loaded.skipped)
+
+
+def output_names(images) -> list[str]:
+    """One PNG file name per image, from its id (a file's stem, a dataset image's last part); names
+    that would collide get a short content hash."""
+    import re
+
+    stems = [re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(im.id)).stem) or "image" for im in images]
+    seen: dict[str, int] = {}
+    for s in stems:
+        seen[s] = seen.get(s, 0) + 1
+    return [f"{s}-{im.content_hash[:8]}.png" if seen[s] > 1 else f"{s}.png" for s, im in zip(stems, images)]
+
+
 @app.command("calibrate")
 def calibrate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Model whose own images calibrate the threshold."),
@@ -401,7 +503,7 @@ def calibrate_cmd(
     option: List[str] = OptionOpt,
     device: Optional[str] = DeviceOpt,
     dtype: Optional[str] = DtypeOpt,
-    batch_size: Optional[int] = BatchOpt,
+    batch_size: Optional[str] = BatchOpt,
     seed: Optional[int] = SeedOpt,
     max_side: Optional[int] = MaxSideOpt,
     pixel_budget: int = PixelBudgetOpt,
@@ -610,7 +712,7 @@ def compat_loss_ratio(
     distance: str = typer.Option("l2", "--distance", help="l2, l1, ssim, psnr or lpips."),
     device: Optional[str] = DeviceOpt,
     dtype: Optional[str] = DtypeOpt,
-    batch_size: Optional[int] = BatchOpt,
+    batch_size: Optional[str] = BatchOpt,
     seed: Optional[int] = SeedOpt,
     max_side: Optional[int] = MaxSideOpt,
     pixel_budget: int = PixelBudgetOpt,

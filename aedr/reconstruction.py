@@ -11,6 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence
 
+import numpy as np
 
 from .autoencoder import Autoencoder, LatentMode, Posterior
 from .lazy import lazy_import
@@ -149,3 +150,31 @@ def first_pass(
         for i, k in enumerate(rkeys):
             cache.put(k, (z1[i].detach().cpu(), x1[i].detach().cpu()))
     return FirstPass(post, z1, x1)
+
+
+def reconstruct_images(
+    model: "ModelPlugin",
+    images: Sequence["LoadedImage"],
+    *,
+    device: str = "cpu",
+    dtype: "torch.dtype | None" = None,
+    batch_size: int = 16,
+) -> list[np.ndarray]:
+    """D(E(x)) of each image as 8-bit RGB (uint8 HxWx3): the model's autoencoder applied once,
+    posterior mean (deterministic), at the size the autoencoder takes the image (its size policy).
+
+    This is how an autoencoder without a generator gets "its own" images: its decoder's outputs for
+    photographs (``aedr reconstruct``). Images of one size go through in batches; the result does not
+    depend on the batching. Raises :class:`aedr.images.ImageTooSmallError` for an image the
+    autoencoder cannot take."""
+    from .preprocess import group_by_size, split_batches, tensor_to_uint8, to_model_tensor
+
+    ae = model.autoencoder(device, dtype)
+    out: list[np.ndarray | None] = [None] * len(images)
+    for size, indices in group_by_size(images, ae.size_policy).items():
+        for batch in split_batches(indices, size, batch_size):
+            x = to_model_tensor([images[i] for i in batch], size).to(device=ae.device, dtype=ae.dtype)
+            z = encode_batch(ae, x).latent("mean")
+            for i, arr in zip(batch, tensor_to_uint8(decode_batch(ae, z))):
+                out[i] = arr
+    return [a for a in out if a is not None]

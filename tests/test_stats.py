@@ -565,3 +565,24 @@ def test_run_time(per_set):
     assert len(result.pairs) == 6 * 6 * 7 * 4
     if per_set == 8:
         assert seconds < 20
+
+
+def test_real_folder_sub_folders_are_clusters_taken_in_turn(tmp_path):
+    """A real folder with sub-folders (say, crops of one photograph each): searched recursively,
+    each sub-folder one cluster, and a run taking fewer images than there are draws on every one."""
+    from PIL import Image
+
+    from aedr.bench.sources import real_refs
+
+    rng = np.random.default_rng(0)
+    for photo in ("a", "b"):
+        (tmp_path / photo).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / photo / f"{i}.png")
+    refs, origin = real_refs(str(tmp_path), "eval", 4, {}, [])
+    assert origin == f"folder {tmp_path}"
+    assert [r.id for r in refs] == ["real/a/0.png", "real/b/0.png", "real/a/1.png", "real/b/1.png"]
+    assert [r.cluster for r in refs] == ["a", "b", "a", "b"]
+    flat = tmp_path / "a"
+    refs, _ = real_refs(str(flat), "eval", 2, {}, [])
+    assert [r.id for r in refs] == ["real/0.png", "real/1.png"] and {r.cluster for r in refs} == {None}

@@ -10,7 +10,7 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperCommand
 
-from ..cli import err, fail, out
+from ..cli import batch_size_flag, err, fail, out
 from ..text import markup, safe_str
 from .config import SHIPPED, ConfigError, load_config, split_names
 
@@ -80,7 +80,9 @@ def bench_command(
     alpha: Optional[str] = typer.Option(None, "--alpha", help="KDE tail mass for the threshold, or 'auto' (chosen per target)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, mps ..."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed: generation seeds and every method's per-image seeds."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per forward batch, for every method."),
+    batch_size: Optional[str] = typer.Option(
+        None, "--batch-size", help="Images per forward batch, for every method; 'auto': the largest that fits on the device.",
+    ),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-O", help="Output folder (reruns resume there)."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Images per saved chunk."),
     option: List[str] = typer.Option([], "--option", "-o", help="Method option METHOD.KEY=VALUE (repeatable), e.g. -o ronan.iterations=50."),
@@ -120,7 +122,7 @@ def bench_command(
             alpha=alpha,
             device=device,
             seed=seed,
-            batch_size=batch_size,
+            batch_size=batch_size_flag(batch_size),
             out=str(out_dir) if out_dir is not None else None,
             chunk_size=chunk_size,
             share_reconstructions=share,
@@ -193,10 +195,12 @@ def _print_summary(result, elapsed: float) -> None:
     from .tables import Estimate, leaderboard_table
 
     out.print(to_rich(leaderboard_table(result.summaries, metrics=result.metrics)))
+    # one model: no model pairs, so the robustness table shown is the one against real images
+    robust_key = "robust_auc" if len(result.plan.models) > 1 else "robust_real_auc"
     for t in result.tables:
         if t.key in ("table1", "table2"):
             out.print(to_rich(t))
-        elif t.key == "robust_auc":  # one column per perturbation: values only (the files have the intervals)
+        elif t.key == robust_key:  # one column per perturbation: values only (the files have the intervals)
             rows = [[v.value if isinstance(v, Estimate) else v for v in row] for row in t.rows]
             out.print(to_rich(dataclasses.replace(t, rows=rows, note=t.note + " Intervals: leaderboard.md, report.html.")))
     for m in result.plan.methods:

@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from .. import calibration
 from ..devices import DeviceError, check_device
@@ -50,7 +50,8 @@ class BenchConfig:
     ``real`` / ``real_cal``: a folder or a registered dataset name for the real evaluation images and
     for the real estimation images (used only to choose alpha automatically); ``None`` leaves them out.
     ``n_real``: real evaluation images (default: ``n_eval``). ``alpha``: a float in (0, 1) or ``"auto"``.
-    ``batch_size``: images per forward batch for every method (``None``: each method's default).
+    ``batch_size``: images per forward batch for every method (``None``: each method's default;
+    ``"auto"``: the largest batch that fits on the device, see :mod:`aedr.batching`).
     ``chunk_size``: images per saved part file (an interrupted run loses at most one chunk).
     ``share_reconstructions``: first reconstructions cached per (target, chunk) and reused by every method.
     ``report``: write ``report.html`` (drawing its figures takes a few seconds).
@@ -75,7 +76,7 @@ class BenchConfig:
     alpha: float | str = 0.05
     device: str = "cpu"
     seed: int = 0
-    batch_size: int | None = None
+    batch_size: int | Literal["auto"] | None = None
     out: str = "aedr-runs/bench"
     chunk_size: int = 16
     share_reconstructions: bool = True
@@ -123,8 +124,8 @@ class BenchConfig:
             raise ConfigError(f"n_cal must be >= 2 (a KDE threshold needs two scores), got {self.n_cal}")
         if self.n_eval < 1:
             raise ConfigError(f"n_eval must be >= 1, got {self.n_eval}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size is not None and self.batch_size != "auto" and self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1 or \"auto\", got {self.batch_size}")
         if self.n_real is not None and self.n_real < 0:
             raise ConfigError(f"n_real must be >= 0, got {self.n_real}")
         if self.chunk_size < 1:

@@ -186,7 +186,7 @@ def apply_robustness(summaries: Sequence[MethodSummary], robustness: Robustness)
 
 def robustness_tables(summaries: Sequence[MethodSummary], robustness: Robustness) -> list[Table]:
     """Per method (leaderboard order), the clean figure and the figure under each perturbation: mean
-    AUC and mean accuracy over model pairs, and accuracy against real images; in the last column
+    AUC and mean accuracy over model pairs, and accuracy and AUC against real images; in the last column
     their mean over the perturbations (the robust figures, with intervals)."""
     ids = robustness.ids
     rule = robustness.threshold_rule()
@@ -197,6 +197,9 @@ def robustness_tables(summaries: Sequence[MethodSummary], robustness: Robustness
          f"Mean accuracy over the ordered model pairs at {rule}; mean: over the perturbations."),
         ("robust_real", "Robustness · accuracy (%) against real images under each perturbation", "real", "accuracy", "pct", "mean",
          f"Target T's perturbed evaluation images against the equally perturbed real images, at {rule}; mean: over the perturbations."),
+        ("robust_real_auc", "Robustness · AUC against real images under each perturbation", "real", "auc", "auc", "mean",
+         "Mean over targets T of the AUC of T's perturbed evaluation images against the equally perturbed real images (threshold-free); "
+         "mean: over the perturbations."),
     ]
     tables = []
     for key, title, scope, metric, fmt, last, note in specs:

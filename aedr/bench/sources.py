@@ -236,7 +236,7 @@ def model_source(
         folder = model.calibration.folder
         if folder is None:
             raise ValueError(f"model {model.name!r} has no generator and no image folder; it cannot take part in a bench")
-        files = list_image_files([folder])
+        files = folder_files(Path(folder))
         src = SourceImages(model.name, "model", f"folder {folder}")
         refs = _file_refs(files, model.name, "model", "cal", src.skipped, limit=n_cal + n_eval, root=Path(folder))
         for i, ref in enumerate(refs):
@@ -258,6 +258,20 @@ def model_source(
                 ImageRef(model.name, "model", split, f"{model.name}/seed-{s}", e["sha256"], folder / cache.file_name(s), "PNG", e["width"], e["height"])  # type: ignore[arg-type]
             )
     return src
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """A folder's images in the order a bench takes them: sorted by name; with sub-folders (searched
+    recursively; each is one cluster), one image from each sub-folder in turn, so that the first n
+    images draw on every sub-folder rather than on the first one alone."""
+    files = list_image_files([folder], recursive=True)
+    groups: dict[Path, list[Path]] = {}
+    for f in files:
+        groups.setdefault(f.parent, []).append(f)
+    if len(groups) < 2:
+        return files
+    queues = [groups[k] for k in sorted(groups)]
+    return [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
 
 
 def _file_refs(
@@ -287,10 +301,10 @@ def _cluster_of(image: LoadedImage) -> str | None:
 
 
 def real_refs(spec: str, split: Split, limit: int, datasets, skipped: list[Skip]) -> tuple[list[ImageRef], str]:
-    """Real images from a folder (sorted by name) or a registered dataset; returns (refs, origin)."""
+    """Real images from a folder (:func:`folder_files`) or a registered dataset; returns (refs, origin)."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        files = list_image_files([path])
+        files = folder_files(path)
         return _file_refs(files, REAL, "real", split, skipped, limit=limit, root=path), f"folder {path}"
     if spec in datasets:
         refs: list[ImageRef] = []

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -39,13 +39,15 @@ DTYPES = ("float32", "float16", "bfloat16")
 class MethodOptions:
     """Options every method has. Subclass it (as a dataclass) to add a method's own options.
 
-    ``dtype=None`` runs the autoencoder in the model's own dtype; ``seed`` is the run seed from
-    which each image's own seed is derived (see :func:`aedr.preprocess.image_seed`).
+    ``dtype=None`` runs the autoencoder in the model's own dtype (losses are computed in float32
+    whatever it is); ``batch_size``: images per forward batch, or ``"auto"`` for the largest batch
+    that fits on the device (:mod:`aedr.batching`); ``seed`` is the run seed from which each image's
+    own seed is derived (see :func:`aedr.preprocess.image_seed`).
     """
 
     device: str = "cpu"
     dtype: str | None = None
-    batch_size: int = 8
+    batch_size: int | Literal["auto"] = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -77,8 +79,8 @@ class MethodOptions:
         check_device(self.device)
         if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)} or None, got {self.dtype!r}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.batch_size != "auto" and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or 'auto', got {self.batch_size}")
 
 
 # Options that change how fast a score is computed, never its value: left out of the options hash.
@@ -220,6 +222,9 @@ class Method(ABC):
     cost: ClassVar[CostHint] = CostHint()
     score_direction: ClassVar[str] = "lower score = belonging"
     max_batch_pixels: ClassVar[int] = MAX_BATCH_PIXELS  # a batch holds at most this many pixels
+    # Options that make a run cheap without lowering its peak memory (an inversion's iterations):
+    # what ``batch_size="auto"`` probes with (:meth:`probe`).
+    probe_options: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, options: MethodOptions | None = None, **overrides: Any):
         base = options if options is not None else self.Options()
@@ -263,6 +268,25 @@ class Method(ABC):
             return self.name
         return f"{self.name}(" + ", ".join(f"{k}={opts[k]}" for k in shown) + ")"
 
+    def probe(self) -> "Method":
+        """A copy with :attr:`probe_options` applied: as much memory per batch, less work."""
+        import copy
+
+        probe = copy.copy(self)
+        probe.options = dataclasses.replace(self.options, **{k: v for k, v in self.probe_options.items() if hasattr(self.options, k)})
+        return probe
+
+    def batches(self, model: ModelPlugin, size: tuple[int, int], indices: Sequence[int]) -> Iterator[list[int]]:
+        """``indices`` (images of one target ``size``) in forward batches: ``batch_size`` images and
+        at most ``max_batch_pixels`` pixels each, or with ``batch_size="auto"`` the largest batch that
+        fits on the device (:func:`aedr.batching.auto_batch_size`, cached per model and size)."""
+        if self.options.batch_size == "auto":
+            from ..batching import auto_batch_size
+
+            n = auto_batch_size(self, model, size)
+            return split_batches(indices, size, n, n * size[0] * size[1])
+        return split_batches(indices, size, self.options.batch_size, self.max_batch_pixels)
+
     def torch_dtype(self) -> torch.dtype | None:
         return None if self.options.dtype is None else getattr(torch, self.options.dtype)
 
@@ -301,7 +325,7 @@ class Method(ABC):
         out: np.ndarray | None = None
         listener = _batch_listener.get()
         for size, indices in group_by_size(images, ae.size_policy).items():
-            for idx in split_batches(indices, size, self.options.batch_size, self.max_batch_pixels):
+            for idx in self.batches(model, size, indices):
                 batch = [images[i] for i in idx]
                 if listener is not None:
                     listener(batch, size)

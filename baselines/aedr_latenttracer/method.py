@@ -97,6 +97,7 @@ class LatentTracer(aedr.Method):
     description = "LatentTracer: min MSE of encoder-initialised latent inversion through the decoder (ICML 2024)."
     Options = LatentTracerOptions
     needs_grad = True
+    probe_options = {"iterations": 2}  # batch_size="auto": the peak memory is that of one iteration
     cost = aedr.CostHint(encoder_passes=1, decoder_passes=100, iterations=100, relative=150.0)
     label_options = ("iterations",)  # the label always names the budget
     options: LatentTracerOptions

@@ -77,6 +77,7 @@ class RONAN(aedr.Method):
     description = "RONAN: min MSE of random-init latent inversion through the decoder (NeurIPS 2023)."
     Options = RonanOptions
     needs_grad = True
+    probe_options = {"iterations": 2}  # batch_size="auto": the peak memory is that of one iteration
     cost = aedr.CostHint(encoder_passes=1, decoder_passes=2000, iterations=2000, relative=3000.0)
     label_options = ("lr", "iterations")  # the label always names the budget
     options: RonanOptions

@@ -99,7 +99,7 @@ def to_html(table: Table, *, anchor: bool = True) -> str:
 def table_nav(tables: Iterable[Table]) -> list[tuple[str, str]]:
     """Navigation links to a page's tables: "Table 1" ... for the paper's, the short name otherwise."""
     names = {"table1": "Table 1", "table2": "Table 2", "table3": "Table 3", "table4": "Table 4", "threshold_free": "Threshold-free", "at_threshold": "At τ",
-             "robust_auc": "Robust AUC", "robust_accuracy": "Robust acc", "robust_real": "Robust real"}
+             "robust_auc": "Robust AUC", "robust_accuracy": "Robust acc", "robust_real": "Robust real", "robust_real_auc": "Robust real AUC"}
     return [(t.key, names.get(t.key, t.title.split(" · ")[0])) for t in tables]
 
 
