@@ -364,16 +364,31 @@ def score_cmd(
     perturb: List[str] = typer.Option(
         [], "--perturb", help="Score perturbed copies instead: SPEC such as jpeg:90, jpeg:90,70 (two), jpeg:75+resize:0.5 (repeatable)."
     ),
+    executor: Optional[str] = typer.Option(
+        None, "--executor", help="Stream the scores with this executor (local, ray) into --out FILE.parquet, a folder of shards: any number of images, resumable.",
+    ),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help='Join the Ray cluster at ADDRESS ("auto", "ray://head:10001"); implies --executor ray.'),
+    shard_size: int = typer.Option(256, "--shard-size", min=1, help="Images per parquet shard with --executor."),
 ) -> None:
     """Score images under a model: one float per image, lower = more likely made by the model.
 
     With --perturb, each image's perturbed copies are scored (one row per image and perturbation),
-    each seeded by --seed and the image's content."""
+    each seeded by --seed and the image's content. With --executor (local or ray), the files are
+    streamed through the executor into parquet shards, a shard at a time, and a rerun skips the
+    files already scored."""
     from .scoring import score_images
 
     target = plugins().model(model)
     chains = perturbations_from_flags(perturb)
     m = method_from_flags(method, option, device, dtype, batch_size, seed)
+    if executor is not None or ray_address is not None:
+        if chains:
+            fail("--perturb cannot be streamed with --executor; score perturbed copies without --executor")
+        if out_file is None or out_file.suffix.lower() != ".parquet":
+            fail("--executor writes a folder of parquet shards: give --out NAME.parquet")
+        stream_scores(executor or "ray", ray_address, target, m, inputs, out_file, recursive, shard_size,
+                      {"max_side": max_side, "pixel_budget": pixel_budget or None})
+        return
     if out_file is not None:
         check_output_file(out_file)
     loaded = load_inputs(inputs, recursive, pixel_budget=pixel_budget, max_side=max_side)
@@ -402,6 +417,40 @@ def score_cmd(
     print_skips(table.skipped)
     if problem is not None:
         raise problem
+
+
+def stream_scores(executor: str, ray_address: str | None, target, m, inputs: list[Path], out_file: Path, recursive: bool,
+                  shard_size: int, load_options: dict) -> None:
+    """``aedr score --executor``: the files streamed through the executor into parquet shards."""
+    from .bench.config import ConfigError
+    from .bench.stream import FileScoring
+    from .images import iter_image_files
+
+    if ray_address is not None and executor != "ray":
+        fail(f"--ray-address needs the ray executor, not {executor!r}")
+    try:
+        cls = plugins().executors.get(executor)
+        runner = cls(**({"address": ray_address} if ray_address is not None else {}))
+    except (ConfigError, TypeError, ImportError) as exc:
+        fail(str(exc))
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(safe_str(p) for p in missing)} (nothing was done)")
+    total = sum(1 for _ in iter_image_files(inputs, recursive=recursive))  # counted, not held
+    if not total:
+        fail("no input images")
+    with progress_bar(f"{m.label} under {target.name} ({runner.name})", total) as advance:
+        task = FileScoring(inputs, target, m, out_file, recursive=recursive, shard_size=shard_size, load_options=load_options, progress=advance)
+        try:
+            report = runner.score_files(task)
+        except NotImplementedError as exc:
+            fail(str(exc))
+        except (FileExistsError, FileNotFoundError, ConfigError) as exc:
+            fail(str(exc))
+    err.print(
+        f"{report.scored} scored, {report.skipped} skipped, {report.already} already in {markup(str(out_file))}; "
+        f"{report.shards} shard(s) written in {report.seconds:.1f} s (read them with pandas.read_parquet({markup(repr(str(out_file)))}))"
+    )
 
 
 @app.command("reconstruct")

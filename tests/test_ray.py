@@ -275,3 +275,55 @@ def test_a_local_run_interrupted_then_resumed_on_ray_computes_nothing_twice(loca
     again = run_bench(ray_config(out, methods=["counted"], method_options=options, actors=2), plugins=plugins, progress=False)
     assert again.stats.scored == 0 and again.stats.already_saved == len(final)
     assert counted_keys(counter).equals(times)
+
+
+# -- aedr score --executor ray: files into parquet shards ---------------------------------------------
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    from PIL import Image
+
+    from conftest import photo_crops
+
+    root = tmp_path_factory.mktemp("ray-files")
+    for im in photo_crops(9, seed=3):
+        Image.fromarray(im.rgb).save(root / f"{im.id}.png")
+    (root / "broken.png").write_bytes(b"\x89PNG not really")
+    return root
+
+
+def file_task(folder, out, method, model, **kw):
+    from aedr.bench.stream import FileScoring
+
+    return FileScoring([folder], model, method, out, **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("decode_cpus", [0, 1])
+def test_ray_streams_files_as_the_local_executor_does_and_resumes_its_run(local_ray, plugins, image_folder, tmp_path, decode_cpus):
+    from aedr.bench.execute import LocalExecutor
+
+    model = plugins.model("tiny-0")
+    counter = tmp_path / "count.txt"
+    method = plugins.method("counted", counter=str(counter), spare_pid=os.getpid())
+    local = LocalExecutor().score_files(file_task(image_folder, tmp_path / "local.parquet", method, model, shard_size=3))
+    assert (local.scored, local.skipped) == (9, 1)
+    # a local run stopped after one shard, then finished on Ray: nothing scored twice
+    mixed = tmp_path / "mixed.parquet"
+
+    def stop(n, calls=[0]):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalExecutor().score_files(file_task(image_folder, mixed, method, model, shard_size=3, progress=stop))
+    before = count_lines(counter)
+    report = RayExecutor(actors=2, decode_cpus=decode_cpus).score_files(file_task(image_folder, mixed, method, model, shard_size=2))
+    assert report.already == 3 and report.scored + report.skipped == 7
+    assert count_lines(counter) - before == 7  # the files the first shard (broken.png and two crops) did not hold
+    mine = pd.read_parquet(mixed).sort_values("image").reset_index(drop=True)
+    theirs = pd.read_parquet(tmp_path / "local.parquet").sort_values("image").reset_index(drop=True)
+    assert mine["image"].tolist() == theirs["image"].tolist() and mine["image"].is_unique
+    assert mine[["content_hash", "model", "method", "options_hash", "error"]].equals(theirs[["content_hash", "model", "method", "options_hash", "error"]])
+    np.testing.assert_allclose(mine["score"].to_numpy(float), theirs["score"].to_numpy(float), rtol=0, atol=1e-6, equal_nan=True)
+    assert "broken.png" in mine.loc[mine["error"] != "", "image"].iloc[0]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -30,6 +30,9 @@ from .plan import Plan, Unit
 from .progress import PlanProgress
 from .result import Failure, ProgressEvent, RunStats
 from .store import ScoreRow, ScoreStore
+
+if TYPE_CHECKING:
+    from .stream import FileScoring, StreamReport
 
 
 @dataclass
@@ -59,6 +62,11 @@ class Executor:
 
     def run(self, job: Job) -> list[Failure]:
         raise NotImplementedError
+
+    def score_files(self, task: "FileScoring") -> "StreamReport":
+        """Score ``task``'s files into its shard folder (``aedr score --executor NAME``): optional;
+        :mod:`aedr.bench.stream` has the shards, the resume rule and the rows every executor writes."""
+        raise NotImplementedError(f"executor {self.name!r} does not score files (aedr score --executor); use local or ray")
 
 
 class UnitFailed(Exception):
@@ -128,6 +136,11 @@ class LocalExecutor(Executor):
 
     name = "local"
     description = "in this process, unit after unit; first reconstructions shared across methods per chunk"
+
+    def score_files(self, task: "FileScoring") -> "StreamReport":
+        from .stream import stream_locally
+
+        return stream_locally(task)
 
     def run(self, job: Job) -> list[Failure]:
         self.job = job

@@ -483,7 +483,7 @@ class RayExecutor(Executor):
                 env_vars["PYTHONPATH"] = os.pathsep.join(paths)
         return env or None
 
-    def _connect(self, job: Job) -> bool:
+    def _connect(self) -> bool:
         """Start or join Ray; True when this call started it (and must shut it down)."""
         ray = import_ray()
         if ray.is_initialized():
@@ -555,7 +555,7 @@ class RayExecutor(Executor):
             job.console.print(f"[yellow]note:[/] {OPTIONS_TABLE} num_gpus = {gpus:g} but the bench's device is "
                               f"{markup(job.plan.config.device)}: the methods run on that device")
         t0 = time.perf_counter()
-        started = self._connect(job)
+        started = self._connect()
         try:
             models = self._models(job)
             methods = self._methods(job)
@@ -651,6 +651,10 @@ class RayExecutor(Executor):
             fn_constructor_kwargs={"setup": setup, "ledger": ledger, "num_cpus": self.num_cpus},
         )
 
+    def score_files(self, task):
+        """``aedr score --executor ray``: see :func:`stream_on_ray`."""
+        return stream_on_ray(self, task)
+
     def _receive(self, by_index: dict[int, Unit], done: set[int], index: int, outcome: tuple) -> None:
         job = self.job
         if index in done or index not in by_index:
@@ -696,6 +700,123 @@ class RayExecutor(Executor):
             if (key, target) not in self.failed:
                 self.failed[(key, target)] = Failure(unit.method.name, unit.method.label, target, error)
         self._lost_units.clear()
+
+
+# -- aedr score --executor ray: files into parquet shards ------------------------------------------
+def decode_files(batch: dict, load_options: dict | None = None) -> dict:
+    """CPU stage of file scoring: each file read and decoded once (``payload``: the pickled image),
+    or its reason for being unusable (``error``)."""
+    from ..images import ImageLoadError, load_image
+
+    payloads, errors = [], []
+    for name in batch["image"]:
+        try:
+            payloads.append(pickle.dumps(load_image(name, **(load_options or {})), protocol=pickle.HIGHEST_PROTOCOL))
+            errors.append("")
+        except ImageLoadError as exc:
+            payloads.append(b"")
+            errors.append(str(exc))
+    return {"image": batch["image"], "payload": _object_array(payloads), "error": _object_array(errors)}
+
+
+class FileScorer:
+    """The file-scoring stage's callable class: one per actor; rebuilds the model and the method
+    once, loads the autoencoder once, and turns a batch of files (or of images the CPU stage
+    decoded) into the rows :func:`aedr.bench.stream.score_loaded` makes."""
+
+    def __init__(self, setup: bytes, num_cpus: float = 1.0):
+        from ray import cloudpickle
+
+        try:
+            import torch
+
+            torch.set_num_threads(max(1, int(num_cpus)))
+        except Exception:
+            pass
+        s = pickle.loads(setup)
+        self.load_options = s["load_options"]
+        models = ActorModels(s["models"])
+        self.model = models.model(s["target"])
+        self.method = cloudpickle.loads(s["method"])
+        self.method.plugins = models
+        if _gpu_ids() and str(self.method.options.device).startswith("cuda:"):
+            self.method.options = dataclasses.replace(self.method.options, device="cuda")
+        self.method.autoencoder(self.model)
+
+    def __call__(self, batch: dict) -> dict:
+        from ..images import ImageLoadError, load_image
+        from ..scoring import Skip
+        from .stream import COLUMNS, score_loaded
+
+        images, skipped = [], []
+        payloads = batch.get("payload")
+        for i, name in enumerate(batch["image"]):
+            name = str(name)
+            if payloads is not None:
+                error = str(batch["error"][i])
+                if error:
+                    skipped.append(Skip(name, error))
+                else:
+                    images.append(pickle.loads(payloads[i]))
+                continue
+            try:
+                images.append(load_image(name, **self.load_options))
+            except ImageLoadError as exc:
+                skipped.append(Skip(name, str(exc)))
+        frame = score_loaded(self.model, self.method, images, skipped)
+        return {c: (frame[c].to_numpy(dtype=float) if c == "score" else _object_array([str(v) for v in frame[c]])) for c in COLUMNS}
+
+
+def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
+    """:meth:`RayExecutor.score_files`: a window of file names at a time through CPU decoding tasks
+    (``decode_cpus``) and an actor pool; the driver writes each block that comes back as a shard."""
+    from ray import cloudpickle
+
+    from .stream import StreamReport, count, prepare
+
+    ray = import_ray()
+    report = StreamReport()
+    t0 = time.perf_counter()
+    shards, windows, report.already = prepare(task)
+    device = str(task.method.options.device)
+    gpus = float(executor.num_gpus) if executor.num_gpus is not None else (1.0 if device.startswith("cuda") else 0.0)
+    decode = executor._decode_cpus(gpus)
+    plugins = task.method.plugins
+    try:
+        recipes = {task.model.name: cloudpickle.dumps(model_recipe(task.model, plugins))}
+        method = copy.copy(task.method)
+        method.plugins = None
+        setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(method),
+                              "load_options": dict(task.load_options)}, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise ConfigError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
+    started = executor._connect()
+    try:
+        with _quiet_ray_data():
+            for window in windows:
+                ds = ray.data.from_items([{"image": n} for n in window], override_num_blocks=max(1, math.ceil(len(window) / task.shard_size)))
+                context = ds.context
+                context.enable_progress_bars = False
+                if hasattr(context, "print_on_execution_start"):
+                    context.print_on_execution_start = False
+                if decode > 0:
+                    ds = ds.map_batches(decode_files, batch_size=task.shard_size, num_cpus=decode, batch_format="numpy",
+                                        fn_kwargs={"load_options": dict(task.load_options)})
+                ds = ds.map_batches(FileScorer, batch_size=task.shard_size, batch_format="numpy", compute=executor._compute(),
+                                    num_cpus=executor.num_cpus, num_gpus=gpus,
+                                    fn_constructor_kwargs={"setup": setup, "num_cpus": executor.num_cpus})
+                for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+                    if not len(batch):
+                        continue
+                    shards.write(batch)
+                    count(report, batch)
+                    if task.progress is not None:
+                        task.progress(len(batch))
+    finally:
+        if started:
+            ray.shutdown()
+    report.seconds = time.perf_counter() - t0
+    return report
 
 
 @contextmanager
