@@ -186,8 +186,18 @@ def image_set(split: Split) -> aedr.ImageSet:
         name=f"zoo-real-{split}",
         description=(
             f"{counts[split] * CROPS_PER_SOURCE[split]} real {RESOLUTION}x{RESOLUTION} crops of bundled photographs "
-            f"({names}); zoo {split} split"
+            f"({names}, taking turns); zoo {split} split"
         ),
-        load=lambda: split_data(split).loaded(),
+        load=lambda: interleaved(split_data(split).loaded()),
         kind="real",
     )
+
+
+def interleaved(images: list[aedr.LoadedImage]) -> list[aedr.LoadedImage]:
+    """The crops with their source photographs taking turns (first crop of each, then the second of
+    each, ...), so that the first n images of a set, as a run takes them, come from every photograph."""
+    by_source: dict[str, list[aedr.LoadedImage]] = {}
+    for im in images:
+        by_source.setdefault(str(im.meta.get("cluster")), []).append(im)
+    queues = list(by_source.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]

@@ -374,6 +374,7 @@ def train_model(
             "unet_seconds": round(unet_seconds, 1),
             "cpu_seconds": round(cpu_seconds, 1),
             "threads": torch.get_num_threads(),
+            "environment": environment(),
             "train_crops": len(x_train),
         },
     }
@@ -391,6 +392,24 @@ def train_model(
         f"{g['latents']['max_abs_mean_offset']:.3f}, std ratio error {g['latents']['max_std_ratio_error']:.3f}, "
         f"saturation {g['saturation']['ratio']:.2f}x, MMD2 {g['distance']['mmd2']:.4f} (threshold {g['distance']['threshold']:.4f})")
     return TrainResult(spec.name, ae_seconds, unet_seconds, cpu_seconds, psnr, reused is not None, passed(g))
+
+
+ENVIRONMENT_PACKAGES = ("torch", "diffusers", "numpy", "pillow", "scikit-image", "scikit-learn", "safetensors")
+
+
+def environment() -> dict[str, str]:
+    """The Python and package versions a run used: the weights are reproducible bit for bit with
+    the same versions (floating-point kernels and image resampling change between releases)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ENVIRONMENT_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 SECONDS_PER_STEP_GUESS = 0.3  # one single-threaded step on a 2-core CPU, when no run was recorded
@@ -461,6 +480,7 @@ def train_zoo(
         "max_steps": max_steps,
         "autoencoders_reused_from": None if reuse is None else str(reuse),
         "torch": torch.__version__,
+        "environment": environment(),
     }
     name = "training.json" if not only else f"training-{'-'.join(only)}.json"
     (out / name).write_text(json.dumps(summary, indent=2) + "\n")
