@@ -113,8 +113,8 @@ LONG_BATCH_PIXELS = 1024 * 1024
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[typing.Callable[[int], None]]:
-    """A rich progress bar on stderr; yields ``advance(n)``. While a large batch (one huge image,
+def progress_bar(description: str, total: int | None) -> Iterator[typing.Callable[[int], None]]:
+    """A rich progress bar on stderr (``total`` None: not known ahead); yields ``advance(n)``. While a large batch (one huge image,
     say) is scored, the bar names it, so that a long wait on one image is visibly work on it."""
     from .methods.base import watch_batches
 
@@ -368,7 +368,10 @@ def score_cmd(
         None, "--executor", help="Stream the scores with this executor (local, ray) into --out FILE.parquet, a folder of shards: any number of images, resumable.",
     ),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help='Join the Ray cluster at ADDRESS ("auto", "ray://head:10001"); implies --executor ray.'),
-    shard_size: int = typer.Option(256, "--shard-size", min=1, help="Images per parquet shard with --executor."),
+    executor_option: List[str] = typer.Option(
+        [], "--executor-option", help="The executor's option KEY=VALUE (repeatable): for ray, actors=4, num_gpus=0.25, decode_cpus=1 ...",
+    ),
+    shard_size: Optional[int] = typer.Option(None, "--shard-size", min=1, help="Images per parquet shard with --executor (default 256)."),
 ) -> None:
     """Score images under a model: one float per image, lower = more likely made by the model.
 
@@ -386,9 +389,11 @@ def score_cmd(
             fail("--perturb cannot be streamed with --executor; score perturbed copies without --executor")
         if out_file is None or out_file.suffix.lower() != ".parquet":
             fail("--executor writes a folder of parquet shards: give --out NAME.parquet")
-        stream_scores(executor or "ray", ray_address, target, m, inputs, out_file, recursive, shard_size,
-                      {"max_side": max_side, "pixel_budget": pixel_budget or None})
+        stream_scores(executor or "ray", ray_address, executor_option, target, m, inputs, out_file, recursive, shard_size,
+                      {"max_side": max_side, "pixel_budget": pixel_budget or None}, as_json)
         return
+    if executor_option or shard_size is not None:
+        fail("--executor-option and --shard-size go with --executor")
     if out_file is not None:
         check_output_file(out_file)
     loaded = load_inputs(inputs, recursive, pixel_budget=pixel_budget, max_side=max_side)
@@ -419,37 +424,43 @@ def score_cmd(
         raise problem
 
 
-def stream_scores(executor: str, ray_address: str | None, target, m, inputs: list[Path], out_file: Path, recursive: bool,
-                  shard_size: int, load_options: dict) -> None:
+def stream_scores(executor: str, ray_address: str | None, executor_option: list[str], target, m, inputs: list[Path],
+                  out_file: Path, recursive: bool, shard_size: int | None, load_options: dict, as_json: bool) -> None:
     """``aedr score --executor``: the files streamed through the executor into parquet shards."""
     from .bench.config import ConfigError
-    from .bench.stream import FileScoring
-    from .images import iter_image_files
+    from .bench.stream import FileScoring, StreamFailed
 
     if ray_address is not None and executor != "ray":
         fail(f"--ray-address needs the ray executor, not {executor!r}")
+    options: dict[str, Any] = {}
+    for item in executor_option:
+        if "=" not in item:
+            fail(f"--executor-option expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(raw)  # numbers, true/false, [1, 4]
+        except ValueError:
+            options[key.strip().replace("-", "_")] = raw
+    if ray_address is not None:
+        options["address"] = ray_address
     try:
-        cls = plugins().executors.get(executor)
-        runner = cls(**({"address": ray_address} if ray_address is not None else {}))
+        runner = plugins().executors.get(executor)(**options)
     except (ConfigError, TypeError, ImportError) as exc:
-        fail(str(exc))
-    missing = [p for p in inputs if not p.exists()]
-    if missing:
-        fail(f"no such file or folder: {', '.join(safe_str(p) for p in missing)} (nothing was done)")
-    total = sum(1 for _ in iter_image_files(inputs, recursive=recursive))  # counted, not held
-    if not total:
-        fail("no input images")
-    with progress_bar(f"{m.label} under {target.name} ({runner.name})", total) as advance:
-        task = FileScoring(inputs, target, m, out_file, recursive=recursive, shard_size=shard_size, load_options=load_options, progress=advance)
+        fail(f"executor {executor!r}: {exc}")
+    with progress_bar(f"{m.label} under {target.name} ({runner.name})", None) as advance:
+        task = FileScoring(inputs, target, m, out_file, recursive=recursive, shard_size=shard_size or 256,
+                           load_options=load_options, progress=advance)
         try:
             report = runner.score_files(task)
-        except NotImplementedError as exc:
+        except (NotImplementedError, FileNotFoundError, ConfigError, StreamFailed) as exc:
             fail(str(exc))
-        except (FileExistsError, FileNotFoundError, ConfigError) as exc:
-            fail(str(exc))
+    if as_json:
+        out.print_json(json_text({"out": str(out_file), **dataclasses.asdict(report)}))
+        return
     err.print(
-        f"{report.scored} scored, {report.skipped} skipped, {report.already} already in {markup(str(out_file))}; "
-        f"{report.shards} shard(s) written in {report.seconds:.1f} s (read them with pandas.read_parquet({markup(repr(str(out_file)))}))"
+        f"{report.scored} scored, {report.skipped} skipped, {report.already} already scored in {markup(str(out_file))}; "
+        f"{report.shards} shard(s) written in {report.seconds:.1f} s (one row per file: aedr.bench.stream.ScoreShards"
+        f"({markup(repr(str(out_file)))}).read(), or pandas.read_parquet)"
     )
 
 
@@ -468,75 +479,83 @@ def reconstruct_cmd(
 ) -> None:
     """Save D(E(x)) for each image: a model's own images when it has no generator (the TAESD family).
 
-    The posterior mean is decoded (deterministic) and saved to 8 bits as PNG, named after the input;
-    images already in --out are kept, so an interrupted run resumes. Calibrate on the folder with
+    The posterior mean is decoded (deterministic) and saved to 8 bits as PNG, named after the input
+    (a folder's sub-folders kept); images already in --out are kept, so an interrupted run resumes. Calibrate on the folder with
     `aedr calibrate --model M --images DIR`, or bench with AEDR_IMAGES_<MODEL>=DIR."""
     from PIL import Image
 
     from .files import write_atomic, write_text_atomic
-    from .images import ImageLoadError
+    from .images import ImageLoadError, list_image_files, load_image
     from .methods.base import DTYPES
     from .preprocess import target_size
     from .reconstruction import reconstruct_images
-    from .scoring import LoadResult, Skip
+    from .scoring import Skip
 
     check_device_option(device)
     target = plugins().model(model)
     if dtype is not None and dtype not in DTYPES:
         fail(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     folder = prepare_output_folder(out_dir)
-    loaded = LoadResult()
-    paths: list[Path] = []
+    # (output name, a file to load or an image in memory), in input order: a folder's files keep their
+    # path inside it (sub-folders too), a file its name, a dataset image the last part of its id
+    items: list[tuple[Path, Path | Any]] = []
     for name in inputs:
-        if Path(name).exists():
-            paths.append(Path(name))
+        p = Path(name)
+        if p.is_dir():
+            files = list_image_files([p], recursive=recursive)
+            items += [(f.relative_to(p).with_suffix(".png"), f) for f in files]
+        elif p.exists():
+            items.append((Path(p.name).with_suffix(".png"), p))
         elif name in plugins().datasets.names():
-            loaded.images += plugins().dataset(name).images()
+            items += [(Path(str(im.id).split("/")[-1]).with_suffix(".png"), im) for im in plugins().dataset(name).images()]
         else:
             fail(f"{name}: no such file or folder, and not a registered dataset (nothing was done)")
-    if paths:
-        from_files = load_inputs(paths, recursive, pixel_budget=pixel_budget, max_side=max_side)
-        loaded.images += from_files.images
-        loaded.skipped += from_files.skipped
-    images = loaded.images[:limit] if limit else loaded.images
-    names = output_names(images)
+    items = items[:limit] if limit else items
+    names = output_names([n for n, _ in items])
+    todo = [(n, src) for n, (_, src) in zip(names, items) if not (folder / n).is_file()]
     import torch
 
     torch_dtype = getattr(torch, dtype) if dtype else None
     policy = target.autoencoder(device or "cpu", torch_dtype).size_policy
-    todo = [(im, n) for im, n in zip(images, names) if not (folder / n).is_file()]
+    skipped: list[Skip] = []
     done = 0
     with progress_bar(f"reconstructing with {target.name}", len(todo)) as advance:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             good = []
-            for im, n in batch:
+            for n, src in batch:  # files are read only now, a batch at a time
                 try:
+                    im = load_image(src, pixel_budget=pixel_budget or None, max_side=max_side) if isinstance(src, Path) else src
                     target_size(im, policy)
-                    good.append((im, n))
+                    good.append((n, im))
                 except ImageLoadError as exc:
-                    loaded.skipped.append(Skip(im.id, str(exc)))
-            arrays = reconstruct_images(target, [im for im, _ in good], device=device or "cpu", dtype=torch_dtype, batch_size=batch_size)
-            for (im, n), rgb in zip(good, arrays):
+                    skipped.append(Skip(safe_str(src) if isinstance(src, Path) else src.id, str(exc)))
+            arrays = reconstruct_images(target, [im for _, im in good], device=device or "cpu", dtype=torch_dtype, batch_size=batch_size)
+            for (n, _), rgb in zip(good, arrays):
+                (folder / n).parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(folder / n, lambda tmp, rgb=rgb: Image.fromarray(rgb, "RGB").save(tmp, format="PNG"))
                 done += 1
             advance(len(batch))
-    record = {"model": target.name, "inputs": list(inputs), "images": len(images), "latent": "posterior mean", "format": "PNG"}
-    write_text_atomic(folder / "reconstruct.json", json.dumps(record, indent=1))
-    err.print(f"{done} reconstruction(s) written to {markup(str(folder))}, {len(images) - len(todo)} already there")
-    print_skips(loaded.skipped)
+    record = {"model": target.name, "inputs": list(inputs), "images": len(items), "latent": "posterior mean", "format": "PNG"}
+    write_text_atomic(folder / "reconstruct.json", json_text(record))
+    err.print(f"{done} reconstruction(s) written to {markup(str(folder))}, {len(items) - len(todo)} already there")
+    print_skips(skipped)
 
 
-def output_names(images) -> list[str]:
-    """One PNG file name per image, from its id (a file's stem, a dataset image's last part); names
-    that would collide get a short content hash."""
-    import re
+def output_names(names: list[Path]) -> list[Path]:
+    """The output names, each part made file-system safe (:func:`aedr.bench.sources.safe_name`); a
+    name given twice gets a number from its second occurrence on (stable: it depends only on the
+    inputs before it)."""
+    from .bench.sources import safe_name
 
-    stems = [re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(im.id)).stem) or "image" for im in images]
-    seen: dict[str, int] = {}
-    for s in stems:
-        seen[s] = seen.get(s, 0) + 1
-    return [f"{s}-{im.content_hash[:8]}.png" if seen[s] > 1 else f"{s}.png" for s, im in zip(stems, images)]
+    out: list[Path] = []
+    seen: dict[Path, int] = {}
+    for name in names:
+        clean = Path(*[safe_name(part) for part in name.parts])
+        k = seen.get(clean, 0)
+        seen[clean] = k + 1
+        out.append(clean if k == 0 else clean.with_name(f"{clean.stem}-{k + 1}{clean.suffix}"))
+    return out
 
 
 @app.command("calibrate")

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Hashable, Iterable, TypeVar
 
 from .images import LoadedImage, list_image_files, load_image
+
+T = TypeVar("T")
+
+
+def take_turns(items: Iterable[T], group: Callable[[T], Hashable]) -> list[T]:
+    """``items`` reordered so that their groups take turns (the first of each group in order of first
+    appearance, then the second of each, ...), each group keeping its own order: the first n items
+    then draw on every group, e.g. on every photograph of a set of crops."""
+    groups: dict[Hashable, list[T]] = {}
+    for item in items:
+        groups.setdefault(group(item), []).append(item)
+    queues = list(groups.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 @dataclass

@@ -90,8 +90,7 @@ def main() -> None:
     print(f"{n_own} tiles to reconstruct in {own_tiles}, {n_real} real tiles in {real_tiles}", flush=True)
     aedr = [sys.executable, "-c", "from aedr.cli import main; main()"]
     t0 = time.perf_counter()
-    for photo in sorted(p for p in own_tiles.iterdir() if p.is_dir()):
-        subprocess.run([*aedr, "reconstruct", str(photo), "--model", "taef2", "--out", str(made / photo.name)], env=env, check=True)
+    subprocess.run([*aedr, "reconstruct", str(own_tiles), "--recursive", "--model", "taef2", "--out", str(made)], env=env, check=True)
     bench = [*aedr, "bench", "--config", "robustness", "--models", "taef2", "--real", str(real_tiles), "--real-cal", "none",
              "--out", str(out / "bench"), *extra]
     print("$ AEDR_MODEL_TAEF2=" + str(weights) + " AEDR_IMAGES_TAEF2=" + str(made) + " aedr " + " ".join(bench[3:]), flush=True)

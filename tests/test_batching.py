@@ -93,20 +93,30 @@ def test_a_failure_that_is_not_out_of_memory_propagates(model):
 def test_auto_searches_once_then_reads_the_cache(model, tmp_path, monkeypatch):
     monkeypatch.setenv("AEDR_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(batching, "on_cpu", lambda method: False)  # as on an accelerator
+    monkeypatch.setattr(batching, "_memo", {})
     MemoryBound.calls = []
-    method = MemoryBound(capacity=5, batch_size="auto")
+    method = MemoryBound(capacity=10, batch_size="auto")
     images = [aedr.LoadedImage.from_array(np.full((32, 32, 3), 10 * i, np.uint8), f"im{i}") for i in range(12)]
     scores = method.score(model, images)
     searched = len(MemoryBound.calls)
     run = [n for n, it in MemoryBound.calls if it == 100]
-    assert run == [5, 5, 2]  # the 12 images in batches of the capacity found
-    np.testing.assert_allclose(scores, MemoryBound(capacity=5, batch_size=1).score(model, images))
+    assert run == [9, 3]  # the 12 images in batches of 90 % of the capacity found
+    np.testing.assert_allclose(scores, MemoryBound(capacity=10, batch_size=1).score(model, images))
     saved = json.loads((tmp_path / batching.CACHE_FILE).read_text())["batch_sizes"]
-    assert list(saved.values()) == [5] and "zoo-kl-a|memory-bound|" in next(iter(saved))
+    assert list(saved.values()) == [9] and "zoo-kl-a|memory-bound|" in next(iter(saved))
+    batching._memo.clear()  # a new process: the answer comes from the file
     MemoryBound.calls = []
-    MemoryBound(capacity=5, batch_size="auto").score(model, images)
-    assert [n for n, _ in MemoryBound.calls] == [5, 5, 2]  # no probing: the cached answer
+    MemoryBound(capacity=10, batch_size="auto").score(model, images)
+    assert [n for n, _ in MemoryBound.calls] == [9, 3]  # no probing: the cached answer
     assert searched > 3
+
+
+def test_auto_on_the_cpu_keeps_the_pixel_cap(model):
+    """On the CPU, auto is the default batch size and large images still go a few at a time."""
+    MemoryBound.calls = []
+    images = [aedr.LoadedImage.from_array(np.full((1024, 1024, 3), i, np.uint8), f"big{i}") for i in range(3)]
+    MemoryBound(capacity=10**6, batch_size="auto").score(model, images)
+    assert [n for n, _ in MemoryBound.calls] == [2, 1]  # 8 x 512 x 512 pixels per batch at most
 
 
 def test_auto_on_the_cpu_is_the_methods_default_without_a_search(model):

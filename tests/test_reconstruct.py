@@ -46,8 +46,11 @@ def test_reconstructions_of_a_dataset_and_a_folder_resume_and_skip(run, tmp_path
     folder.mkdir()
     Image.fromarray(images[0].rgb).save(folder / "a.png")
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / "tiny.png")
-    result = run("reconstruct", folder, "--model", "zoo-kl-a", "--out", tmp_path / "made2")
+    (folder / "photo").mkdir()
+    Image.fromarray(images[1].rgb).save(folder / "photo" / "b.png")
+    result = run("reconstruct", folder, "--model", "zoo-kl-a", "--out", tmp_path / "made2", "-r")
     assert (tmp_path / "made2" / "a.png").is_file() and not (tmp_path / "made2" / "tiny.png").exists()
+    assert (tmp_path / "made2" / "photo" / "b.png").is_file()  # sub-folders (clusters) are kept
     assert "1 input(s) skipped" in result.text and "tiny" in result.text
 
 

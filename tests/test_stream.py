@@ -13,6 +13,7 @@ from aedr.bench import stream
 from aedr.bench.execute import LocalExecutor
 from aedr.bench.stream import COLUMNS, FileScoring, ScoreShards
 from aedr.scoring import score_files
+from pathlib import Path
 from conftest import cli_runner
 
 
@@ -58,7 +59,7 @@ def test_an_interrupted_stream_resumes_without_scoring_anything_twice(folder, mo
     real = stream.score_paths
 
     def counting(model, method, paths, load_options=None):
-        seen.extend(paths)
+        seen.extend(str(p) for p in paths)
         return real(model, method, paths, load_options)
 
     monkeypatch.setattr(stream, "score_paths", counting)
@@ -70,32 +71,61 @@ def test_an_interrupted_stream_resumes_without_scoring_anything_twice(folder, mo
 
     with pytest.raises(KeyboardInterrupt):
         LocalExecutor().score_files(task(folder, out, model, shard_size=3, progress=stop_after_two_shards))
-    assert len(ScoreShards(out).parts()) == 2 and len(seen) == 6
+    assert len(ScoreShards(out).parts()) == 2 and len(seen) == 6  # broken.png and 5 crops
     report = LocalExecutor().score_files(task(folder, out, model, shard_size=3))
-    assert report.already == 6 and report.scored + report.skipped == 7
-    assert len(seen) == 13 == len(set(seen))  # every file once
-    frame = pd.read_parquet(out)
+    assert report.already == 5 and report.scored + report.skipped == 8  # the error row is tried again
+    assert len(seen) == 14 and len(set(seen)) == 13 and seen.count(str(folder / "broken.png")) == 2
+    assert len(pd.read_parquet(out)) == 14  # the raw rows: broken.png's error twice
+    frame = ScoreShards(out).read()  # one row per file
     assert len(frame) == 13 and frame["image"].is_unique
     # another method (another options hash) in the same folder is scored afresh; both are kept
     other = FileScoring([folder], model, aedr.get_method("aedr", distance="l1"), out, shard_size=20)
     assert LocalExecutor().score_files(other).already == 0
-    assert len(pd.read_parquet(out)) == 26
+    assert len(ScoreShards(out).read()) == 26
+    import json
+
+    runs = json.loads((out / stream.MANIFEST).read_text())["runs"]
+    assert [r["method"] for r in runs] == ["aedr", "aedr(distance=l1)"]
 
 
 def test_the_stream_holds_one_shard_of_images_and_one_window_of_names(folder, model, tmp_path, monkeypatch):
     sizes: list[int] = []
-    real = stream.load_images
+    real = stream.load_paths
 
-    def recording(paths, **kw):
+    def recording(paths, load_options=None):
         sizes.append(len(paths))
-        return real(paths, **kw)
+        return real(paths, load_options)
 
-    monkeypatch.setattr(stream, "load_images", recording)
-    t = task(folder, tmp_path / "s.parquet", model, shard_size=5, window=7)
-    _, windows, _ = stream.prepare(t)
-    assert [len(w) for w in windows] == [7, 6]
+    monkeypatch.setattr(stream, "load_paths", recording)
+    _, pending = stream.prepare(task(folder, tmp_path / "s.parquet", model, shard_size=5, window=7))
+    assert [len(w) for w in pending.windows()] == [7, 6]
     LocalExecutor().score_files(task(folder, tmp_path / "t.parquet", model, shard_size=5, window=7))
     assert sizes == [5, 2, 5, 1]  # shards never span windows, never exceed shard_size
+
+
+def test_folders_are_walked_lazily_in_name_order(tmp_path):
+    for name in ("b.png", "a.png", "c.txt", "sub/z.png", "sub/y.jpg", ".hidden/x.png", "sub/deeper/w.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    walk = stream.walk_image_files([tmp_path], recursive=True)
+    assert next(walk) == tmp_path / "a.png"  # a generator: nothing listed ahead
+    assert [p.relative_to(tmp_path).as_posix() for p in walk] == ["b.png", "sub/deeper/w.png", "sub/y.jpg", "sub/z.png"]
+    assert [p.name for p in stream.walk_image_files([tmp_path])] == ["a.png", "b.png"]
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_and_resumed(model, tmp_path):
+    import os
+
+    root = tmp_path / "in"
+    root.mkdir()
+    odd = Path(os.fsdecode(bytes(root) + b"/caf\xe9.png"))
+    Image.fromarray(aedr.get_plugins().dataset("zoo-real-eval").images()[0].rgb).save(odd)
+    out = tmp_path / "s.parquet"
+    report = LocalExecutor().score_files(task(root, out, model))
+    assert (report.scored, report.skipped) == (1, 0)
+    frame = ScoreShards(out).read()
+    assert frame["error"].tolist() == [""] and np.isfinite(frame["score"]).all()
+    assert LocalExecutor().score_files(task(root, out, model)).already == 1
 
 
 def test_the_command(folder, tmp_path, monkeypatch):
@@ -103,19 +133,23 @@ def test_the_command(folder, tmp_path, monkeypatch):
     out = tmp_path / "scores.parquet"
     result = run("score", folder, "--model", "zoo-kl-a", "--executor", "local", "--out", out, "--shard-size", "5")
     text = " ".join(result.output.split())
-    assert "11 scored, 2 skipped, 0 already in" in text and "3 shard(s) written" in text
+    assert "11 scored, 2 skipped, 0 already scored in" in text and "3 shard(s) written" in text
     assert len(pd.read_parquet(out)) == 13
     text = " ".join(run("score", folder, "--model", "zoo-kl-a", "--executor", "local", "--out", out).output.split())
-    assert "0 scored, 0 skipped, 13 already in" in text
+    assert "0 scored, 2 skipped, 11 already scored in" in text  # the unusable files are tried again
+    report = run("score", folder, "--model", "zoo-kl-a", "--executor", "local", "--out", out, "--json").output
+    assert '"already": 11' in report
     for args, message in [
         (["--executor", "local", "--out", tmp_path / "x.csv"], "give --out NAME.parquet"),
         (["--executor", "local"], "give --out NAME.parquet"),
         (["--executor", "local", "--out", tmp_path / "y.parquet", "--perturb", "jpeg:90"], "--perturb cannot be streamed"),
-        (["--executor", "nope", "--out", tmp_path / "z.parquet"], "nope"),
+        (["--executor", "nope", "--out", tmp_path / "z.parquet"], "executor 'nope'"),
+        (["--executor", "local", "--executor-option", "x=1", "--out", tmp_path / "z.parquet"], "executor 'local'"),
+        (["--shard-size", "4"], "go with --executor"),
         (["--executor", "local", "--ray-address", "auto", "--out", tmp_path / "z.parquet"], "--ray-address needs the ray executor"),
     ]:
         result = run("score", folder, "--model", "zoo-kl-a", *args, ok=False)
         assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
     (tmp_path / "file.parquet").write_text("x")
     result = run("score", folder, "--model", "zoo-kl-a", "--executor", "local", "--out", tmp_path / "file.parquet", ok=False)
-    assert result.exit_code == 2 and "is a file" in result.output
+    assert result.exit_code == 2 and "is a file" in " ".join(result.output.split())

@@ -174,11 +174,8 @@ class ActorModels:
 
 
 def shipped_method(spec: MethodSpec):
-    """The spec's method as an actor gets it: without its plugin set (modules and locks do not
-    pickle); the actor gives it its own model lookup."""
-    method = copy.copy(spec.method)
-    method.plugins = None
-    return method
+    """The spec's method as an actor gets it (:func:`_without_plugins`)."""
+    return _without_plugins(spec.method)
 
 
 @dataclass
@@ -263,12 +260,7 @@ class ChunkScorer:
     def __init__(self, setup: bytes, ledger: Any, num_cpus: float = 1.0):
         from ray import cloudpickle
 
-        try:
-            import torch
-
-            torch.set_num_threads(max(1, int(num_cpus)))
-        except Exception:
-            pass
+        _actor_threads(num_cpus)
         self.ledger = ledger
         self.error: str | None = None
         self.methods: dict[tuple[str, str], Any] = {}  # method key -> the actor's Method
@@ -286,13 +278,10 @@ class ChunkScorer:
             self.error = f"model {self.target!r} could not be rebuilt on the Ray worker ({_describe(exc)}); " \
                 "install aedr and the model's plugin on every node"
             return
-        gpus = _gpu_ids()
         for key, blob in s["methods"].items():
             try:
-                method = cloudpickle.loads(blob)
+                method = _on_assigned_gpu(cloudpickle.loads(blob))
                 method.plugins = self.models
-                if gpus and str(method.options.device).startswith("cuda:"):
-                    method.options = dataclasses.replace(method.options, device="cuda")  # the GPU Ray assigned
                 self.methods[key] = method
             except Exception as exc:
                 self.method_errors[key] = f"the method could not be rebuilt on the Ray worker ({_describe(exc)})"
@@ -633,11 +622,8 @@ class RayExecutor(Executor):
             [{"item": it.item, "payload": cloudpickle.dumps(it)} for it in items],
             override_num_blocks=len(items),
         )
-        context = ds.context  # this pipeline's own copy
+        context = _quiet(ds)  # this pipeline's own copy
         context.max_errored_blocks = -1  # a chunk that cannot be scored is reported, the others go on
-        context.enable_progress_bars = False
-        if hasattr(context, "print_on_execution_start"):
-            context.print_on_execution_start = False
         decode = self._decode_cpus(gpus)
         if decode > 0:
             ds = ds.map_batches(decode_images, batch_size=1, num_cpus=decode, batch_format="numpy")
@@ -703,20 +689,54 @@ class RayExecutor(Executor):
 
 
 # -- aedr score --executor ray: files into parquet shards ------------------------------------------
-def decode_files(batch: dict, load_options: dict | None = None) -> dict:
-    """CPU stage of file scoring: each file read and decoded once (``payload``: the pickled image),
-    or its reason for being unusable (``error``)."""
-    from ..images import ImageLoadError, load_image
+def _paths(batch: dict) -> list:
+    """The batch's file paths (sent as bytes: any name the file system allows travels unchanged)."""
+    return [os.fsdecode(bytes(p)) for p in batch["path"]]
 
-    payloads, errors = [], []
-    for name in batch["image"]:
-        try:
-            payloads.append(pickle.dumps(load_image(name, **(load_options or {})), protocol=pickle.HIGHEST_PROTOCOL))
-            errors.append("")
-        except ImageLoadError as exc:
-            payloads.append(b"")
-            errors.append(str(exc))
-    return {"image": batch["image"], "payload": _object_array(payloads), "error": _object_array(errors)}
+
+def decode_files(batch: dict, load_options: dict | None = None) -> dict:
+    """CPU stage of file scoring: each file read and decoded once (``payload``: the pickled image,
+    or the pickled reason the file cannot be used)."""
+    from .stream import load_paths
+
+    payloads = []
+    for path in _paths(batch):
+        images, skipped = load_paths([path], load_options)
+        payloads.append(pickle.dumps(images[0] if images else skipped[0], protocol=pickle.HIGHEST_PROTOCOL))
+    return {"path": batch["path"], "payload": _object_array(payloads)}
+
+
+def _actor_threads(num_cpus: float) -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(num_cpus)))
+    except Exception:
+        pass
+
+
+def _on_assigned_gpu(method):
+    """A method set to ``cuda:N`` runs on the GPU Ray assigned to this actor (``cuda``)."""
+    if _gpu_ids() and str(method.options.device).startswith("cuda:"):
+        method.options = dataclasses.replace(method.options, device="cuda")
+    return method
+
+
+def _without_plugins(method):
+    """A copy of a method as it travels to actors: without its plugin set (modules and locks do not
+    pickle); each actor gives it its own model lookup."""
+    method = copy.copy(method)
+    method.plugins = None
+    return method
+
+
+def _quiet(ds):
+    """A pipeline's own context: no progress bars or start-up notes of Ray Data's."""
+    context = ds.context
+    context.enable_progress_bars = False
+    if hasattr(context, "print_on_execution_start"):
+        context.print_on_execution_start = False
+    return context
 
 
 class FileScorer:
@@ -727,95 +747,83 @@ class FileScorer:
     def __init__(self, setup: bytes, num_cpus: float = 1.0):
         from ray import cloudpickle
 
-        try:
-            import torch
-
-            torch.set_num_threads(max(1, int(num_cpus)))
-        except Exception:
-            pass
+        _actor_threads(num_cpus)
         s = pickle.loads(setup)
         self.load_options = s["load_options"]
         models = ActorModels(s["models"])
         self.model = models.model(s["target"])
-        self.method = cloudpickle.loads(s["method"])
+        self.method = _on_assigned_gpu(cloudpickle.loads(s["method"]))
         self.method.plugins = models
-        if _gpu_ids() and str(self.method.options.device).startswith("cuda:"):
-            self.method.options = dataclasses.replace(self.method.options, device="cuda")
         self.method.autoencoder(self.model)
 
     def __call__(self, batch: dict) -> dict:
-        from ..images import ImageLoadError, load_image
-        from ..scoring import Skip
-        from .stream import COLUMNS, score_loaded
+        from ..images import LoadedImage
+        from .stream import COLUMNS, load_paths, score_loaded
 
-        images, skipped = [], []
-        payloads = batch.get("payload")
-        for i, name in enumerate(batch["image"]):
-            name = str(name)
-            if payloads is not None:
-                error = str(batch["error"][i])
-                if error:
-                    skipped.append(Skip(name, error))
-                else:
-                    images.append(pickle.loads(payloads[i]))
-                continue
-            try:
-                images.append(load_image(name, **self.load_options))
-            except ImageLoadError as exc:
-                skipped.append(Skip(name, str(exc)))
+        if "payload" in batch:
+            decoded = [pickle.loads(p) for p in batch["payload"]]
+            images = [d for d in decoded if isinstance(d, LoadedImage)]
+            skipped = [d for d in decoded if not isinstance(d, LoadedImage)]
+        else:
+            images, skipped = load_paths(_paths(batch), self.load_options)
         frame = score_loaded(self.model, self.method, images, skipped)
-        return {c: (frame[c].to_numpy(dtype=float) if c == "score" else _object_array([str(v) for v in frame[c]])) for c in COLUMNS}
+        return {c: (frame[c].to_numpy(dtype=float) if c == "score" else _object_array(list(frame[c]))) for c in COLUMNS}
 
 
 def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
-    """:meth:`RayExecutor.score_files`: a window of file names at a time through CPU decoding tasks
-    (``decode_cpus``) and an actor pool; the driver writes each block that comes back as a shard."""
+    """:meth:`RayExecutor.score_files`: a window of files at a time through CPU decoding tasks
+    (``decode_cpus``) and an actor pool (one per window); the driver writes each block that comes
+    back as a shard. An actor that dies is restarted and its batch retried up to ``max_attempts``
+    times in all; then the run stops, the shards written kept."""
     from ray import cloudpickle
 
-    from .stream import StreamReport, count, prepare
+    import aedr
+
+    from .stream import StreamFailed, StreamReport, prepare, write_shard
 
     ray = import_ray()
     report = StreamReport()
     t0 = time.perf_counter()
-    shards, windows, report.already = prepare(task)
+    shards, pending = prepare(task)
     device = str(task.method.options.device)
     gpus = float(executor.num_gpus) if executor.num_gpus is not None else (1.0 if device.startswith("cuda") else 0.0)
     decode = executor._decode_cpus(gpus)
-    plugins = task.method.plugins
     try:
-        recipes = {task.model.name: cloudpickle.dumps(model_recipe(task.model, plugins))}
-        method = copy.copy(task.method)
-        method.plugins = None
-        setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(method),
+        recipes = {task.model.name: cloudpickle.dumps(model_recipe(task.model, task.method.plugins or aedr.get_plugins()))}
+        setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(_without_plugins(task.method)),
                               "load_options": dict(task.load_options)}, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise ConfigError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
+    retries = {"max_restarts": executor.max_attempts - 1, "max_task_retries": executor.max_attempts - 1}
     started = executor._connect()
     try:
         with _quiet_ray_data():
-            for window in windows:
-                ds = ray.data.from_items([{"image": n} for n in window], override_num_blocks=max(1, math.ceil(len(window) / task.shard_size)))
-                context = ds.context
-                context.enable_progress_bars = False
-                if hasattr(context, "print_on_execution_start"):
-                    context.print_on_execution_start = False
+            for window in pending.windows():
+                ds = ray.data.from_items([{"path": os.fsencode(p)} for p in window],
+                                         override_num_blocks=max(1, math.ceil(len(window) / task.shard_size)))
+                _quiet(ds)
                 if decode > 0:
                     ds = ds.map_batches(decode_files, batch_size=task.shard_size, num_cpus=decode, batch_format="numpy",
-                                        fn_kwargs={"load_options": dict(task.load_options)})
+                                        fn_kwargs={"load_options": dict(task.load_options)}, max_retries=executor.max_attempts - 1)
                 ds = ds.map_batches(FileScorer, batch_size=task.shard_size, batch_format="numpy", compute=executor._compute(),
-                                    num_cpus=executor.num_cpus, num_gpus=gpus,
+                                    num_cpus=executor.num_cpus, num_gpus=gpus, **retries,
                                     fn_constructor_kwargs={"setup": setup, "num_cpus": executor.num_cpus})
-                for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
-                    if not len(batch):
-                        continue
-                    shards.write(batch)
-                    count(report, batch)
-                    if task.progress is not None:
-                        task.progress(len(batch))
+                try:
+                    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+                        if len(batch):
+                            write_shard(shards, batch, report)
+                            if task.progress is not None:
+                                task.progress(len(batch))
+                except (KeyboardInterrupt, OSError, StreamFailed):
+                    raise
+                except Exception as exc:  # the pipeline failed: what came back is saved
+                    raise StreamFailed(f"the Ray pipeline failed ({_describe(exc)}); the {report.shards} shard(s) written are kept: "
+                                       "rerun the same command to score the rest") from exc
     finally:
+        report.already = pending.already
+        report.seconds = time.perf_counter() - t0
         if started:
             ray.shutdown()
-    report.seconds = time.perf_counter() - t0
     return report
 
 

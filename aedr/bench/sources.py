@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 import numpy as np
 from PIL import Image
 
+from ..datasets import take_turns
 from ..files import write_atomic, write_text_atomic
 from ..images import ImageLoadError, LoadedImage, list_image_files, load_image
 from ..models import ModelPlugin
@@ -262,16 +263,11 @@ def model_source(
 
 def folder_files(folder: Path) -> list[Path]:
     """A folder's images in the order a bench takes them: sorted by name; with sub-folders (searched
-    recursively; each is one cluster), one image from each sub-folder in turn, so that the first n
-    images draw on every sub-folder rather than on the first one alone."""
-    files = list_image_files([folder], recursive=True)
-    groups: dict[Path, list[Path]] = {}
-    for f in files:
-        groups.setdefault(f.parent, []).append(f)
-    if len(groups) < 2:
-        return files
-    queues = [groups[k] for k in sorted(groups)]
-    return [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+    recursively, hidden ones left out; each is one cluster), one image from each sub-folder in turn,
+    so that the first n images draw on every sub-folder rather than on the first one alone."""
+    files = [f for f in list_image_files([folder], recursive=True)
+             if not any(part.startswith(".") for part in f.relative_to(folder).parts[:-1])]
+    return take_turns(files, lambda f: f.parent)
 
 
 def _file_refs(

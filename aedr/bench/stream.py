@@ -1,21 +1,25 @@
 """Scoring any number of image files under one model: streamed, in parquet shards, resumable.
 
 ``aedr score DIR... --executor NAME --out scores.parquet`` never holds more than a window of file
-names and one shard of images: the files are listed lazily (each folder sorted by name), taken a
-window at a time, scored by the executor and written as they come, one parquet file per shard, under
-the folder ``scores.parquet/`` (``pandas.read_parquet("scores.parquet")`` reads them as one table).
+names and one shard of images: the folders are walked lazily (each folder's entries by name, a
+sub-folder's files where its name falls), the files taken a window at a time, scored by the executor
+and written as they come, one parquet file per shard, under the folder ``scores.parquet/``
+(``pandas.read_parquet("scores.parquet")`` reads them as one table; :meth:`ScoreShards.read` gives
+one row per file).
 
-Every row is keyed by (content hash, model, method, options hash), with the file it came from
-(``image``); an unusable file is a row with an ``error`` and no score. A rerun into the same folder
-skips every file a shard already holds, so an interrupted run resumes, and a run with another
-executor continues it: the rows are the same whichever executor computed them, as both call
-:func:`score_paths`.
+Each row names its file (``image``), the content hash of its pixels, the model, the method and the
+options hash; a file that cannot be used is a row with an ``error`` and no score. A rerun into the
+same folder skips every file (by name) that a shard already holds a score for under that model and
+options hash, and tries the others again (the files with an error too: a later ``--max-side`` may
+make them usable), so an interrupted run resumes, and a run with another executor continues it: the
+rows are the same whichever executor computed them, as both call :func:`score_loaded`.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -24,14 +28,15 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from ..files import write_atomic, write_frame, write_text_atomic
-from ..images import LoadedImage, iter_image_files
+from ..files import json_text, prepare_output_folder, write_atomic, write_frame, write_text_atomic
+from ..images import IMAGE_SUFFIXES, LoadedImage, load_image
 from ..methods.base import Method
 from ..models import ModelPlugin
-from ..scoring import ScoreTable, Skip, load_images, score_images
+from ..scoring import ScoreTable, Skip, score_images
 from ..text import safe_str
 
 COLUMNS = [*ScoreTable.COLUMNS, "error"]
+KEY = ["image", "model", "options_hash"]
 MANIFEST = "_aedr.json"
 
 
@@ -53,6 +58,10 @@ class FileScoring:
     progress: Callable[[int], None] | None = None
 
 
+class StreamFailed(RuntimeError):
+    """The executor stopped before every file was scored; the shards written so far are kept."""
+
+
 @dataclass
 class StreamReport:
     scored: int = 0
@@ -60,6 +69,31 @@ class StreamReport:
     already: int = 0
     shards: int = 0
     seconds: float = 0.0
+
+
+def walk_image_files(inputs: Iterable[Path], *, recursive: bool = False) -> Iterator[Path]:
+    """Image files of ``inputs`` (files as given, folders walked), lazily: each folder's entries in
+    name order, a sub-folder's files (with ``recursive``; hidden ones left out) where its name falls.
+    Nothing is listed ahead: memory stays that of one folder's entries."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            yield from _walk(p, recursive)
+        else:
+            yield p
+
+
+def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir():
+            if recursive and not entry.name.startswith("."):
+                yield from _walk(Path(entry.path), recursive)
+        elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+            yield Path(entry.path)
 
 
 class ScoreShards:
@@ -72,11 +106,11 @@ class ScoreShards:
         return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
 
     def done(self, model: str, options_hash: str) -> set[str]:
-        """The files (``image``) a shard already holds for this model and options."""
+        """The files (``image``) a shard already holds a score for, under this model and options."""
         out: set[str] = set()
         for part in self.parts():
-            frame = pd.read_parquet(part, columns=["image", "model", "options_hash"])
-            frame = frame[(frame["model"] == model) & (frame["options_hash"] == options_hash)]
+            frame = pd.read_parquet(part, columns=["image", "model", "options_hash", "error"])
+            frame = frame[(frame["model"] == model) & (frame["options_hash"] == options_hash) & (frame["error"] == "")]
             out.update(frame["image"].astype(str))
         return out
 
@@ -87,38 +121,78 @@ class ScoreShards:
         return write_atomic(path, lambda tmp: write_frame(normalised(frame), tmp, ".parquet"))
 
     def read(self) -> pd.DataFrame:
+        """Every shard's rows, one per (file, model, options hash): its score if a run scored it, else
+        the last error a run recorded."""
         parts = self.parts()
         if not parts:
             return pd.DataFrame(columns=COLUMNS)
-        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        frame["_scored"] = frame["error"] == ""
+        frame = frame.sort_values("_scored", kind="stable").drop_duplicates(KEY, keep="last")
+        return frame.drop(columns="_scored").sort_index().reset_index(drop=True)
 
     def describe(self, task: FileScoring) -> None:
+        """Record in ``_aedr.json`` which (model, method, options) the folder's rows come from."""
         record = {"model": task.model.name, "method": task.method.label, "options_hash": task.method.options_hash(),
-                  "options": task.method.options_dict(include_runtime=False), "columns": COLUMNS}
-        write_text_atomic(self.folder / MANIFEST, json.dumps(record, indent=1, default=str))
+                  "options": task.method.options_dict(include_runtime=False)}
+        path = self.folder / MANIFEST
+        try:
+            runs = json.loads(path.read_text()).get("runs", [])
+        except (OSError, ValueError, AttributeError):
+            runs = []
+        runs = [r for r in runs if (r.get("model"), r.get("options_hash")) != (record["model"], record["options_hash"])] + [record]
+        write_text_atomic(path, json_text({"columns": COLUMNS, "runs": runs}))
 
 
-def prepare(task: FileScoring) -> tuple[ScoreShards, Iterator[list[str]], int]:
-    """The shard folder, the windows of file names still to score and how many were already done."""
-    if task.out.exists() and not task.out.is_dir():
-        raise FileExistsError(f"{safe_str(task.out)} is a file; streamed scores are a folder of parquet shards (give a new name)")
-    shards = ScoreShards(task.out)
-    done = shards.done(task.model.name, task.method.options_hash())
+class Pending:
+    """The files of a task still to score, in windows; ``already``: how many of its files passed so
+    far already had a score (each also reported to ``task.progress`` as it is passed)."""
+
+    def __init__(self, task: FileScoring, done: set[str]):
+        self.task, self.done, self.already = task, done, 0
+
+    def files(self) -> Iterator[Path]:
+        for path in walk_image_files(self.task.inputs, recursive=self.task.recursive):
+            if safe_str(path) not in self.done:  # the real path is loaded; its text names the row
+                yield path
+            else:
+                self.already += 1
+                if self.task.progress is not None:
+                    self.task.progress(1)
+
+    def windows(self) -> Iterator[list[Path]]:
+        return shards_of(self.files(), self.task.window)
+
+
+def prepare(task: FileScoring) -> tuple[ScoreShards, Pending]:
+    """The task's shard folder (made, or checked) and its pending files."""
     missing = [p for p in task.inputs if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"no such file or folder: {', '.join(safe_str(p) for p in missing)} (nothing was done)")
-    names = (safe_str(p) for p in iter_image_files(task.inputs, recursive=task.recursive))
-    todo = (n for n in names if n not in done)
-    windows = iter(lambda: list(itertools.islice(todo, task.window)), [])
-    task.out.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(task.out, option="--out")
+    shards = ScoreShards(task.out)
+    pending = Pending(task, shards.done(task.model.name, task.method.options_hash()))
     shards.describe(task)
-    return shards, windows, len(done)
+    return shards, pending
 
 
-def score_paths(model: ModelPlugin, method: Method, paths: Sequence[str], load_options: dict[str, Any] | None = None) -> pd.DataFrame:
+def load_paths(paths: Sequence[Path], load_options: dict[str, Any] | None = None) -> tuple[list[LoadedImage], list[Skip]]:
+    """Each file loaded (:func:`aedr.images.load_image`), or its reason for being unusable."""
+    from ..images import ImageLoadError
+
+    images, skipped = [], []
+    for p in paths:
+        try:
+            images.append(load_image(p, **(load_options or {})))
+        except ImageLoadError as exc:
+            skipped.append(Skip(safe_str(p), str(exc)))
+    return images, skipped
+
+
+def score_paths(model: ModelPlugin, method: Method, paths: Sequence[Path], load_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """One shard's rows: every file loaded and scored (lower = belonging), unusable ones with an error."""
-    loaded = load_images(paths, **(load_options or {}))
-    return score_loaded(model, method, loaded.images, loaded.skipped)
+    images, skipped = load_paths(paths, load_options)
+    return score_loaded(model, method, images, skipped)
 
 
 def score_loaded(model: ModelPlugin, method: Method, images: Sequence[LoadedImage], skipped: Sequence[Skip]) -> pd.DataFrame:
@@ -143,8 +217,8 @@ def normalised(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def shards_of(names: Iterable[str], size: int) -> Iterator[list[str]]:
-    it = iter(names)
+def shards_of(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
     return iter(lambda: list(itertools.islice(it, size)), [])
 
 
@@ -152,19 +226,27 @@ def stream_locally(task: FileScoring) -> StreamReport:
     """In this process: one shard at a time."""
     report = StreamReport()
     t0 = time.perf_counter()
-    shards, windows, report.already = prepare(task)
-    for window in windows:
-        for names in shards_of(window, task.shard_size):
-            frame = score_paths(task.model, task.method, names, task.load_options)
-            shards.write(frame)
-            count(report, frame)
-            if task.progress is not None:
-                task.progress(len(names))
-    report.seconds = time.perf_counter() - t0
+    shards, pending = prepare(task)
+    try:
+        for window in pending.windows():
+            for paths in shards_of(window, task.shard_size):
+                frame = score_paths(task.model, task.method, paths, task.load_options)
+                write_shard(shards, frame, report)
+                if task.progress is not None:
+                    task.progress(len(paths))
+    finally:
+        report.already = pending.already
+        report.seconds = time.perf_counter() - t0
     return report
 
 
-def count(report: StreamReport, frame: pd.DataFrame) -> None:
+def write_shard(shards: ScoreShards, frame: pd.DataFrame, report: StreamReport) -> None:
+    """Write one shard and count its rows; a failed write stops the run with the shards kept."""
+    try:
+        shards.write(frame)
+    except OSError as exc:
+        raise StreamFailed(f"could not write a shard into {safe_str(shards.folder)} ({exc.strerror or exc}); "
+                           f"the {report.shards} shard(s) written are kept: rerun the same command to score the rest") from exc
     bad = frame["error"].astype(str) != ""
     report.skipped += int(bad.sum())
     report.scored += int((~bad).sum())

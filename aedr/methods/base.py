@@ -281,10 +281,11 @@ class Method(ABC):
         at most ``max_batch_pixels`` pixels each, or with ``batch_size="auto"`` the largest batch that
         fits on the device (:func:`aedr.batching.auto_batch_size`, cached per model and size)."""
         if self.options.batch_size == "auto":
-            from ..batching import auto_batch_size
+            from ..batching import auto_batch_size, on_cpu
 
             n = auto_batch_size(self, model, size)
-            return split_batches(indices, size, n, n * size[0] * size[1])
+            # on an accelerator the batch found is what fits; on the CPU the default keeps the pixel cap
+            return split_batches(indices, size, n, self.max_batch_pixels if on_cpu(self) else n * size[0] * size[1])
         return split_batches(indices, size, self.options.batch_size, self.max_batch_pixels)
 
     def torch_dtype(self) -> torch.dtype | None:

@@ -196,8 +196,6 @@ def image_set(split: Split) -> aedr.ImageSet:
 def interleaved(images: list[aedr.LoadedImage]) -> list[aedr.LoadedImage]:
     """The crops with their source photographs taking turns (first crop of each, then the second of
     each, ...), so that the first n images of a set, as a run takes them, come from every photograph."""
-    by_source: dict[str, list[aedr.LoadedImage]] = {}
-    for im in images:
-        by_source.setdefault(str(im.meta.get("cluster")), []).append(im)
-    queues = list(by_source.values())
-    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+    from aedr.datasets import take_turns
+
+    return take_turns(images, lambda im: im.meta.get("cluster"))
