@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -586,3 +588,17 @@ def test_real_folder_sub_folders_are_clusters_taken_in_turn(tmp_path):
     flat = tmp_path / "a"
     refs, _ = real_refs(str(flat), "eval", 2, {}, [])
     assert [r.id for r in refs] == ["real/0.png", "real/1.png"] and {r.cluster for r in refs} == {None}
+
+
+def test_a_run_with_one_model_ranks_by_real_accuracy_with_ties():
+    """No model pairs: ranks come from the accuracy against real images, and two methods whose
+    real accuracies are not distinguishable share a rank."""
+    from aedr.bench.tables import apply_uncertainty
+
+    scores = make_scores(n_models=1, n_methods=2, n_cal=20, n_eval=6, n_real=6, seed=3, shift=1.0)
+    scores.loc[scores["method"] == "meth1", "score"] = scores.loc[scores["method"] == "meth0", "score"].to_numpy() + 1e-9
+    result = stats.bootstrap_bench(scores, alpha=0.05, n_resamples=200)
+    _, summaries = reference_evaluation(scores, 0.05)
+    assert all(math.isnan(s.pair.get("accuracy", math.nan)) for s in summaries)
+    apply_uncertainty(summaries, result)
+    assert [s.rank for s in summaries] == ["1", "1="]  # the same scores: never ranked apart

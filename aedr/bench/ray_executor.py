@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import importlib
 import logging
 import math
@@ -794,7 +795,9 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
                               "load_options": dict(task.load_options)}, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise ConfigError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
-    retries = {"max_restarts": executor.max_attempts - 1, "max_task_retries": executor.max_attempts - 1}
+    # an actor that dies is restarted and its batch retried, max_attempts tries in all (Ray Data's own
+    # default is to retry forever: one file that kills its actor would stop the stream for good)
+    retries = functools.partial(dict, max_restarts=executor.max_attempts - 1, max_task_retries=executor.max_attempts - 1)
     started = executor._connect()
     try:
         with _quiet_ray_data():
@@ -804,9 +807,9 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
                 _quiet(ds)
                 if decode > 0:
                     ds = ds.map_batches(decode_files, batch_size=task.shard_size, num_cpus=decode, batch_format="numpy",
-                                        fn_kwargs={"load_options": dict(task.load_options)}, max_retries=executor.max_attempts - 1)
+                                        fn_kwargs={"load_options": dict(task.load_options)})
                 ds = ds.map_batches(FileScorer, batch_size=task.shard_size, batch_format="numpy", compute=executor._compute(),
-                                    num_cpus=executor.num_cpus, num_gpus=gpus, **retries,
+                                    num_cpus=executor.num_cpus, num_gpus=gpus, ray_remote_args_fn=retries,
                                     fn_constructor_kwargs={"setup": setup, "num_cpus": executor.num_cpus})
                 try:
                     for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):

@@ -180,7 +180,8 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
     method shares the rank of the method heading its group ("1=") unless their paired difference in
     mean pair accuracy is significant: against the leader, Holm-corrected over every method (the p
     the leaderboard prints); against a later group's head, uncorrected. Otherwise it heads a new
-    group, ranked by its position."""
+    group, ranked by its position. A run without model pairs (one model) compares accuracy against
+    the real images instead."""
     from .stats import compare_to_leader, paired_p_value
 
     if not summaries:
@@ -196,12 +197,18 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
         for i, s in enumerate(summaries, 1):
             s.rank = str(i)
         return
-    for metric in ("accuracy", "auc"):
-        table = compare_to_leader(boot, (leader.method, leader.options_hash), metric, "pair", level=level)
+    # a run without model pairs (one model) ranks by accuracy against the real images instead
+    try:
+        leader_pairs = boot.estimate(leader.method, leader.options_hash, "pair", "accuracy")
+    except KeyError:
+        leader_pairs = math.nan
+    scope = "pair" if math.isfinite(leader_pairs) else "real"
+    for sc, metric in {("pair", "accuracy"), ("pair", "auc"), (scope, "accuracy")}:
+        table = compare_to_leader(boot, (leader.method, leader.options_hash), metric, sc, level=level)
         for r in table.itertuples(index=False):
             s = by_key.get((r.method, r.options_hash))
             if s is not None and s is not leader:
-                s.versus_leader[f"pair:{metric}"] = {
+                s.versus_leader[f"{sc}:{metric}"] = {
                     "difference": float(r.difference), "low": float(r.low), "high": float(r.high),
                     "p_value": float(r.p_value), "p_holm": float(r.p_holm), "tied": bool(r.tied),
                 }
@@ -211,9 +218,9 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
             s.rank = str(i)
             continue
         if head is leader:
-            p = s.versus_leader.get("pair:accuracy", {}).get("p_holm", float("nan"))
+            p = s.versus_leader.get(f"{scope}:accuracy", {}).get("p_holm", float("nan"))
         else:
-            d = boot.replicates(s.method, s.options_hash, "pair", "accuracy") - boot.replicates(head.method, head.options_hash, "pair", "accuracy")
+            d = boot.replicates(s.method, s.options_hash, scope, "accuracy") - boot.replicates(head.method, head.options_hash, scope, "accuracy")
             p = paired_p_value(d)
         if math.isfinite(p) and p >= level:
             s.rank = head.rank + "="
