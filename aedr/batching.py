@@ -26,7 +26,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -36,10 +36,11 @@ from .lazy import lazy_import
 if TYPE_CHECKING:
     import torch
 
-    from .methods.base import Method
     from .models import ModelPlugin
 else:
     torch = lazy_import("torch")
+
+Method = Any  # aedr.methods.base.Method (which imports this module: not imported here)
 
 AUTO = "auto"
 CPU_BATCH = 8
@@ -99,7 +100,7 @@ def _device_name(device: str) -> str:
     return dev.type
 
 
-def cache_key(method: "Method", model: "ModelPlugin", size: tuple[int, int]) -> str:
+def cache_key(method: Method, model: "ModelPlugin", size: tuple[int, int]) -> str:
     o = method.options
     return "|".join([model.name, method.name, method.options_hash(), _device_name(o.device), _device_memory(o.device),
                      str(o.dtype or "model"), f"{size[0]}x{size[1]}"])
@@ -147,7 +148,7 @@ def probe_images(n: int, size: tuple[int, int]):
     return [LoadedImage.from_array(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), f"probe-{i}") for i in range(n)]
 
 
-def auto_batch_size(method: "Method", model: "ModelPlugin", size: tuple[int, int], *, limit: int = LIMIT) -> int:
+def auto_batch_size(method: Method, model: "ModelPlugin", size: tuple[int, int], *, limit: int = LIMIT) -> int:
     """The largest batch of ``size`` (width, height) images ``method`` scores under ``model`` on its
     device without running out of memory: cached, else searched (see the module's docs)."""
     if on_cpu(method):
@@ -162,11 +163,11 @@ def auto_batch_size(method: "Method", model: "ModelPlugin", size: tuple[int, int
     return found
 
 
-def on_cpu(method: "Method") -> bool:
+def on_cpu(method: Method) -> bool:
     return torch.device(method.options.device).type == "cpu"
 
 
-def search(method: "Method", model: "ModelPlugin", size: tuple[int, int], *, limit: int = LIMIT) -> int:
+def search(method: Method, model: "ModelPlugin", size: tuple[int, int], *, limit: int = LIMIT) -> int:
     """The search itself, uncached, on whatever device the method is on: ``method``'s probe
     (:meth:`aedr.Method.probe`) scores ``n`` synthetic images in one batch for the n that
     :func:`largest_batch` tries; running out of memory means "does not fit", any other error
@@ -174,15 +175,12 @@ def search(method: "Method", model: "ModelPlugin", size: tuple[int, int], *, lim
     import copy
     import dataclasses
 
-    from .methods.base import _batch_listener
-
-    probe = method.probe()
+    probe = method.probe()  # quiet: its batches are not the run's, no progress for them
 
     def fits(n: int) -> bool:
         trial = copy.copy(probe)
         trial.options = dataclasses.replace(probe.options, batch_size=n)
         trial.max_batch_pixels = n * size[0] * size[1]  # the batch is n images, whatever their size
-        token = _batch_listener.set(None)  # the probe's batches are not the run's: no progress for them
         try:
             trial.score(model, probe_images(n, size))
             return True
@@ -191,7 +189,6 @@ def search(method: "Method", model: "ModelPlugin", size: tuple[int, int], *, lim
                 raise
             return False
         finally:
-            _batch_listener.reset(token)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 

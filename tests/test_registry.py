@@ -158,7 +158,7 @@ def test_build_method_tells_wrong_options_from_what_the_machine_lacks():
         ({"calibrat": False}, "calibrat", "unknown option 'calibrat' (did you mean calibrate?)"),
         ({"a": 1, "b": 2}, "a", "unknown options 'a', 'b'; known options: batch_size, calibrate"),
         ({"calibrate": "false"}, "calibrate", "calibrate must be true or false, got 'false' (a string)"),
-        ({"batch_size": 0}, "batch_size", "batch_size must be >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size", "batch_size must be >= 1 or 'auto', got 0"),
         ({"homogeneity_formula": "cubed"}, "homogeneity_formula", "homogeneity_formula must be one of"),
     ]
     for options, option, fragment in cases:

@@ -93,7 +93,7 @@ def make_card(model: str = "tiny-kl", method: aedr.Method | None = None, scores=
     [
         ({"calibrate": "false"}, "calibrate must be true or false, got 'false' (a string)"),
         ({"calibrate": 0}, "calibrate must be true or false"),
-        ({"batch_size": True}, "batch_size must be an integer, got true (a bool)"),
+        ({"batch_size": True}, "batch_size must be an integer or one of 'auto', got true (a bool)"),
         ({"seed": 1.0}, "seed must be an integer"),
         ({"distance": "L3"}, "distance must be one of 'l2', 'l1'"),
         ({"dtype": 16}, "dtype must be a string or none"),
@@ -159,7 +159,7 @@ def test_calibrate_false_from_the_command_line_is_applied(run, tiny_plugins, tmp
         ("[methods.AEDR]\ncalibrate = false\n", ["no method 'AEDR'", "did you mean [methods.aedr]"]),
         ("[methods.aedr]\ncalibrat = false\n", ["[methods.aedr] in", "unknown option 'calibrat' (did you mean calibrate?)"]),
         ('[bench]\nreport = "no"\n', ["[bench] report must be true or false, got 'no'"]),
-        ("[bench]\nbatch_size = true\n", ["[bench] batch_size must be an integer or none, got true (a bool)"]),
+        ("[bench]\nbatch_size = true\n", ["[bench] batch_size must be an integer or one of 'auto' or none, got true (a bool)"]),
         ("[bench]\nmodels = 5\n", ["[bench] models must be a list of strings, got 5"]),
         ("[bench]\nmethods = [1]\n", ["[bench] methods must be a list of strings"]),
         ("[bench]\nn_cal = 8.0\n", ["[bench] n_cal must be an integer"]),
@@ -182,7 +182,7 @@ def test_config_values_of_the_wrong_type_are_errors_naming_file_and_key(tmp_path
 
 def test_bench_config_from_python_is_checked_the_same_way():
     for kwargs, fragment in (({"report": "no"}, "report must be true or false"), ({"n_cal": "3"}, "n_cal must be an integer"),
-                             ({"models": 5}, "models must be a list of strings"), ({"batch_size": True}, "batch_size must be an integer or none")):
+                             ({"models": 5}, "models must be a list of strings"), ({"batch_size": True}, "batch_size must be an integer or one of 'auto' or none")):
         with pytest.raises(ConfigError, match=fragment):
             BenchConfig(**kwargs)
         with pytest.raises(ConfigError, match=fragment):

@@ -225,6 +225,7 @@ class Method(ABC):
     # Options that make a run cheap without lowering its peak memory (an inversion's iterations):
     # what ``batch_size="auto"`` probes with (:meth:`probe`).
     probe_options: ClassVar[Mapping[str, Any]] = {}
+    quiet: bool = False  # True for a probe (:meth:`probe`): map_batches tells no batch listener
 
     def __init__(self, options: MethodOptions | None = None, **overrides: Any):
         base = options if options is not None else self.Options()
@@ -274,6 +275,7 @@ class Method(ABC):
 
         probe = copy.copy(self)
         probe.options = dataclasses.replace(self.options, **{k: v for k, v in self.probe_options.items() if hasattr(self.options, k)})
+        probe.quiet = True  # its batches are not a run's: no progress listener hears them
         return probe
 
     def batches(self, model: ModelPlugin, size: tuple[int, int], indices: Sequence[int]) -> Iterator[list[int]]:
@@ -324,7 +326,7 @@ class Method(ABC):
             return np.full((0, 1), np.nan)
         ae = self.autoencoder(model)
         out: np.ndarray | None = None
-        listener = _batch_listener.get()
+        listener = None if self.quiet else _batch_listener.get()
         for size, indices in group_by_size(images, ae.size_policy).items():
             for idx in self.batches(model, size, indices):
                 batch = [images[i] for i in idx]
