@@ -400,16 +400,9 @@ ENVIRONMENT_PACKAGES = ("torch", "diffusers", "numpy", "pillow", "scikit-image",
 def environment() -> dict[str, str]:
     """The Python and package versions a run used: the weights are reproducible bit for bit with
     the same versions (floating-point kernels and image resampling change between releases)."""
-    import platform
-    from importlib import metadata
+    from aedr.card import package_versions
 
-    out = {"python": platform.python_version()}
-    for name in ENVIRONMENT_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return package_versions(ENVIRONMENT_PACKAGES)
 
 
 SECONDS_PER_STEP_GUESS = 0.3  # one single-threaded step on a 2-core CPU, when no run was recorded
