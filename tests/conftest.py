@@ -112,6 +112,14 @@ def photo_crops(n: int, size: int = 32, seed: int = 0) -> list[aedr.LoadedImage]
     return out
 
 
+def photo_folder(folder, n: int, seed: int = 3):
+    """``folder`` (made) holding ``n`` crops of :func:`photo_crops` as 000.png, 001.png, ..."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, im in enumerate(photo_crops(n, seed=seed)):
+        im.to_pil().save(folder / f"{i:03d}.png")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def natural_images() -> list[aedr.LoadedImage]:
     return photo_crops(8)

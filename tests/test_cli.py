@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import aedr
 
-from conftest import ModelsPlugin, cli_runner, photo_crops
+from conftest import ModelsPlugin, cli_runner, photo_folder
 
 # Tiny models: one torch thread is many times faster than two on a busy two-core machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -25,11 +25,7 @@ def cli(tiny_model, monkeypatch):
 
 @pytest.fixture
 def photo_dir(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i, im in enumerate(photo_crops(10, seed=3)):
-        im.to_pil().save(folder / f"{i:03d}.png")
-    return folder
+    return photo_folder(tmp_path / "photos", 10)
 
 
 @pytest.fixture

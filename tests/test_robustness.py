@@ -20,7 +20,7 @@ import aedr
 from aedr.bench import BenchInterrupted, ConfigError, load_config, run_bench
 from aedr.bench.store import ScoreStore
 from aedr.perturbations import perturb_image, perturbation_seed
-from conftest import ModelsPlugin, cli_runner, photo_crops
+from conftest import ModelsPlugin, cli_runner, photo_crops, photo_folder
 from test_bench_support import BenchModels, make_models, make_real_folder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -420,11 +420,7 @@ def cli(card_setup, monkeypatch):
 
 @pytest.fixture
 def photo_dir(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i, im in enumerate(photo_crops(3, seed=3)):
-        im.to_pil().save(folder / f"{i:03d}.png")
-    return folder
+    return photo_folder(tmp_path / "photos", 3)
 
 
 def test_score_with_perturb(cli, photo_dir, tmp_path):
