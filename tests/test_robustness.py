@@ -245,6 +245,23 @@ def test_the_report_draws_the_robustness_curves(setup, runs):
     assert "<code>crop:0.5</code>" in report and "thresholds: the clean τ_T" in report
 
 
+def test_a_run_with_one_model_is_summed_up_against_the_real_images(setup, runs):
+    """One model has no model pairs: its leaderboard ranks by accuracy against the real images, with
+    the robust real AUC, and its report draws only the curves against the real images."""
+    base, plugins, real = setup
+    out = base / "one-model"  # the two-model run's folder: every score is already there
+    shutil.copytree(base / "perturbed", out)
+    result = run_bench(load_config("default", out=str(out), real=real, perturbations=SPECS, **{**RUN, "models": ["tiny-0"], "report": True}),
+                       plugins=plugins, progress=False)
+    assert result.stats.scored == 0
+    board = (out / "leaderboard.md").read_text()
+    assert "## Leaderboard · methods ranked by accuracy against real images" in board
+    head = next(line for line in board.splitlines() if line.startswith("| rank |"))
+    assert "pairs" not in head and "robust real AUC" in head and "real AUC" in head
+    report = (out / "report.html").read_text()
+    assert "robustness curves (real)" in report and "robustness curves (pair)" not in report
+
+
 def test_thresholds_from_perturbed_calibration_images(setup, runs):
     from aedr.calibration import kde_threshold
 

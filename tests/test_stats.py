@@ -602,3 +602,19 @@ def test_a_run_with_one_model_ranks_by_real_accuracy_with_ties():
     assert all(math.isnan(s.pair.get("accuracy", math.nan)) for s in summaries)
     apply_uncertainty(summaries, result)
     assert [s.rank for s in summaries] == ["1", "1="]  # the same scores: never ranked apart
+    # the "too wide to rank" warning names the real-image accuracy it ranked by, with a finite width
+    from types import SimpleNamespace
+
+    from aedr.bench.runner import uncertainty_warnings
+
+    config = SimpleNamespace(n_cal=20, n_eval=6)
+    (line,) = uncertainty_warnings(config, SimpleNamespace(thresholds=[]), summaries)
+    assert "leader's mean real-image accuracy ±" in line and "nan" not in line and "meth1" in line
+    # its leaderboard has no pair columns and compares with the leader against the real images
+    from aedr.bench.tables import leaderboard_table
+
+    table = leaderboard_table(summaries)
+    assert table.title == "Leaderboard · methods ranked by accuracy against real images"
+    assert not any(c.startswith("pairs") for c in table.columns) and "Δ real acc vs #1" in table.columns
+    row = dict(zip(table.columns, table.rows[1]))
+    assert row["rank"] == "1=" and row["p (Holm)"] >= 0.05 and math.isfinite(row["Δ real AUC vs #1"].value)

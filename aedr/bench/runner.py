@@ -75,13 +75,15 @@ def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
     lines = []
     if summaries:
         lead = summaries[0]
-        low, high = lead.intervals.get("pair:accuracy", (math.nan, math.nan))
+        # a run without model pairs (one model) ranks by accuracy against the real images
+        scope = "pair" if all(map(math.isfinite, lead.intervals.get("pair:accuracy", (math.nan,)))) else "real"
+        low, high = lead.intervals.get(f"{scope}:accuracy", (math.nan, math.nan))
         tied = [s.label for s in summaries[1:] if s.rank.endswith("=") and s.rank.rstrip("=") == lead.rank.rstrip("=")]
         half = (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.nan
         if tied or (math.isfinite(half) and half > RANKING_HALF_WIDTH):
             lines.append(
                 f"with {config.n_cal} + {config.n_eval} images per model the intervals are too wide to rank the methods "
-                f"(leader's mean pair accuracy ±{100 * half:.1f} points; tied with the leader: {', '.join(tied) or 'none'}); "
+                f"(leader's mean {'pair' if scope == 'pair' else 'real-image'} accuracy ±{100 * half:.1f} points; tied with the leader: {', '.join(tied) or 'none'}); "
                 "`aedr bench --config standard` runs enough images"
             )
     small = sorted({(t.n_cal, t.alpha) for t in ev.thresholds if math.isfinite(t.alpha) and calibration_too_small(t.n_cal, t.alpha)})

@@ -133,10 +133,6 @@ class MethodSummary:
         return {**head, **{f"pair_{k}": v for k, v in pair.items()}, **{f"real_{k}": v for k, v in real.items()},
                 **{f"robust_{k}": v for k, v in robust.items()}, **d}
 
-    @property
-    def has_robust(self) -> bool:
-        return math.isfinite(self.robust.get("auc", float("nan")))
-
 
 MetricLike = Metric | MetricInfo
 
@@ -203,7 +199,7 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
     except KeyError:
         leader_pairs = math.nan
     scope = "pair" if math.isfinite(leader_pairs) else "real"
-    for sc, metric in {("pair", "accuracy"), ("pair", "auc"), (scope, "accuracy")}:
+    for sc, metric in {("pair", "accuracy"), ("pair", "auc"), (scope, "accuracy"), (scope, "auc")}:
         table = compare_to_leader(boot, (leader.method, leader.options_hash), metric, sc, level=level)
         for r in table.itertuples(index=False):
             s = by_key.get((r.method, r.options_hash))
@@ -325,20 +321,25 @@ def leaderboard_table(
     ranks with ties ("1=": not distinguishable from the method heading its group), and each method's
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value."""
     shown = [m for m in metrics if m.leaderboard]
+    # a run without model pairs (one model) is ranked, compared and summed up against the real images
+    scope = "pair" if any(s.n_pairs for s in summaries) or not any(s.n_real_pairs for s in summaries) else "real"
+    scopes = ("pair", "real") if scope == "pair" else ("real",)
+    robust_key = "auc" if scope == "pair" else "real_auc"
     compared = any(s.versus_leader for s in summaries)
-    robust = any(s.has_robust for s in summaries)
+    robust = any(math.isfinite(s.robust.get(robust_key, math.nan)) for s in summaries)
     cols, formats = ["rank", "method"], ["text", "text"]
     for m in shown:
-        cols += [f"pairs {m.title}", f"real {m.title}"]
-        formats += [m.format, m.format]
+        cols += [f"{'pairs' if sc == 'pair' else 'real'} {m.title}" for sc in scopes]
+        formats += [m.format] * len(scopes)
     if robust:
-        cols.append("robust AUC")
+        cols.append("robust AUC" if scope == "pair" else "robust real AUC")
         formats.append("auc")
     if compared:
-        cols += ["Δ pairs acc vs #1", "p (Holm)", "Δ pairs AUC vs #1", "p (Holm) "]
+        name = "pairs" if scope == "pair" else "real"
+        cols += [f"Δ {name} acc vs #1", "p (Holm)", f"Δ {name} AUC vs #1", "p (Holm) "]
         formats += ["dpct", "p", "dauc", "p"]
-    cols += ["s / image", "pairs", "targets"]
-    formats += ["sec", "int", "int"]
+    cols += ["s / image", "pairs", "targets"] if scope == "pair" else ["s / image", "targets"]
+    formats += ["sec", "int", "int"] if scope == "pair" else ["sec", "int"]
     if with_runs is not None:
         cols.append("runs")
         formats.append("text")
@@ -346,21 +347,26 @@ def leaderboard_table(
     for i, s in enumerate(summaries, 1):
         row: list[Any] = [s.rank or str(i), s.label]
         for m in shown:
-            row += [s.cell("pair", m.name), s.cell("real", m.name)]
+            row += [s.cell(sc, m.name) for sc in scopes]
         if robust:
-            row.append(s.cell("robust", "auc"))
+            row.append(s.cell("robust", robust_key))
         if compared:
             for metric in ("accuracy", "auc"):
-                v = s.versus_leader.get(f"pair:{metric}")
+                v = s.versus_leader.get(f"{scope}:{metric}")
                 row += [estimate(v["difference"], v["low"], v["high"]), v["p_holm"]] if v else [float("nan"), float("nan")]
-        row += [s.seconds_per_image, s.n_pairs, s.n_targets]
+        row += [s.seconds_per_image, s.n_pairs, s.n_targets] if scope == "pair" else [s.seconds_per_image, s.n_targets]
         if with_runs is not None:
             row.append(with_runs.get((s.method, s.options_hash), ""))
         rows.append(row)
-    note = "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION
+    if scope == "pair":
+        note = "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION
+    else:
+        note = "No model pairs (one model): ranked by accuracy against real images (Table 2). " + SHORT_DIRECTION
     if any(s.intervals for s in summaries):
         note += (" [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise). Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the"
                  " method heading its group; Δ: paired difference from the leader, p Holm-corrected over the methods.")
     if robust:
-        note += " Robust AUC: the mean, over the run's perturbations, of the mean AUC over model pairs (see the robustness tables)."
-    return Table("leaderboard", "Leaderboard · methods ranked by mean accuracy over model pairs", cols, formats, rows, note)
+        over = "model pairs" if scope == "pair" else "the targets against real images"
+        note += f" Robust{'' if scope == 'pair' else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
+    heading = "mean accuracy over model pairs" if scope == "pair" else "accuracy against real images"
+    return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note)

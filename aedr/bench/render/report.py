@@ -177,6 +177,8 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
                                   "section (Robustness).") + '</p><div class="figs">')
         for scope, caption in (("pair", "Mean over the ordered model pairs, against perturbation strength, one panel per kind."),
                                ("real", "Each target's images against the real images, both perturbed, against perturbation strength.")):
+            if not curves.loc[curves["scope"] == scope, "estimate"].notna().any():
+                continue  # no such figures (a run with one model has no model pairs)
             uri = cache.get_or_draw("robustness", [curves, perts, ordered, scope], lambda: plots.robustness_curves(curves, perts, ordered, scope))
             body.append(figure(uri, caption, alt=f"robustness curves ({scope})"))
         body.append("</div>")
