@@ -743,12 +743,17 @@ def attribute_cmd(
     if stability:
         title += f"; stability: {', '.join(c.id for c in chains)}, band ±{band:g} IQR"
     table = Table(title=title)
-    for col in ("image", "model", "score", "threshold", "belongs", "tail"):
-        table.add_column(col, justify="right" if col in ("score", "threshold", "tail") else "left", overflow="fold")
+    # in a narrow terminal the names fold; the figures and the decision are never cut
+    table.add_column("image", overflow="fold")
+    table.add_column("model", overflow="fold")
+    for col in ("score", "threshold"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=8)
+    table.add_column("belongs")
+    table.add_column("tail", justify="right", no_wrap=True, min_width=8)
     if stability:
-        table.add_column("agree", justify="right")  # perturbed copies with the clean verdict
+        table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
         table.add_column("in band")
-    table.add_column("decision" if stability else "verdict", style="bold")
+    table.add_column("decision" if stability else "verdict", style="bold", overflow="fold", min_width=10)
     for a in results:
         for k, v in enumerate(a.verdicts):
             cells = [

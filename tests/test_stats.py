@@ -609,7 +609,7 @@ def test_a_run_with_one_model_ranks_by_real_accuracy_with_ties():
 
     config = SimpleNamespace(n_cal=20, n_eval=6)
     (line,) = uncertainty_warnings(config, SimpleNamespace(thresholds=[]), summaries)
-    assert "leader's mean real-image accuracy ±" in line and "nan" not in line and "meth1" in line
+    assert "leader's mean real-image accuracy ±" in line and "nan" not in line and "meth1" in line and "--n-real" in line
     # its leaderboard has no pair columns and compares with the leader against the real images
     from aedr.bench.tables import leaderboard_table
 

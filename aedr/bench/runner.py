@@ -84,7 +84,7 @@ def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
             lines.append(
                 f"with {config.n_cal} + {config.n_eval} images per model the intervals are too wide to rank the methods "
                 f"(leader's mean {'pair' if scope == 'pair' else 'real-image'} accuracy ±{100 * half:.1f} points; tied with the leader: {', '.join(tied) or 'none'}); "
-                "`aedr bench --config standard` runs enough images"
+                + ("`aedr bench --config standard` runs enough images" if scope == "pair" else "more evaluation and real images (--n-eval, --n-real) narrow them")
             )
     small = sorted({(t.n_cal, t.alpha) for t in ev.thresholds if math.isfinite(t.alpha) and calibration_too_small(t.n_cal, t.alpha)})
     if small:
