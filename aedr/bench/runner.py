@@ -30,7 +30,7 @@ from .result import BenchResult, Failure, ProgressEvent, RunStats
 from .robustness import apply_robustness, evaluate_robustness, robustness_tables
 from .sources import perturbed_sources, prepare_sources
 from .store import ScoreStore, key_set
-from .tables import apply_uncertainty, build_tables, summarize
+from .tables import apply_uncertainty, build_tables, ranking_scope, summarize
 
 if TYPE_CHECKING:
     from .stats import BenchBootstrap
@@ -75,8 +75,7 @@ def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
     lines = []
     if summaries:
         lead = summaries[0]
-        # a run without model pairs (one model) ranks by accuracy against the real images
-        scope = "pair" if all(map(math.isfinite, lead.intervals.get("pair:accuracy", (math.nan,)))) else "real"
+        scope = ranking_scope(summaries)
         low, high = lead.intervals.get(f"{scope}:accuracy", (math.nan, math.nan))
         tied = [s.label for s in summaries[1:] if s.rank.endswith("=") and s.rank.rstrip("=") == lead.rank.rstrip("=")]
         half = (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.nan

@@ -168,6 +168,12 @@ def summarize(pairs: pd.DataFrame, timings: pd.DataFrame, metrics: Sequence[Metr
     return sorted(out, key=lambda s: s.rank_key)
 
 
+def ranking_scope(summaries: Sequence[MethodSummary]) -> str:
+    """What a leaderboard ranks by: "pair" (mean accuracy over model pairs), or "real" (accuracy
+    against the real images) for a run without model pairs (one model) that has real images."""
+    return "pair" if any(s.n_pairs for s in summaries) or not any(s.n_real_pairs for s in summaries) else "real"
+
+
 def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0.05) -> None:
     """Fill each summary's intervals, its rank with ties and its paired comparison with the leader
     (the first summary) from a joint bootstrap (``aedr.bench.stats.bootstrap_bench``).
@@ -193,12 +199,7 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
         for i, s in enumerate(summaries, 1):
             s.rank = str(i)
         return
-    # a run without model pairs (one model) ranks by accuracy against the real images instead
-    try:
-        leader_pairs = boot.estimate(leader.method, leader.options_hash, "pair", "accuracy")
-    except KeyError:
-        leader_pairs = math.nan
-    scope = "pair" if math.isfinite(leader_pairs) else "real"
+    scope = ranking_scope(summaries)
     for sc, metric in {("pair", "accuracy"), ("pair", "auc"), (scope, "accuracy"), (scope, "auc")}:
         table = compare_to_leader(boot, (leader.method, leader.options_hash), metric, sc, level=level)
         for r in table.itertuples(index=False):
@@ -321,8 +322,7 @@ def leaderboard_table(
     ranks with ties ("1=": not distinguishable from the method heading its group), and each method's
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value."""
     shown = [m for m in metrics if m.leaderboard]
-    # a run without model pairs (one model) is ranked, compared and summed up against the real images
-    scope = "pair" if any(s.n_pairs for s in summaries) or not any(s.n_real_pairs for s in summaries) else "real"
+    scope = ranking_scope(summaries)  # a run without model pairs is ranked and summed up against the real images
     scopes = ("pair", "real") if scope == "pair" else ("real",)
     robust_key = "auc" if scope == "pair" else "real_auc"
     compared = any(s.versus_leader for s in summaries)
