@@ -258,8 +258,13 @@ def test_a_run_with_one_model_is_summed_up_against_the_real_images(setup, runs):
     assert "## Leaderboard · methods ranked by accuracy against real images" in board
     head = next(line for line in board.splitlines() if line.startswith("| rank |"))
     assert "pairs" not in head and "robust real AUC" in head and "real AUC" in head
+    # tables without a figure (Table 1, the robustness tables over model pairs) are left out
+    assert "## Table 2 ·" in board and "## Robustness · AUC against real images" in board
+    assert "## Table 1 ·" not in board and "over model pairs under each perturbation" not in board
+    assert {t.key for t in result.tables}.isdisjoint({"table1", "robust_auc", "robust_accuracy"})
     report = (out / "report.html").read_text()
     assert "robustness curves (real)" in report and "robustness curves (pair)" not in report
+    assert 'href="#table1"' not in report and 'href="#table2"' in report
 
 
 def test_thresholds_from_perturbed_calibration_images(setup, runs):

@@ -195,11 +195,10 @@ def _print_summary(result, elapsed: float) -> None:
     from .tables import Estimate, leaderboard_table
 
     out.print(to_rich(leaderboard_table(result.summaries, metrics=result.metrics)))
-    # one model: no model pairs, so no Table 1, and the robustness table shown is the one against real images
-    one_model = len(result.plan.models) == 1
-    robust_key = "robust_real_auc" if one_model else "robust_auc"
+    # one model: no model pairs (no Table 1), so the robustness table shown is the one against real images
+    robust_key = "robust_real_auc" if len(result.plan.models) == 1 else "robust_auc"
     for t in result.tables:
-        if t.key == "table2" or (t.key == "table1" and not one_model):
+        if t.key in ("table1", "table2"):
             out.print(to_rich(t))
         elif t.key == robust_key:  # one column per perturbation: values only (the files have the intervals)
             rows = [[v.value if isinstance(v, Estimate) else v for v in row] for row in t.rows]

@@ -208,7 +208,7 @@ def robustness_tables(summaries: Sequence[MethodSummary], robustness: Robustness
             per = [(ps.cell(scope, metric) if (ps := r.summary(s.method, s.options_hash)) is not None else math.nan) for r in robustness.results]
             rows.append([s.label, s.cell(scope, metric), *per, s.cell("robust", metric if scope == "pair" else f"real_{metric}")])
         tables.append(Table(key, title, ["method", "clean", *ids, last], ["text", fmt, *[fmt] * len(ids), fmt], rows, note + " " + SHORT_DIRECTION))
-    return tables
+    return [t for t in tables if t.has_figures]
 
 
 CURVE_COLUMNS = ["method", "options_hash", "label", "perturbation", "kind", "level", "scope", "metric", "estimate", "low", "high"]

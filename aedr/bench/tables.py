@@ -57,6 +57,17 @@ class Table:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=self.columns)
 
+    @property
+    def has_figures(self) -> bool:
+        """Whether any cell after the row labels holds a finite figure (a run with one model has no
+        model pairs, a run without real images no real figures: their tables are left out)."""
+        return any(_is_figure(c) for row in self.rows for c in row[1:])
+
+
+def _is_figure(cell: Any) -> bool:
+    value = cell.value if isinstance(cell, Estimate) else cell
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
 
 # -- building ---------------------------------------------------------------------------------------
 def _mean(series: pd.Series) -> float:
@@ -301,7 +312,7 @@ def build_tables(
             "at_threshold", "At τ_T", at_tau, summaries,
             " ".join(f"{m.title}: {m.description}." for m in at_tau if m.description) + " " + SHORT_DIRECTION,
         ))
-    return tables
+    return [t for t in tables if t.has_figures]
 
 
 def _metrics_table(key: str, heading: str, metrics: Sequence[MetricLike], summaries: Sequence[MethodSummary], note: str) -> Table:

@@ -187,7 +187,7 @@ def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets:
         ax.set_title(f"target {t}", fontsize=8)
         ax.tick_params(labelsize=6.5)
         ax.set_yticks([])
-        if k == 0:
+        if k == 0 and ax.get_legend_handles_labels()[0]:  # a target without scores has nothing to label
             ax.legend(fontsize=6, loc="best")
     fig.suptitle(f"{label}: scores under each target (lower = belonging)", fontsize=9)
     return data_uri(fig)
