@@ -428,6 +428,7 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
                   out_file: Path, recursive: bool, shard_size: int | None, load_options: dict, as_json: bool) -> None:
     """``aedr score --executor``: the files streamed through the executor into parquet shards."""
     from .bench.config import ConfigError
+    from .bench.runner import build_executor
     from .bench.stream import FileScoring, StreamFailed
 
     if ray_address is not None and executor != "ray":
@@ -444,8 +445,10 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
     if ray_address is not None:
         options["address"] = ray_address
     try:
-        runner = plugins().executors.get(executor)(**options)
-    except (ConfigError, TypeError, ImportError) as exc:
+        runner = build_executor(plugins(), executor, options, options_from=f"executor {executor!r} (--executor-option)")
+    except ConfigError as exc:
+        fail(str(exc))
+    except ImportError as exc:
         fail(f"executor {executor!r}: {exc}")
     with progress_bar(f"{m.label} under {target.name} ({runner.name})", None) as advance:
         task = FileScoring(inputs, target, m, out_file, recursive=recursive, shard_size=shard_size or 256,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 from rich.console import Console
@@ -92,17 +92,27 @@ def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
     return lines
 
 
-def select_executor(config: BenchConfig, plugins) -> Executor:
-    """The executor the config names, built with its ``[executors.<name>]`` options."""
+def build_executor(plugins, name: str, options: dict[str, Any], *, options_from: str = "[executors.{name}]") -> Executor:
+    """The registered executor ``name`` built with ``options``. An unknown name or an option it does
+    not take is a ``ConfigError``; ``options_from`` says where the options came from (``{name}``:
+    the executor's name)."""
     try:
-        cls = plugins.executors.get(config.executor)
+        cls = plugins.executors.get(name)
     except RegistryError as exc:
         raise ConfigError(f"executor: {exc}") from None
-    options = config.executor_options.get(cls.name, {})
     try:
         return cls(**options)
     except TypeError as exc:
-        raise ConfigError(f"[executors.{cls.name}]: {exc}") from None
+        raise ConfigError(f"{options_from.format(name=cls.name)}: {exc}") from None
+
+
+def select_executor(config: BenchConfig, plugins) -> Executor:
+    """The executor the config names, built with its ``[executors.<name>]`` options."""
+    try:
+        name = plugins.executors.get(config.executor).name
+    except RegistryError as exc:
+        raise ConfigError(f"executor: {exc}") from None
+    return build_executor(plugins, name, config.executor_options.get(name, {}))
 
 
 # -- scoring ------------------------------------------------------------------------------------------
