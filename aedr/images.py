@@ -305,15 +305,29 @@ def load_image(
 
 
 def iter_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> Iterator[Path]:
-    """Expand files and folders into image paths, folders sorted by name (the original's order)."""
+    """Expand files and folders into image paths, lazily: files as given, each folder's entries in
+    name order (the original's order), a sub-folder's files (with ``recursive``) where its name falls.
+    Hidden sub-folders and links to folders are not entered (no loops). Nothing is listed ahead:
+    memory stays that of one folder's entries, so a folder of millions of files streams."""
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            yield from files
+            yield from _walk(p, recursive)
         else:
             yield p
+
+
+def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if recursive and not entry.name.startswith("."):
+                yield from _walk(Path(entry.path), recursive)
+        elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+            yield Path(entry.path)
 
 
 def list_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> list[Path]:

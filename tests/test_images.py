@@ -136,3 +136,13 @@ def test_in_memory_and_file_images_share_a_content_hash(tmp_path):
     in_memory = aedr.LoadedImage.from_pil(photo(), "memory")
     assert from_file.content_hash == in_memory.content_hash
     np.testing.assert_array_equal(from_file.gray, in_memory.gray)  # PNG's grayscale rule for arrays
+
+
+def test_a_link_back_up_the_tree_is_not_followed(tmp_path):
+    """A recursive walk does not enter links to folders, so a link to a parent cannot loop, and the
+    non-streamed and streamed commands see the same files."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.png").write_bytes(b"x")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "sub" / "b.png").symlink_to(tmp_path / "sub" / "a.png")  # a link to a file is a file
+    assert [p.relative_to(tmp_path).as_posix() for p in list_image_files([tmp_path], recursive=True)] == ["sub/a.png", "sub/b.png"]

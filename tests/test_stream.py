@@ -12,6 +12,7 @@ import aedr
 from aedr.bench import stream
 from aedr.bench.execute import LocalExecutor
 from aedr.bench.stream import COLUMNS, FileScoring, ScoreShards
+from aedr.images import iter_image_files
 from aedr.scoring import score_files
 from pathlib import Path
 from conftest import cli_runner
@@ -107,10 +108,10 @@ def test_folders_are_walked_lazily_in_name_order(tmp_path):
     for name in ("b.png", "a.png", "c.txt", "sub/z.png", "sub/y.jpg", ".hidden/x.png", "sub/deeper/w.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    walk = stream.walk_image_files([tmp_path], recursive=True)
+    walk = iter_image_files([tmp_path], recursive=True)
     assert next(walk) == tmp_path / "a.png"  # a generator: nothing listed ahead
     assert [p.relative_to(tmp_path).as_posix() for p in walk] == ["b.png", "sub/deeper/w.png", "sub/y.jpg", "sub/z.png"]
-    assert [p.name for p in stream.walk_image_files([tmp_path])] == ["a.png", "b.png"]
+    assert [p.name for p in iter_image_files([tmp_path])] == ["a.png", "b.png"]
 
 
 def test_a_file_name_that_is_not_utf8_is_scored_and_resumed(model, tmp_path):

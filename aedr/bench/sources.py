@@ -265,9 +265,7 @@ def folder_files(folder: Path) -> list[Path]:
     """A folder's images in the order a bench takes them: sorted by name; with sub-folders (searched
     recursively, hidden ones left out; each is one cluster), one image from each sub-folder in turn,
     so that the first n images draw on every sub-folder rather than on the first one alone."""
-    files = [f for f in list_image_files([folder], recursive=True)
-             if not any(part.startswith(".") for part in f.relative_to(folder).parts[:-1])]
-    return take_turns(files, lambda f: f.parent)
+    return take_turns(list_image_files([folder], recursive=True), lambda f: f.parent)
 
 
 def _file_refs(

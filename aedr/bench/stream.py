@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import pandas as pd
 
 from ..files import json_text, prepare_output_folder, write_atomic, write_frame, write_text_atomic
-from ..images import IMAGE_SUFFIXES, LoadedImage, load_image
+from ..images import LoadedImage, iter_image_files, load_image
 from ..methods.base import Method
 from ..models import ModelPlugin
 from ..scoring import ScoreTable, Skip, score_images
@@ -69,31 +68,6 @@ class StreamReport:
     already: int = 0
     shards: int = 0
     seconds: float = 0.0
-
-
-def walk_image_files(inputs: Iterable[Path], *, recursive: bool = False) -> Iterator[Path]:
-    """Image files of ``inputs`` (files as given, folders walked), lazily: each folder's entries in
-    name order, a sub-folder's files (with ``recursive``; hidden ones left out) where its name falls.
-    Nothing is listed ahead: memory stays that of one folder's entries."""
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            yield from _walk(p, recursive)
-        else:
-            yield p
-
-
-def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return
-    for entry in entries:
-        if entry.is_dir():
-            if recursive and not entry.name.startswith("."):
-                yield from _walk(Path(entry.path), recursive)
-        elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
-            yield Path(entry.path)
 
 
 class ScoreShards:
@@ -152,7 +126,7 @@ class Pending:
         self.task, self.done, self.already = task, done, 0
 
     def files(self) -> Iterator[Path]:
-        for path in walk_image_files(self.task.inputs, recursive=self.task.recursive):
+        for path in iter_image_files(self.task.inputs, recursive=self.task.recursive):
             if safe_str(path) not in self.done:  # the real path is loaded; its text names the row
                 yield path
             else:
