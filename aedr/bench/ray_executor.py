@@ -48,7 +48,7 @@ from ..reconstruction import ReconstructionCache
 from ..text import markup
 from .config import ConfigError
 from .execute import Executor, Job, UnitFailed, record_failure, save_rows, score_unit
-from .plan import MethodSpec, Unit
+from .plan import Unit
 from .result import Failure, ProgressEvent
 
 INSTALL_HINT = 'pip install "aedr[ray]"'
@@ -172,11 +172,6 @@ class ActorModels:
 
                 self._built[name] = aedr.get_plugins().model(name)
         return self._built[name]
-
-
-def shipped_method(spec: MethodSpec):
-    """The spec's method as an actor gets it (:func:`_without_plugins`)."""
-    return _without_plugins(spec.method)
 
 
 @dataclass
@@ -527,7 +522,7 @@ class RayExecutor(Executor):
         out = {}
         for spec in job.plan.runnable:
             try:
-                out[spec.key] = cloudpickle.dumps(shipped_method(spec))
+                out[spec.key] = cloudpickle.dumps(shipped_method(spec.method))
             except Exception as exc:
                 raise ConfigError(f"{OPTIONS_TABLE}: method {spec.label!r} cannot be sent to Ray workers ({_describe(exc)})") from None
         return out
@@ -723,7 +718,7 @@ def _on_assigned_gpu(method):
     return method
 
 
-def _without_plugins(method):
+def shipped_method(method):
     """A copy of a method as it travels to actors: without its plugin set (modules and locks do not
     pickle); each actor gives it its own model lookup."""
     method = copy.copy(method)
@@ -791,7 +786,7 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
     decode = executor._decode_cpus(gpus)
     try:
         recipes = {task.model.name: cloudpickle.dumps(model_recipe(task.model, task.method.plugins or aedr.get_plugins()))}
-        setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(_without_plugins(task.method)),
+        setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(shipped_method(task.method)),
                               "load_options": dict(task.load_options)}, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise ConfigError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
