@@ -143,7 +143,7 @@ def prepare_cards(
     cards: Sequence[CalibrationCard | PreparedCard], *, plugins: Plugins | None = None, device: str | None = None
 ) -> list[PreparedCard]:
     """Check every card before any image is scored: its model and method are installed, its options
-    are valid and give its hash, the device exists and the model's weights load. The first bad card
+    are valid and give its hash, the device exists and the model's weights load and are the ones the card was calibrated with. The first bad card
     raises :class:`~aedr.card.CardError` naming it (its file when loaded from one)."""
     if not cards:
         raise ValueError("attribution needs at least one calibration card")
@@ -160,6 +160,7 @@ def prepare_cards(
         method = card.build_method(plugins, **({"device": device} if device else {}))
         try:
             method.autoencoder(model)  # loaded once and kept: weight problems show before any scoring
+            card.check_weights(model)
         except WeightsUnavailableError as exc:
             raise CardError(f"{card.where}: {exc}") from None
         prepared.append(PreparedCard(card, model, method))

@@ -139,6 +139,18 @@ class Autoencoder(ABC):
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.device, self.dtype)
 
+    # -- identity ---------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """What identifies this autoencoder's computation (:mod:`aedr.fingerprint`): every tensor of
+        every torch module it holds as an attribute, and the settings that change its output.
+        Override when the weights live where :func:`aedr.fingerprint.module_tensors` does not look."""
+        from .fingerprint import module_tensors, tensors_fingerprint
+
+        kind = type(self)
+        settings = (f"{kind.__module__}.{kind.__qualname__}", self.latent_kind, repr(self.scaling_factor), repr(self.shift_factor),
+                    repr(self.size_policy), repr(self.quantize_on_decode))
+        return tensors_fingerprint(module_tensors(self), *settings)
+
 
 class DiffusersAutoencoder(Autoencoder):
     """Wraps diffusers' ``AutoencoderKL``, ``VQModel`` and ``AutoencoderTiny`` (and their relatives).

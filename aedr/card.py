@@ -27,9 +27,14 @@ from .methods.base import RUNTIME_OPTIONS, Method, MethodOptionsError, build_met
 from .models import ModelPlugin
 from .reconstruction import ReconstructionCache
 
-CARD_FORMAT = "aedr-calibration-card/2"
-# Format 1 hashed the method's options without the model: a card's model could be renamed unnoticed.
-OLD_FORMATS = ("aedr-calibration-card/1",)
+CARD_FORMAT = "aedr-calibration-card/3"
+# Why older formats cannot be checked: format 1 hashed the method's options without the model (a
+# card's model could be renamed unnoticed), format 2 did not record the model's weights (a card
+# calibrated on other weights of the model would be applied unnoticed).
+OLD_FORMATS = {
+    "aedr-calibration-card/1": "its hash does not cover the model",
+    "aedr-calibration-card/2": "it does not record which weights of the model it was calibrated with",
+}
 SCORE_DIRECTION = "lower score = belonging; belongs iff score < threshold"
 VERSIONED_PACKAGES = ("aedr", "torch", "diffusers", "numpy", "scipy", "scikit-image", "pillow")
 # Options a card does not carry over to where it is applied: where and in what batches it runs.
@@ -60,11 +65,12 @@ def summarize(scores: Sequence[float]) -> dict[str, float]:
     }
 
 
-def card_hash(model: str, method: str, options: Mapping[str, Any]) -> str:
-    """The hash a card carries: the model's name, the method's name and every option that changes a
-    score (not device or batch size), so that neither can be changed in the file unnoticed."""
+def card_hash(model: str, method: str, options: Mapping[str, Any], weights: str) -> str:
+    """The hash a card carries: the model's name and weights fingerprint, the method's name and every
+    option that changes a score (not device or batch size), so that none can be changed in the file
+    unnoticed."""
     scored = {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS}
-    blob = json.dumps({"model": model, "method": method, "options": scored}, sort_keys=True, default=str)
+    blob = json.dumps({"model": model, "weights": weights, "method": method, "options": scored}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -79,6 +85,8 @@ class CalibrationCard:
     that matches the card's model, method and options)."""
 
     model: Name
+    # the model's autoencoder fingerprint when calibrated (aedr.ModelPlugin.autoencoder_fingerprint)
+    weights: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     method: Name
     method_options: dict[str, Any]
     options_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
@@ -104,10 +112,10 @@ class CalibrationCard:
             raise ValueError(f"n_images is {self.n_images} but the card holds {len(self.scores)} scores")
         if min(self.scores) == max(self.scores):
             raise ValueError("scores are all equal; no threshold or tail probability can be fitted")
-        expected = card_hash(self.model, self.method, self.method_options)
+        expected = card_hash(self.model, self.method, self.method_options, self.weights)
         if expected != self.options_hash:
             raise ValueError(
-                f"options_hash {self.options_hash} does not match the card's model {self.model!r}, method "
+                f"options_hash {self.options_hash} does not match the card's model {self.model!r}, weights, method "
                 f"{self.method!r} and options (they give {expected}): the card was changed after calibration; "
                 "re-calibrate with `aedr calibrate`"
             )
@@ -117,6 +125,16 @@ class CalibrationCard:
     def where(self) -> str:
         """The card's file, or what the card is for when it was not loaded from a file."""
         return f"card {self.origin}" if self.origin else f"card for {self.model!r} ({self.method})"
+
+    def check_weights(self, model: ModelPlugin) -> None:
+        """Raise :class:`CardError` unless ``model``'s autoencoder is the one the card was calibrated
+        with (same fingerprint): a threshold fitted on other weights decides nothing."""
+        actual = model.autoencoder_fingerprint()
+        if actual != self.weights:
+            raise CardError(
+                f"{self.where}: calibrated with other weights of {self.model!r} (fingerprint {self.weights}; the installed "
+                f"weights give {actual}); re-calibrate: aedr calibrate --model {self.model} --out NEW_CARD"
+            )
 
     # -- decisions ----------------------------------------------------------------------------
     def belongs(self, scores: Sequence[float] | float) -> np.ndarray:
@@ -161,7 +179,7 @@ class CalibrationCard:
         except (TypeError, ValueError) as exc:
             raise CardError(f"{self.where}: method {self.method!r}: {exc}") from None
         method.plugins = plugins
-        if card_hash(self.model, method.name, method.options_dict()) != self.options_hash:
+        if card_hash(self.model, method.name, method.options_dict(), self.weights) != self.options_hash:
             changed = sorted(
                 k for k in set(self.method_options) | set(method.options_dict())
                 if k not in RUNTIME_OPTIONS and self.method_options.get(k, "<absent>") != method.options_dict().get(k, "<absent>")
@@ -200,7 +218,7 @@ class CalibrationCard:
         if fmt in OLD_FORMATS:
             model = data.get("model") if isinstance(data.get("model"), str) else "MODEL"
             raise CardError(
-                f"card {p}: format {fmt} is from an older aedr and its hash does not cover the model, so the card "
+                f"card {p}: format {fmt} is from an older aedr and {OLD_FORMATS[fmt]}, so the card "
                 f"cannot be checked; re-calibrate: aedr calibrate --model {model} --out {p}"
             )
         if fmt != CARD_FORMAT:
@@ -273,11 +291,13 @@ def calibrate(
         selection = f"auto (max accuracy on {len(finite)} belonging + {nb.size} non-belonging)"
     else:
         alpha_value, selection = float(alpha), "fixed"
+    weights = model.autoencoder_fingerprint()
     return CalibrationCard(
         model=model.name,
+        weights=weights,
         method=method.name,
         method_options=method.options_dict(),
-        options_hash=card_hash(model.name, method.name, method.options_dict()),
+        options_hash=card_hash(model.name, method.name, method.options_dict(), weights),
         alpha=alpha_value,
         alpha_selection=selection,
         threshold=kde_threshold(finite, alpha_value),

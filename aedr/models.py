@@ -75,6 +75,29 @@ class ModelPlugin(ABC):
                 self._autoencoders[key] = self.load_autoencoder(torch.device(device), dtype)
             return self._autoencoders[key]
 
+    # -- identity: what a cached result was made with ---------------------------------------------
+    def autoencoder_fingerprint(self) -> str:
+        """A fingerprint of the autoencoder's weights and settings (:mod:`aedr.fingerprint`), from the
+        autoencoder on the CPU in its own dtype; computed once per plugin instance. Scores, cards and
+        caches are keyed by it, and two models with the same one share an autoencoder."""
+        cache = self.__dict__.setdefault("_fingerprints", {})
+        if "autoencoder" not in cache:
+            cache["autoencoder"] = self.autoencoder("cpu").fingerprint()
+        return cache["autoencoder"]
+
+    def generator_fingerprint(self) -> str:
+        """A fingerprint of the weights the generator adds to the autoencoder's (its denoiser, its
+        scheduler); "" for a model without a generator. Override it in a model that generates: the
+        bench's cache of generated images is keyed by :meth:`fingerprint`, and a generator this does
+        not describe is recognised by its autoencoder alone."""
+        return ""
+
+    def fingerprint(self) -> str:
+        """What the model's generated images depend on: its autoencoder and its generator."""
+        from .fingerprint import combine
+
+        return combine(autoencoder=self.autoencoder_fingerprint(), generator=self.generator_fingerprint())
+
     @property
     def can_generate(self) -> bool:
         return type(self).generate is not ModelPlugin.generate

@@ -3,6 +3,7 @@ and small natural-image crops from the photographs bundled with scikit-image."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def tiny_kl_vae(latent_channels: int = 4, seed: int = 0):
         norm_num_groups=4,
         sample_size=32,
     )
+
+
+@functools.cache
+def tiny_kl_fingerprint() -> str:
+    """The autoencoder fingerprint of ``FolderModel("tiny-kl", ...)`` (the weights of :func:`tiny_kl_vae`)."""
+    return aedr.DiffusersAutoencoder(tiny_kl_vae(), size_policy=aedr.SizePolicy(multiple=2)).fingerprint()
 
 
 class FolderModel(aedr.ModelPlugin):

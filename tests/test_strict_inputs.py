@@ -35,7 +35,7 @@ from aedr.fieldtypes import FieldTypeError
 from aedr.methods.aedr_method import AEDR, AEDROptions
 from aedr.models import WeightsUnavailableError
 
-from conftest import ModelsPlugin, photo_crops
+from conftest import ModelsPlugin, photo_crops, tiny_kl_fingerprint
 
 # Tiny models: one torch thread is many times faster than two on a busy two-core machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -80,8 +80,9 @@ def make_card(model: str = "tiny-kl", method: aedr.Method | None = None, scores=
     method = method or AEDR()
     opts = method.options_dict()
     scores = [float(s) for s in scores]
+    weights = tiny_kl_fingerprint()
     return CalibrationCard(
-        model=model, method=method.name, method_options=opts, options_hash=card_hash(model, method.name, opts),
+        model=model, weights=weights, method=method.name, method_options=opts, options_hash=card_hash(model, method.name, opts, weights),
         alpha=0.05, alpha_selection="fixed", threshold=kde_threshold(scores, 0.05), n_images=len(scores),
         scores=scores, summary=summarize(scores), source="built by the test",
     )
@@ -247,6 +248,9 @@ def _without(data: dict, key: str) -> dict:
         (lambda d: {**d, "model": "zoo-vq"}, ["options_hash", "does not match the card's model 'zoo-vq'", "re-calibrate"]),
         (lambda d: {**d, "method_options": {**d["method_options"], "distance": "l1"}}, ["options_hash", "changed after calibration"]),
         (lambda d: {**d, "format": "aedr-calibration-card/1"}, ["older aedr", "re-calibrate", "aedr calibrate --model tiny-kl"]),
+        (lambda d: _without({**d, "format": "aedr-calibration-card/2"}, "weights"), ["older aedr", "does not record which weights", "re-calibrate"]),
+        (lambda d: {**d, "weights": "0" * 16}, ["options_hash", "changed after calibration"]),
+        (lambda d: _without(d, "weights"), ["weights: required field missing"]),
         (lambda d: {**d, "format": "something"}, ["not an aedr calibration card"]),
     ],
 )
@@ -276,7 +280,7 @@ def test_a_good_card_round_trips_and_binds_its_model(card_file):
     assert card == dataclasses.replace(make_card(), created=card.created) and card.where == f"card {card_file}"
     with pytest.raises(ValueError, match="does not match the card's model 'other'"):
         dataclasses.replace(card, model="other")  # made in Python: validated the same way
-    assert json.loads(card.to_json())["format"] == "aedr-calibration-card/2"
+    assert json.loads(card.to_json())["format"] == "aedr-calibration-card/3"
 
 
 def test_a_card_runs_where_it_is_applied_not_where_it_was_made(card_file, tiny_plugins):
@@ -289,11 +293,11 @@ def test_a_card_runs_where_it_is_applied_not_where_it_was_made(card_file, tiny_p
 
 def test_a_card_the_installed_method_cannot_reproduce_says_recalibrate(tiny_plugins):
     opts = {**AEDR().options_dict(), "retired_option": 3}  # made by a version whose AEDR had this option
-    card = dataclasses.replace(make_card(), method_options=opts, options_hash=card_hash("tiny-kl", "aedr", opts))
+    card = dataclasses.replace(make_card(), method_options=opts, options_hash=card_hash("tiny-kl", "aedr", opts, tiny_kl_fingerprint()))
     with pytest.raises(CardError, match="other options than the card was made with .*retired_option.*re-calibrate"):
         card.build_method(tiny_plugins)
     typed = {**AEDR().options_dict(), "calibrate": "false"}
-    card = dataclasses.replace(make_card(), method_options=typed, options_hash=card_hash("tiny-kl", "aedr", typed))
+    card = dataclasses.replace(make_card(), method_options=typed, options_hash=card_hash("tiny-kl", "aedr", typed, tiny_kl_fingerprint()))
     with pytest.raises(CardError, match="calibrate must be true or false"):
         card.build_method(tiny_plugins)
 
@@ -304,7 +308,7 @@ def test_every_card_is_checked_before_any_image_is_scored(tiny_plugins, monkeypa
     images = photo_crops(2)
     for bad, fragment in (
         (make_card(model="not-installed"), "card for 'not-installed' \\(aedr\\): Unknown model 'not-installed'"),
-        (dataclasses.replace(make_card(), method="nomethod", options_hash=card_hash("tiny-kl", "nomethod", make_card().method_options)), "Unknown method 'nomethod'"),
+        (dataclasses.replace(make_card(), method="nomethod", options_hash=card_hash("tiny-kl", "nomethod", make_card().method_options, tiny_kl_fingerprint())), "Unknown method 'nomethod'"),
     ):
         with pytest.raises(CardError, match=fragment):
             aedr.attribute(images, [make_card(), bad], plugins=tiny_plugins)

@@ -18,7 +18,7 @@ from aedr.preprocess import tensor_to_uint8
 from .latents import denormalise
 from .data import RESOLUTION
 from .models import ZOO, ZooSpec
-from .store import WEIGHTS_DIR, model_dir, verify_model, weights_in_use
+from .store import WEIGHTS_DIR, model_dir, sha256_file, verify_model, weights_in_use
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +95,16 @@ class ZooModel(aedr.ModelPlugin):
             scaling_factor=scaling_factor,
             shift_factor=shift_factor,
         )
+
+    def generator_fingerprint(self) -> str:
+        """The denoiser's and the scheduler's files, and ``zoo.json`` (latent normalisation, sampling
+        steps), hashed: what the generator adds to the autoencoder."""
+        from aedr.fingerprint import digest
+
+        self._check()
+        files = sorted(p for part in ("unet", "scheduler") for p in (self.folder / part).rglob("*") if p.is_file())
+        files.append(self.folder / "zoo.json")
+        return digest(*(f"{p.relative_to(self.folder).as_posix()}:{sha256_file(p)}" for p in files))
 
     def unet(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The latent denoiser (diffusers ``UNet2DModel``), loaded once per device."""
