@@ -320,12 +320,12 @@ def test_a_store_without_the_perturbation_column_loads_as_clean(tmp_path):
     from aedr.bench.store import COLUMNS, key_set
 
     old = pd.DataFrame([["m", "h", "m", "T", "S", "model", "eval", "img0", "hash0", 1.0, 0.1, "ok", ""]],
-                       columns=[c for c in COLUMNS if c != "perturbation"])
+                       columns=[c for c in COLUMNS if c not in ("perturbation", "weights")])
     (tmp_path / "scores").mkdir()
     old.to_parquet(tmp_path / "scores" / "store.parquet", index=False)
     store = ScoreStore(tmp_path, warn=lambda m: pytest.fail(m))
     frame = store.load()
-    assert list(frame["perturbation"]) == [""] and key_set(frame) == {("m", "h", "T", "", "hash0")}
+    assert list(frame["perturbation"]) == [""] and key_set(frame) == {("m", "h", "T", "", "", "hash0")}  # no weights: never reused
 
 
 @pytest.mark.parametrize(

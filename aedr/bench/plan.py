@@ -68,6 +68,7 @@ class Unit:
     target: str
     chunk: int  # index of the chunk in the plan: units sharing it share images and first passes
     refs: list[ImageRef] = field(default_factory=list)
+    weights: str = ""  # the target's autoencoder fingerprint: part of every row's key
 
     @property
     def sets(self) -> str:
@@ -77,7 +78,7 @@ class Unit:
     def row(self, ref: ImageRef, score: float, seconds: float, status: str = "ok", error: str = "") -> ScoreRow:
         return ScoreRow(
             self.method.name, self.method.options_hash, self.method.label, self.target, ref.source, ref.kind,
-            ref.split, ref.id, ref.content_hash, float(score), float(seconds), status, error, ref.perturbation,
+            ref.split, ref.id, ref.content_hash, float(score), float(seconds), status, error, ref.perturbation, self.weights,
         )
 
 
@@ -187,16 +188,17 @@ def make_units(
     methods: Sequence[MethodSpec],
     sources: dict[str, SourceImages],
     config: BenchConfig,
-    done: set[tuple[str, str, str, str, str]],
+    done: set[tuple[str, ...]],
     perturbed: dict[str, dict[str, SourceImages]] | None = None,
 ) -> tuple[list[Unit], int]:
-    """Units for every image not yet saved (``done``: saved keys in the store's key order); returns
-    (units, number of image scores already saved)."""
+    """Units for every image not yet saved (``done``: saved keys in the store's key order) under the
+    target's current weights; returns (units, number of image scores already saved)."""
     units: list[Unit] = []
     saved = 0
     chunk_index = 0
     runnable = [m for m in methods if m.error is None]
     for model in models:
+        weights = model.autoencoder_fingerprint()
         refs = [
             r for pid, source, split in scored_sets_for(model.name, sources, config.auto_alpha, perturbed)
             for r in ((perturbed or {})[pid] if pid else sources)[source].split(split)  # type: ignore[arg-type]
@@ -204,10 +206,10 @@ def make_units(
         for start in range(0, len(refs), config.chunk_size):
             chunk = refs[start : start + config.chunk_size]
             for spec in runnable:
-                todo = [r for r in chunk if (spec.name, spec.options_hash, model.name, r.perturbation, r.content_hash) not in done]
+                todo = [r for r in chunk if (spec.name, spec.options_hash, model.name, weights, r.perturbation, r.content_hash) not in done]
                 saved += len(chunk) - len(todo)
                 if todo:
-                    units.append(Unit(spec, model.name, chunk_index, todo))
+                    units.append(Unit(spec, model.name, chunk_index, todo, weights))
             chunk_index += 1
     return units, saved
 
@@ -246,8 +248,8 @@ def select_methods(config: BenchConfig, plugins: "Plugins") -> list[MethodSpec]:
 # -- the plan's rows ----------------------------------------------------------------------------------
 # ``perturbation``: "" for a clean image; ``image_hash``: of the pixels scored; ``clean_hash``: of the
 # clean image (the same as image_hash for a clean image), which pairs a perturbed image with its original.
-PLAN_COLUMNS = ["method", "options_hash", "label", "target", "target_family", "source", "source_kind", "split", "perturbation",
-                "image_id", "image_hash", "clean_hash"]
+PLAN_COLUMNS = ["method", "options_hash", "label", "target", "weights", "target_family", "source", "source_kind", "split",
+                "perturbation", "image_id", "image_hash", "clean_hash"]
 
 
 def plan_frame(plan: Plan) -> "pd.DataFrame":
@@ -259,8 +261,8 @@ def plan_frame(plan: Plan) -> "pd.DataFrame":
         for model in plan.models:
             for pid, source, split in plan.scored_sets(model.name):
                 for ref in plan.refs(pid, source, split):
-                    rows.append((spec.name, spec.options_hash, spec.label, model.name, model.family, source, ref.kind, split, pid,
-                                 ref.id, ref.content_hash, ref.base_hash))
+                    rows.append((spec.name, spec.options_hash, spec.label, model.name, model.autoencoder_fingerprint(), model.family,
+                                 source, ref.kind, split, pid, ref.id, ref.content_hash, ref.base_hash))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS).astype({c: "string" for c in PLAN_COLUMNS})
 
 

@@ -1,8 +1,9 @@
 """The image sets a benchmark runs on.
 
-Each model's generated images are made once and cached as PNG under ``<out>/images/<model>/``, one
-file per generator seed, with a manifest of content hashes so that a rerun neither regenerates nor
-re-hashes them. As in the paper, a model's images are one run of seeds, ``seed + i`` for
+Each model's generated images are made once and cached as PNG under
+``<out>/images/<model>/<fingerprint>/`` (the model's weights fingerprint, :meth:`aedr.ModelPlugin.fingerprint`:
+a model retrained under the same name generates anew), one file per generator seed, with a manifest
+of content hashes so that a rerun neither regenerates nor re-hashes them. As in the paper, a model's images are one run of seeds, ``seed + i`` for
 i < n_cal + n_eval: the first n_cal are the calibration split, the rest the evaluation split. Scores
 are keyed by image content, not by split, so changing either budget reuses every image and score
 already there. Real images come from a folder or a registered dataset; unreadable files are
@@ -142,13 +143,14 @@ def generation_seeds(seed: int, n_cal: int, n_eval: int) -> dict[str, list[int]]
 
 
 class GeneratedImageCache:
-    """PNG files of a model's generated images, one per generator seed, plus a hash manifest."""
+    """PNG files of a model's generated images, one per generator seed, plus a hash manifest; one
+folder per model and weights fingerprint."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
 
     def folder(self, model: ModelPlugin) -> Path:
-        return self.root / safe_name(model.name)
+        return self.root / safe_name(model.name) / model.fingerprint()
 
     @staticmethod
     def file_name(seed: int) -> str:
@@ -161,7 +163,7 @@ class GeneratedImageCache:
             return {}
 
     def _save_manifest(self, folder: Path, model: ModelPlugin, files: dict[str, dict]) -> None:
-        data = {"model": model.name, "family": model.family, "files": dict(sorted(files.items()))}
+        data = {"model": model.name, "family": model.family, "fingerprint": model.fingerprint(), "files": dict(sorted(files.items()))}
         write_text_atomic(folder / MANIFEST, json.dumps(data, indent=1))
 
     def missing(self, model: ModelPlugin, seeds: Sequence[int]) -> list[int]:
@@ -366,6 +368,21 @@ def perturbed_sources(
     return out
 
 
+def check_weights(models: Sequence[ModelPlugin]) -> None:
+    """Fingerprint every model's weights (:meth:`aedr.ModelPlugin.fingerprint`; computed once, the
+    autoencoder loaded on the CPU): what the image cache and the score store are keyed by. A model
+    whose weights cannot be loaded is a :class:`ConfigError` naming it, before any generation."""
+    for m in models:
+        try:
+            m.fingerprint()
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            avail = m.availability()
+            hint = "" if avail.local else f" ({avail.detail})"
+            raise ConfigError(f"model {m.name!r}: its weights could not be loaded: {type(exc).__name__}: {exc}{hint}") from exc
+
+
 def prepare_sources(config: BenchConfig, models: list[ModelPlugin], plugins, progress: PlanProgress, stats: RunStats) -> dict[str, SourceImages]:
     """The real images, then every model's calibration and evaluation images (generated now if not cached).
 
@@ -379,6 +396,7 @@ def prepare_sources(config: BenchConfig, models: list[ModelPlugin], plugins, pro
         raise ConfigError(str(exc)) from None
     if real is not None and real.name in {m.name for m in models}:
         raise ConfigError(f"a model is named {real.name!r}, the name reserved for the real images")
+    check_weights(models)
     cache = GeneratedImageCache(Path(config.out) / "images")
     wanted = [s for seeds in generation_seeds(config.seed, config.n_cal, config.n_eval).values() for s in seeds]
     progress.start_generation(sum(len(cache.missing(m, wanted)) for m in models if m.can_generate))

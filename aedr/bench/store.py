@@ -5,10 +5,12 @@ Every finished (method, target, source, chunk) is written as its own parquet par
 complete or absent). At the end of a run the parts are folded into ``<out>/scores/store.parquet``,
 again atomically. The store keeps every score ever computed in the folder (a later run with other
 budgets reuses what overlaps); ``<out>/scores.parquet`` holds exactly the current plan's rows.
-Rows are keyed by (method, options hash, target, perturbation, image content hash): a rerun skips
-keys already present, and duplicates (e.g. from a run killed during consolidation) collapse to the
+Rows are keyed by (method, options hash, target, target weights, perturbation, image content hash),
+``weights`` being the target's autoencoder fingerprint (:meth:`aedr.ModelPlugin.autoencoder_fingerprint`),
+so that a model retrained under the same name is scored again: a rerun skips keys already present, and duplicates (e.g. from a run killed during consolidation) collapse to the
 latest row. ``perturbation`` is "" for a clean image and the perturbation's id (``jpeg:90``) for a
-perturbed one; files written before the column existed hold clean images only and load so.
+perturbed one; files written before the column existed hold clean images only and load so. Rows
+written before ``weights`` existed have it empty: no plan asks for them, so they are scored again.
 
 A part or store file that cannot be read (truncated, corrupt, not parquet, lacking the key columns)
 is moved aside to ``<out>/scores/corrupt/`` with a warning; its rows are then missing, so the run
@@ -30,11 +32,11 @@ import pandas as pd
 from ..files import write_atomic
 from ..text import safe_str
 
-KEY = ("method", "options_hash", "target", "perturbation", "image_hash")
+KEY = ("method", "options_hash", "target", "weights", "perturbation", "image_hash")
 STORE_DIR = "scores"
 CORRUPT_DIR = "corrupt"
-# Every key column but ``perturbation``, which older files lack (their rows are clean).
-REQUIRED = (*(k for k in KEY if k != "perturbation"), "score", "status")
+# Every key column but ``perturbation`` and ``weights``, which older files lack (see the module's docstring).
+REQUIRED = (*(k for k in KEY if k not in ("perturbation", "weights")), "score", "status")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ScoreRow:
     status: str = "ok"  # "ok" or "skipped"
     error: str = ""
     perturbation: str = ""  # "" for a clean image, else the perturbation's id
+    weights: str = ""  # the target's autoencoder fingerprint
 
 
 COLUMNS = list(ScoreRow.__dataclass_fields__)
@@ -119,15 +122,8 @@ class ScoreStore:
 
     def _set_aside(self, path: Path, reason: str) -> None:
         kind = "store file" if path == self.path else "part file"
-        dest: Path | None = self.corrupt_dir / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        try:
-            self.corrupt_dir.mkdir(parents=True, exist_ok=True)
-            os.replace(path, dest)  # type: ignore[arg-type]
-            where = f"moved to {safe_str(dest)}"
-        except OSError as exc:
-            dest, where = None, f"could not be moved aside ({exc.strerror or exc}), so it is ignored"
+        dest = set_aside(path, self.corrupt_dir, f"score {kind} {safe_str(path)}", reason, self.warn)
         self.set_aside.append((path, dest, reason))
-        self.warn(f"score {kind} {safe_str(path)} is unreadable ({reason}); {where}; its scores will be computed again")
 
     def load(self) -> pd.DataFrame:
         """Every saved row, duplicates (same key) resolved to the most recently written.
@@ -140,6 +136,7 @@ class ScoreStore:
             return empty_frame()
         frame = pd.concat([f.reindex(columns=COLUMNS) for f in frames], ignore_index=True).astype(DTYPES)
         frame["perturbation"] = frame["perturbation"].fillna("")  # files from before the column: clean
+        frame["weights"] = frame["weights"].fillna("")  # files from before the column: never reused
         return frame.drop_duplicates(list(KEY), keep="last").reset_index(drop=True)
 
     def write_chunk(self, rows: list[ScoreRow]) -> Path | None:
@@ -165,7 +162,26 @@ class ScoreStore:
         return frame
 
 
-def key_set(frame: pd.DataFrame) -> set[tuple[str, str, str, str, str]]:
+def set_aside(path: Path, folder: Path, what: str, reason: str, warn: Callable[[str], None] | None = None) -> Path | None:
+    """Move an unreadable file of scores into ``folder`` (a stamped name) and say so through ``warn``
+    (default :func:`warnings.warn`); returns where it went, or None when it could not be moved (it is
+    then ignored). ``what`` names the file in the sentence."""
+    dest: Path | None = folder / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)  # type: ignore[arg-type]
+        where = f"moved to {safe_str(dest)}"
+    except OSError as exc:
+        dest, where = None, f"could not be moved aside ({exc.strerror or exc}), so it is ignored"
+    message = f"{what} is unreadable ({reason}); {where}; its scores will be computed again"
+    if warn is not None:
+        warn(message)
+    else:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return dest
+
+
+def key_set(frame: pd.DataFrame) -> set[tuple[str, ...]]:
     """The saved keys, as tuples in :data:`KEY` order."""
     if not len(frame):
         return set()
