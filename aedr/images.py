@@ -221,6 +221,12 @@ def _decoder_error(p: Path, exc: BaseException) -> ImageLoadError:
     return ImageDecodeError(p, f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
+def _not_a_file(p: Path) -> str:
+    if p.is_symlink() and not p.exists():
+        return "a link that leads to no file (dangling, or a loop of links)"
+    return "no such file" if not p.exists() else "not a regular file"
+
+
 def downscaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """(w, h) with the longer side at most ``max_side``, aspect ratio kept (sides >= 1)."""
     longest = max(width, height)
@@ -254,7 +260,7 @@ def load_image(
     p = Path(path)
     try:
         if not p.is_file():
-            raise NotAnImageError(p, "no such file" if not p.exists() else "not a regular file")
+            raise NotAnImageError(p, _not_a_file(p))
         if p.stat().st_size == 0:
             raise EmptyImageFileError(p)
     except OSError as exc:  # e.g. a name too long, a folder that cannot be searched
@@ -307,8 +313,10 @@ def load_image(
 def iter_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> Iterator[Path]:
     """Expand files and folders into image paths, lazily: files as given, each folder's entries in
     name order (the original's order), a sub-folder's files (with ``recursive``) where its name falls.
-    Hidden sub-folders and links to folders are not entered (no loops). Nothing is listed ahead:
-    memory stays that of one folder's entries, so a folder of millions of files streams."""
+    Hidden sub-folders and links to folders are not entered (no loops). An entry named like an image
+    that cannot be followed (a dangling link, a loop of links) is yielded too, so that loading it
+    records why it is unusable. Nothing is listed ahead: memory stays that of one folder's entries,
+    so a folder of millions of files streams."""
     for item in inputs:
         p = Path(item)
         if p.is_dir():
@@ -326,8 +334,19 @@ def _walk(folder: Path, recursive: bool) -> Iterator[Path]:
         if entry.is_dir(follow_symlinks=False):
             if recursive and not entry.name.startswith("."):
                 yield from _walk(Path(entry.path), recursive)
-        elif entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+        elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and _file_or_broken_link(entry):
             yield Path(entry.path)
+
+
+def _file_or_broken_link(entry: os.DirEntry) -> bool:
+    """A file, or a link that cannot be followed to anything (dangling, or a loop); not a link to a
+    folder, a FIFO or a device."""
+    try:
+        if entry.is_file():
+            return True
+        return entry.is_symlink() and not os.path.exists(entry.path)
+    except OSError:  # a loop of links: too many levels to follow
+        return True
 
 
 def list_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> list[Path]:
