@@ -452,7 +452,7 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
         fail(f"executor {executor!r}: {exc}")
     with progress_bar(f"{m.label} under {target.name} ({runner.name})", None) as advance:
         task = FileScoring(inputs, target, m, out_file, recursive=recursive, shard_size=shard_size or 256,
-                           load_options=load_options, progress=advance)
+                           load_options=load_options, progress=advance, warn=lambda message: err.print(f"[yellow]warning:[/] {markup(message)}"))
         try:
             report = runner.score_files(task)
         except (NotImplementedError, FileNotFoundError, ConfigError, StreamFailed) as exc:
@@ -499,13 +499,17 @@ def reconstruct_cmd(
     if dtype is not None and dtype not in DTYPES:
         fail(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     folder = prepare_output_folder(out_dir)
+    made_by = {"model": target.name, "weights": target.autoencoder_fingerprint(), "dtype": dtype or "default",
+               "max_side": max_side, "pixel_budget": pixel_budget or None}
+    check_reconstruction_folder(folder, made_by)
     # (output name, a file to load or an image in memory), in input order: a folder's files keep their
     # path inside it (sub-folders too), a file its name, a dataset image the last part of its id
     items: list[tuple[Path, Path | Any]] = []
     for name in inputs:
         p = Path(name)
         if p.is_dir():
-            files = list_image_files([p], recursive=recursive)
+            inside = folder.resolve()  # the output folder, when it lies in the input, is not read as input
+            files = [f for f in list_image_files([p], recursive=recursive) if not f.resolve().is_relative_to(inside)]
             items += [(f.relative_to(p).with_suffix(".png"), f) for f in files]
         elif p.exists():
             items.append((Path(p.name).with_suffix(".png"), p))
@@ -539,25 +543,45 @@ def reconstruct_cmd(
                 write_atomic(folder / n, lambda tmp, rgb=rgb: Image.fromarray(rgb, "RGB").save(tmp, format="PNG"))
                 done += 1
             advance(len(batch))
-    record = {"model": target.name, "inputs": list(inputs), "images": len(items), "latent": "posterior mean", "format": "PNG"}
+    record = {**made_by, "inputs": list(inputs), "images": len(items), "latent": "posterior mean", "format": "PNG"}
     write_text_atomic(folder / "reconstruct.json", json_text(record))
     err.print(f"{done} reconstruction(s) written to {markup(str(folder))}, {len(items) - len(todo)} already there")
     print_skips(skipped)
 
 
+def check_reconstruction_folder(folder: Path, made_by: dict) -> None:
+    """Refuse an output folder whose reconstructions were made otherwise (another model or weights,
+    dtype or load options): resuming into it would mix them and relabel the old ones."""
+    record_file = folder / "reconstruct.json"
+    if not record_file.is_file():
+        return
+    try:
+        record = json.loads(record_file.read_text())
+    except (OSError, ValueError):
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    differ = [f"{k} {record.get(k, 'not recorded')!r} (now {v!r})" for k, v in made_by.items() if record.get(k) != v]
+    if differ:
+        fail(f"--out {safe_str(folder)} holds reconstructions made otherwise: {'; '.join(differ)}; give another --out "
+             "(or empty this one)")
+
+
 def output_names(names: list[Path]) -> list[Path]:
     """The output names, each part made file-system safe (:func:`aedr.bench.sources.safe_name`); a
-    name given twice gets a number from its second occurrence on (stable: it depends only on the
-    inputs before it)."""
+    name already taken (given twice, or a number added to an earlier one made it) gets the next free
+    number (stable: it depends only on the inputs before it)."""
     from .bench.sources import safe_name
 
     out: list[Path] = []
-    seen: dict[Path, int] = {}
+    taken: set[Path] = set()
     for name in names:
         clean = Path(*[safe_name(part) for part in name.parts])
-        k = seen.get(clean, 0)
-        seen[clean] = k + 1
-        out.append(clean if k == 0 else clean.with_name(f"{clean.stem}-{k + 1}{clean.suffix}"))
+        unique, k = clean, 1
+        while unique in taken:
+            k += 1
+            unique = clean.with_name(f"{clean.stem}-{k}{clean.suffix}")
+        taken.add(unique)
+        out.append(unique)
     return out
 
 

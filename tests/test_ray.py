@@ -330,3 +330,25 @@ def test_ray_streams_files_as_the_local_executor_does_and_resumes_its_run(local_
     assert mine[["content_hash", "model", "method", "options_hash", "error"]].equals(theirs[["content_hash", "model", "method", "options_hash", "error"]])
     np.testing.assert_allclose(mine["score"].to_numpy(float), theirs["score"].to_numpy(float), rtol=0, atol=1e-6, equal_nan=True)
     assert "broken.png" in mine.loc[mine["error"] != "", "image"].iloc[0]
+
+
+@pytest.mark.slow
+def test_ray_rows_equal_local_rows_bit_for_bit(local_ray, image_folder, tmp_path):
+    """An actor scores with the driver's torch thread count whatever its num_cpus: the rows are the
+    same whichever executor computed them, so a run resumed across executors mixes nothing."""
+    import torch
+
+    from aedr.bench.execute import LocalExecutor
+    from aedr.bench.stream import ScoreShards
+
+    model, method = aedr.get_plugins().model("zoo-kl-a"), aedr.get_method("aedr")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a count an actor of one CPU would not pick for itself
+    try:
+        LocalExecutor().score_files(file_task(image_folder, tmp_path / "local.parquet", method, model))
+        RayExecutor(actors=1, num_cpus=1).score_files(file_task(image_folder, tmp_path / "ray.parquet", method, model))
+    finally:
+        torch.set_num_threads(threads)
+    mine, theirs = (ScoreShards(tmp_path / f"{n}.parquet").read().sort_values("image").reset_index(drop=True) for n in ("ray", "local"))
+    assert mine["error"].tolist() == theirs["error"].tolist() and (mine["error"] == "").sum() == 9
+    np.testing.assert_array_equal(mine["score"].to_numpy(float), theirs["score"].to_numpy(float))

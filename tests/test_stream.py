@@ -98,8 +98,8 @@ def test_the_stream_holds_one_shard_of_images_and_one_window_of_names(folder, mo
         return real(paths, load_options)
 
     monkeypatch.setattr(stream, "load_paths", recording)
-    _, pending = stream.prepare(task(folder, tmp_path / "s.parquet", model, shard_size=5, window=7))
-    assert [len(w) for w in pending.windows()] == [7, 6]
+    with stream.streaming(task(folder, tmp_path / "s.parquet", model, shard_size=5, window=7)) as (_, pending):
+        assert [len(w) for w in pending.windows()] == [7, 6]
     LocalExecutor().score_files(task(folder, tmp_path / "t.parquet", model, shard_size=5, window=7))
     assert sizes == [5, 2, 5, 1]  # shards never span windows, never exceed shard_size
 

@@ -1,4 +1,4 @@
-"""One ``aedr bench`` run per output folder.
+"""One run per output folder (``aedr bench``; ``aedr score --executor`` into its shard folder).
 
 A run holds an exclusive, non-blocking lock on ``<out>/.aedr-bench.lock`` (``flock`` on POSIX,
 ``msvcrt.locking`` on Windows) for its whole duration. The operating system drops the lock when the
@@ -60,7 +60,7 @@ class FolderInUseError(ConfigError):
         where = f" on {holder['host']}" if holder.get("host") and holder.get("host") != socket.gethostname() else ""
         since = f", running since {holder['started']}" if holder.get("started") else ""
         super().__init__(
-            f"output folder {safe_str(folder)} is in use by another aedr bench run (PID {pid}{where}{since}); "
+            f"output folder {safe_str(folder)} is in use by another {holder.get('run') or 'aedr'} run (PID {pid}{where}{since}); "
             "wait for it to finish, or give another --out"
         )
 
@@ -68,9 +68,10 @@ class FolderInUseError(ConfigError):
 class RunLock:
     """``with RunLock(out):`` holds the folder's lock, or raises :class:`FolderInUseError`."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, run: str = "aedr bench"):
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
+        self.run = run  # what holds it, as a second run's message names it
         self._fd: int | None = None
 
     def holder(self) -> dict:
@@ -89,7 +90,7 @@ class RunLock:
             os.close(fd)
             raise FolderInUseError(self.folder, self.holder())
         # Only the holder writes the file, and only after taking the lock.
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        info = {"pid": os.getpid(), "run": self.run, "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "command": [safe_str(a) for a in sys.argv]}
         try:
             os.ftruncate(fd, 0)

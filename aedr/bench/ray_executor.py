@@ -253,15 +253,15 @@ class ChunkScorer:
     autoencoder each method uses (once). Called with work items; returns one row per unit: its
     plan index and its outcome, pickled."""
 
-    def __init__(self, setup: bytes, ledger: Any, num_cpus: float = 1.0):
+    def __init__(self, setup: bytes, ledger: Any):
         from ray import cloudpickle
 
-        _actor_threads(num_cpus)
         self.ledger = ledger
         self.error: str | None = None
         self.methods: dict[tuple[str, str], Any] = {}  # method key -> the actor's Method
         self.method_errors: dict[tuple[str, str], str] = {}
         s = pickle.loads(setup)
+        _actor_threads(s["threads"])
         self.target: str = s["target"]
         self.max_attempts: int = s["max_attempts"]
         self.share: bool = s["share"]
@@ -514,6 +514,7 @@ class RayExecutor(Executor):
             "max_attempts": self.max_attempts,
             "share": bool(config.share_reconstructions),
             "cache_items": 64 * config.chunk_size,
+            "threads": scoring_threads(),
         }, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _methods(self, job: Job) -> dict[tuple[str, str], bytes]:
@@ -630,7 +631,7 @@ class RayExecutor(Executor):
             compute=self._compute(),
             num_cpus=self.num_cpus,
             num_gpus=gpus,
-            fn_constructor_kwargs={"setup": setup, "ledger": ledger, "num_cpus": self.num_cpus},
+            fn_constructor_kwargs={"setup": setup, "ledger": ledger},
         )
 
     def score_files(self, task):
@@ -702,13 +703,19 @@ def decode_files(batch: dict, load_options: dict | None = None) -> dict:
     return {"path": batch["path"], "payload": _object_array(payloads)}
 
 
-def _actor_threads(num_cpus: float) -> None:
-    try:
-        import torch
+def scoring_threads() -> int:
+    """The driver's torch thread count: every actor scores with it, because a convolution's result
+    depends on how many threads share its sums (in the last bits), and the rows must be the same
+    whichever executor computed them (the local executor scores with it in the driver)."""
+    import torch
 
-        torch.set_num_threads(max(1, int(num_cpus)))
-    except Exception:
-        pass
+    return torch.get_num_threads()
+
+
+def _actor_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
 
 
 def _on_assigned_gpu(method):
@@ -740,11 +747,11 @@ class FileScorer:
     once, loads the autoencoder once, and turns a batch of files (or of images the CPU stage
     decoded) into the rows :func:`aedr.bench.stream.score_loaded` makes."""
 
-    def __init__(self, setup: bytes, num_cpus: float = 1.0):
+    def __init__(self, setup: bytes):
         from ray import cloudpickle
 
-        _actor_threads(num_cpus)
         s = pickle.loads(setup)
+        _actor_threads(s["threads"])
         self.load_options = s["load_options"]
         models = ActorModels(s["models"])
         self.model = models.model(s["target"])
@@ -775,53 +782,53 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
 
     import aedr
 
-    from .stream import StreamFailed, StreamReport, prepare, write_shard
+    from .stream import StreamFailed, StreamReport, streaming, write_shard
 
     ray = import_ray()
     report = StreamReport()
     t0 = time.perf_counter()
-    shards, pending = prepare(task)
     device = str(task.method.options.device)
     gpus = float(executor.num_gpus) if executor.num_gpus is not None else (1.0 if device.startswith("cuda") else 0.0)
     decode = executor._decode_cpus(gpus)
     try:
         recipes = {task.model.name: cloudpickle.dumps(model_recipe(task.model, task.method.plugins or aedr.get_plugins()))}
         setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(shipped_method(task.method)),
-                              "load_options": dict(task.load_options)}, protocol=pickle.HIGHEST_PROTOCOL)
+                              "load_options": dict(task.load_options), "threads": scoring_threads()}, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise ConfigError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
     # an actor that dies is restarted and its batch retried, max_attempts tries in all (Ray Data's own
     # default is to retry forever: one file that kills its actor would stop the stream for good)
     retries = functools.partial(dict, max_restarts=executor.max_attempts - 1, max_task_retries=executor.max_attempts - 1)
-    started = executor._connect()
-    try:
-        with _quiet_ray_data():
-            for window in pending.windows():
-                ds = ray.data.from_items([{"path": os.fsencode(p)} for p in window],
-                                         override_num_blocks=max(1, math.ceil(len(window) / task.shard_size)))
-                _quiet(ds)
-                if decode > 0:
-                    ds = ds.map_batches(decode_files, batch_size=task.shard_size, num_cpus=decode, batch_format="numpy",
-                                        fn_kwargs={"load_options": dict(task.load_options)})
-                ds = ds.map_batches(FileScorer, batch_size=task.shard_size, batch_format="numpy", compute=executor._compute(),
-                                    num_cpus=executor.num_cpus, num_gpus=gpus, ray_remote_args_fn=retries,
-                                    fn_constructor_kwargs={"setup": setup, "num_cpus": executor.num_cpus})
-                try:
-                    for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
-                        if len(batch):
-                            write_shard(shards, batch, report)
-                            if task.progress is not None:
-                                task.progress(len(batch))
-                except (KeyboardInterrupt, OSError, StreamFailed):
-                    raise
-                except Exception as exc:  # the pipeline failed: what came back is saved
-                    raise StreamFailed(f"the Ray pipeline failed ({_describe(exc)}); the {report.shards} shard(s) written are kept: "
-                                       "rerun the same command to score the rest") from exc
-    finally:
-        report.already = pending.already
-        report.seconds = time.perf_counter() - t0
-        if started:
-            ray.shutdown()
+    with streaming(task) as (shards, pending):
+        started = executor._connect()
+        try:
+            with _quiet_ray_data():
+                for window in pending.windows():
+                    ds = ray.data.from_items([{"path": os.fsencode(p)} for p in window],
+                                             override_num_blocks=max(1, math.ceil(len(window) / task.shard_size)))
+                    _quiet(ds)
+                    if decode > 0:
+                        ds = ds.map_batches(decode_files, batch_size=task.shard_size, num_cpus=decode, batch_format="numpy",
+                                            fn_kwargs={"load_options": dict(task.load_options)})
+                    ds = ds.map_batches(FileScorer, batch_size=task.shard_size, batch_format="numpy", compute=executor._compute(),
+                                        num_cpus=executor.num_cpus, num_gpus=gpus, ray_remote_args_fn=retries,
+                                        fn_constructor_kwargs={"setup": setup})
+                    try:
+                        for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
+                            if len(batch):
+                                write_shard(shards, pending.complete(batch), report)
+                                if task.progress is not None:
+                                    task.progress(len(batch))
+                    except (KeyboardInterrupt, OSError, StreamFailed):
+                        raise
+                    except Exception as exc:  # the pipeline failed: what came back is saved
+                        raise StreamFailed(f"the Ray pipeline failed ({_describe(exc)}); the {report.shards} shard(s) written are kept: "
+                                           "rerun the same command to score the rest") from exc
+        finally:
+            report.already = pending.already
+            report.seconds = time.perf_counter() - t0
+            if started:
+                ray.shutdown()
     return report
 
 

@@ -107,12 +107,23 @@ def build_executor(plugins, name: str, options: dict[str, Any], *, options_from:
 
 
 def select_executor(config: BenchConfig, plugins) -> Executor:
-    """The executor the config names, built with its ``[executors.<name>]`` options."""
+    """The executor the config names, built with its ``[executors.<name>]`` options. A table that
+    names no registered executor is a ``ConfigError`` naming it."""
+    for table in config.executor_options:
+        try:
+            plugins.executors.get(table)
+        except RegistryError as exc:
+            raise ConfigError(f"[executors.{table}]: {exc}") from None
     try:
         name = plugins.executors.get(config.executor).name
     except RegistryError as exc:
         raise ConfigError(f"executor: {exc}") from None
     return build_executor(plugins, name, config.executor_options.get(name, {}))
+
+
+def unused_executor_tables(config: BenchConfig, executor: Executor) -> list[str]:
+    """The ``[executors.<name>]`` tables of executors this run does not use (their options are ignored)."""
+    return [f"[executors.{name}]" for name, options in config.executor_options.items() if name != executor.name and options]
 
 
 # -- scoring ------------------------------------------------------------------------------------------
@@ -154,6 +165,8 @@ def run_bench(
     methods = select_methods(config, plugins)
     perturbations = select_perturbations(config, plugins)
     executor = select_executor(config, plugins)
+    for table in unused_executor_tables(config, executor):
+        console.print(f"[yellow]note:[/] {table} is not used: this run's executor is {executor.name!r} (--executor)")
     metrics = [entry.obj for entry in plugins.metrics]
     for spec in methods:
         if spec.error:

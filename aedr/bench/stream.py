@@ -7,20 +7,27 @@ and written as they come, one parquet file per shard, under the folder ``scores.
 (``pandas.read_parquet("scores.parquet")`` reads them as one table; :meth:`ScoreShards.read` gives
 one row per file).
 
-Each row names its file (``image``), the content hash of its pixels, the model, the method and the
-options hash; a file that cannot be used is a row with an ``error`` and no score. A rerun into the
-same folder skips every file (by name) that a shard already holds a score for under that model and
-options hash, and tries the others again (the files with an error too: a later ``--max-side`` may
-make them usable), so an interrupted run resumes, and a run with another executor continues it: the
-rows are the same whichever executor computed them, as both call :func:`score_loaded`.
+Each row names its file (``image``, as given; ``path``, resolved), the content hash of its pixels,
+the model and its weights fingerprint, the method and the options hash, the load options
+(``--max-side``, ``--pixel-budget``) and the file's size and modification time (``file_stamp``); a
+file that cannot be used is a row with an ``error`` and no score. A rerun into the same folder skips
+every file that a shard already holds a score for under the same key (:data:`KEY`: resolved path,
+model, weights, options, load options) whose size and modification time have not changed since,
+and tries the others again (the files with an error too: a later ``--max-side`` may make them
+usable), so an interrupted run resumes, and a run with another executor continues it: the rows are
+the same whichever executor computed them, as both call :func:`score_loaded` with the same torch
+thread count. One run at a time per folder (the bench's lock); an unreadable shard is set aside
+into ``_corrupt/`` and its files scored again.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -33,10 +40,16 @@ from ..methods.base import Method
 from ..models import ModelPlugin
 from ..scoring import ScoreTable, Skip, score_images
 from ..text import safe_str
+from .lock import RunLock
+from .store import set_aside
 
-COLUMNS = [*ScoreTable.COLUMNS, "error"]
-KEY = ["image", "model", "options_hash"]
+# ``path``: the file's resolved path; ``weights``: the model's autoencoder fingerprint; ``load_options``:
+# how files were loaded ("" for the defaults); ``file_stamp``: "size:mtime_ns" of the file when read
+COLUMNS = [*ScoreTable.COLUMNS, "error", "path", "weights", "load_options", "file_stamp"]
+KEY = ["path", "model", "weights", "options_hash", "load_options"]
+REQUIRED = ("image", "model", "options_hash", "score", "error")
 MANIFEST = "_aedr.json"
+CORRUPT_DIR = "_corrupt"  # a leading underscore: parquet readers skip it when they read the folder
 
 
 @dataclass
@@ -44,7 +57,8 @@ class FileScoring:
     """What to score and where: the files of ``inputs`` (folders expanded, ``recursive`` or not),
     under ``model`` with ``method``, into the shard folder ``out``; ``shard_size`` images per shard,
     ``window`` file names handed to the executor at a time, ``load_options`` for
-    :func:`aedr.images.load_image` (``max_side``, ``pixel_budget``)."""
+    :func:`aedr.images.load_image` (``max_side``, ``pixel_budget``); ``warn`` says when an
+    unreadable shard is set aside (default: :func:`warnings.warn`)."""
 
     inputs: Sequence[Path]
     model: ModelPlugin
@@ -55,6 +69,7 @@ class FileScoring:
     window: int = 65536
     load_options: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[int], None] | None = None
+    warn: Callable[[str], None] | None = None  # one sentence per unreadable shard set aside
 
 
 class StreamFailed(RuntimeError):
@@ -71,83 +86,157 @@ class StreamReport:
 
 
 class ScoreShards:
-    """A folder of parquet shards with one score table between them."""
+    """A folder of parquet shards with one score table between them. A shard that cannot be read
+    (truncated, not parquet, lacking the columns) is moved into ``_corrupt/`` with a warning."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, warn: Callable[[str], None] | None = None):
         self.folder = Path(folder)
+        self.warn = warn
 
     def parts(self) -> list[Path]:
         return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
 
-    def done(self, model: str, options_hash: str) -> set[str]:
-        """The files (``image``) a shard already holds a score for, under this model and options."""
-        out: set[str] = set()
+    def frames(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Every readable shard, oldest first, with the columns older shards lack filled in."""
         for part in self.parts():
-            frame = pd.read_parquet(part, columns=["image", "model", "options_hash", "error"])
-            frame = frame[(frame["model"] == model) & (frame["options_hash"] == options_hash) & (frame["error"] == "")]
-            out.update(frame["image"].astype(str))
+            try:
+                frame = pd.read_parquet(part)
+                missing = [c for c in REQUIRED if c not in frame.columns]
+                if missing:
+                    raise ValueError(f"lacks column(s) {', '.join(missing)}")
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as exc:  # pyarrow raises its own error types
+                set_aside(part, self.folder / CORRUPT_DIR, f"score shard {safe_str(part)}", f"{type(exc).__name__}: {exc}", self.warn)
+                continue
+            yield upgraded(frame)[list(columns or COLUMNS)]
+
+    def done(self, key: dict[str, str]) -> dict[str, str]:
+        """resolved path -> file stamp of every file a shard holds a score for under ``key`` (every
+        column of :data:`KEY` but ``path``)."""
+        out: dict[str, str] = {}
+        for frame in self.frames(["path", "file_stamp", "error", *key]):
+            hit = frame["error"] == ""
+            for column, value in key.items():
+                hit &= frame[column] == value
+            out.update(zip(frame.loc[hit, "path"], frame.loc[hit, "file_stamp"]))
         return out
 
     def write(self, frame: pd.DataFrame) -> Path:
-        """One shard, written atomically (a killed run leaves whole shards only)."""
+        """One shard, written atomically (a killed run leaves whole shards only); names sort in the
+        order the shards were written."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"part-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
+        path = self.folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         return write_atomic(path, lambda tmp: write_frame(normalised(frame), tmp, ".parquet"))
 
     def read(self) -> pd.DataFrame:
-        """Every shard's rows, one per (file, model, options hash): its score if a run scored it, else
-        the last error a run recorded."""
-        parts = self.parts()
-        if not parts:
+        """One row per file and :data:`KEY`: the one written last (its score, or the error of the last
+        try). The error rows of files that no longer exist are left out."""
+        frames = list(self.frames())
+        if not frames:
             return pd.DataFrame(columns=COLUMNS)
-        frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        frame["_scored"] = frame["error"] == ""
-        frame = frame.sort_values("_scored", kind="stable").drop_duplicates(KEY, keep="last")
-        return frame.drop(columns="_scored").sort_index().reset_index(drop=True)
+        frame = pd.concat(frames, ignore_index=True).drop_duplicates(KEY, keep="last")
+        gone = (frame["error"] != "") & ~frame["path"].map(lambda p: os.path.lexists(p))
+        return frame[~gone].reset_index(drop=True)
 
     def describe(self, task: FileScoring) -> None:
-        """Record in ``_aedr.json`` which (model, method, options) the folder's rows come from."""
-        record = {"model": task.model.name, "method": task.method.label, "options_hash": task.method.options_hash(),
-                  "options": task.method.options_dict(include_runtime=False)}
+        """Record in ``_aedr.json`` which (model, weights, method, options, load options) the folder's
+        rows come from, and the torch thread count that scored them."""
+        import torch
+
+        record = {"model": task.model.name, "weights": task.model.autoencoder_fingerprint(), "method": task.method.label,
+                  "options_hash": task.method.options_hash(), "options": task.method.options_dict(include_runtime=False),
+                  "load_options": load_options_text(task.load_options), "threads": torch.get_num_threads()}
         path = self.folder / MANIFEST
         try:
             runs = json.loads(path.read_text()).get("runs", [])
         except (OSError, ValueError, AttributeError):
             runs = []
-        runs = [r for r in runs if (r.get("model"), r.get("options_hash")) != (record["model"], record["options_hash"])] + [record]
+        same = ("model", "weights", "options_hash", "load_options")
+        runs = [r for r in runs if tuple(r.get(k) for k in same) != tuple(record[k] for k in same)] + [record]
         write_text_atomic(path, json_text({"columns": COLUMNS, "runs": runs}))
 
 
-class Pending:
-    """The files of a task still to score, in windows; ``already``: how many of its files passed so
-    far already had a score (each also reported to ``task.progress`` as it is passed)."""
+def upgraded(frame: pd.DataFrame) -> pd.DataFrame:
+    """A shard in the current schema: shards written before a column existed get it empty (``path``
+    from ``image``), so their rows never match a key and their files are scored again."""
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = frame["image"] if column == "path" else ("" if column != "score" else float("nan"))
+    return frame
 
-    def __init__(self, task: FileScoring, done: set[str]):
-        self.task, self.done, self.already = task, done, 0
+
+def load_options_text(options: dict[str, Any]) -> str:
+    """The load options as the key holds them: ``max_side=16,pixel_budget=10000`` ("" for none set)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(options.items()) if v not in (None, 0))
+
+
+def file_identity(path: Path) -> tuple[str, str]:
+    """(resolved path, "size:mtime_ns") of a file, as the resume rule compares them; the stamp is ""
+    when the file cannot be examined (a dangling link: its error row is retried)."""
+    try:
+        resolved = safe_str(Path(path).resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        resolved = safe_str(Path(os.path.abspath(path)))
+    try:
+        st = os.stat(path)
+    except OSError:
+        return resolved, ""
+    return resolved, f"{st.st_size}:{st.st_mtime_ns}"
+
+
+class Pending:
+    """The files of a task still to score, a window at a time. Each file is examined (resolved path,
+    size and modification time) as it is passed: one already scored under the task's key and not
+    changed since is counted in ``already`` (and reported to ``task.progress``); the others are
+    handed out, and :meth:`complete` adds their identity to their rows."""
+
+    def __init__(self, task: FileScoring, done: dict[str, str], key: dict[str, str]):
+        self.task, self.done, self.key, self.already = task, done, key, 0
+        self.identity: dict[str, tuple[str, str]] = {}  # row name -> (resolved path, stamp), this window
 
     def files(self) -> Iterator[Path]:
         for path in iter_image_files(self.task.inputs, recursive=self.task.recursive):
-            if safe_str(path) not in self.done:  # the real path is loaded; its text names the row
-                yield path
-            else:
+            resolved, stamp = file_identity(path)
+            if stamp and self.done.get(resolved) == stamp:
                 self.already += 1
                 if self.task.progress is not None:
                     self.task.progress(1)
+            else:
+                self.identity[safe_str(path)] = (resolved, stamp)  # the real path is loaded; its text names the row
+                yield path
 
     def windows(self) -> Iterator[list[Path]]:
-        return shards_of(self.files(), self.task.window)
+        files = self.files()
+        while True:
+            self.identity = {}
+            window = list(itertools.islice(files, self.task.window))
+            if not window:
+                return
+            yield window
+
+    def complete(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A shard's rows with their files' identity and the task's weights and load options."""
+        ids = [self.identity.get(name, (name, "")) for name in frame["image"]]
+        frame = frame.assign(path=[p for p, _ in ids], file_stamp=[s for _, s in ids])
+        return frame.assign(weights=self.key["weights"], load_options=self.key["load_options"])
 
 
-def prepare(task: FileScoring) -> tuple[ScoreShards, Pending]:
-    """The task's shard folder (made, or checked) and its pending files."""
+@contextmanager
+def streaming(task: FileScoring) -> Iterator[tuple[ScoreShards, Pending]]:
+    """The task's shard folder (made, or checked), locked for the run (one run per folder), and its
+    pending files."""
     missing = [p for p in task.inputs if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"no such file or folder: {', '.join(safe_str(p) for p in missing)} (nothing was done)")
     prepare_output_folder(task.out, option="--out")
-    shards = ScoreShards(task.out)
-    pending = Pending(task, shards.done(task.model.name, task.method.options_hash()))
-    shards.describe(task)
-    return shards, pending
+    with RunLock(task.out, "aedr score"):
+        shards = ScoreShards(task.out, task.warn)
+        key = {"model": task.model.name, "weights": task.model.autoencoder_fingerprint(),
+               "options_hash": task.method.options_hash(), "load_options": load_options_text(task.load_options)}
+        pending = Pending(task, shards.done(key), key)
+        shards.describe(task)
+        yield shards, pending
 
 
 def load_paths(paths: Sequence[Path], load_options: dict[str, Any] | None = None) -> tuple[list[LoadedImage], list[Skip]]:
@@ -180,13 +269,13 @@ def score_loaded(model: ModelPlugin, method: Method, images: Sequence[LoadedImag
 
 def normalised(frame: pd.DataFrame) -> pd.DataFrame:
     """The shards' one schema: ``score`` float64, every other column text ("" where missing: a
-    skipped file has no hash), so that the shards read as one table."""
+    skipped file has no hash; a column the frame lacks), so that the shards read as one table."""
     out = pd.DataFrame(index=frame.index)
     for c in COLUMNS:
         if c == "score":
             out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
         else:
-            values = frame[c].astype(object)
+            values = (frame[c] if c in frame.columns else pd.Series("", index=frame.index)).astype(object)
             out[c] = values.where(values.notna(), "").map(str)
     return out.reset_index(drop=True)
 
@@ -200,22 +289,23 @@ def stream_locally(task: FileScoring) -> StreamReport:
     """In this process: one shard at a time."""
     report = StreamReport()
     t0 = time.perf_counter()
-    shards, pending = prepare(task)
-    try:
-        for window in pending.windows():
-            for paths in shards_of(window, task.shard_size):
-                frame = score_paths(task.model, task.method, paths, task.load_options)
-                write_shard(shards, frame, report)
-                if task.progress is not None:
-                    task.progress(len(paths))
-    finally:
-        report.already = pending.already
-        report.seconds = time.perf_counter() - t0
+    with streaming(task) as (shards, pending):
+        try:
+            for window in pending.windows():
+                for paths in shards_of(window, task.shard_size):
+                    frame = score_paths(task.model, task.method, paths, task.load_options)
+                    write_shard(shards, pending.complete(frame), report)
+                    if task.progress is not None:
+                        task.progress(len(paths))
+        finally:
+            report.already = pending.already
+            report.seconds = time.perf_counter() - t0
     return report
 
 
 def write_shard(shards: ScoreShards, frame: pd.DataFrame, report: StreamReport) -> None:
-    """Write one shard and count its rows; a failed write stops the run with the shards kept."""
+    """Write one shard (rows completed by :meth:`Pending.complete`) and count its rows; a failed
+    write stops the run with the shards kept."""
     try:
         shards.write(frame)
     except OSError as exc:
