@@ -395,7 +395,7 @@ def run_latenttracer(record: Record, settings: Settings) -> None:
     device = torch.device(settings.device)
     n, m, iters = len(images), settings.lt_processes, settings.lt_iterations
     method = aedr.get_method("latenttracer", iterations=iters, batch_size=n, device=settings.device)
-    method.score(model, images[:2])  # warm-up: the model loaded, kernels chosen
+    method.score(model, take(images, n))  # warm-up at the timed batch's shape
     reset_peak(device)
     seconds, batched = timed(device, lambda: method.score(model, take(images, n)))
     batched_row = Row("latenttracer", model.name, 32, "float32", n, images_per_s=n / seconds, peak_mib=peak_mib(device),
@@ -415,6 +415,11 @@ def run_latenttracer(record: Record, settings: Settings) -> None:
 
 def run_ray(record: Record, settings: Settings) -> None:
     """A small bench plan scored by the local executor, then by Ray (same images, copied)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        record.add(Row("ray", "zoo-kl-a", status="skipped: Ray is not installed (pip install 'aedr[ray]')"))
+        return
     import ray_overhead
     from aedr.bench import load_config
 
@@ -463,6 +468,33 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+TARGETS = {("sd-vae", "bfloat16"): 50.0, ("flux-vae", "bfloat16"): 6.0}
+"""Images per second that AEDR should reach at its best batch (issue #26), by (part, dtype)."""
+FLOOR_TARGET, LT_TARGET = 0.9, 100.0
+
+
+def summary(rows: list[Row]) -> list[str]:
+    """Per model and dtype: AEDR's best batch, its rate and ratio to the floor there; then the LatentTracer speed-up,
+    each against its target."""
+    best: dict[tuple[str, str, str], Row] = {}
+    for r in rows:
+        if r.status == "ok" and r.ratio is not None:
+            key = (r.part, r.model, r.dtype)
+            if key not in best or r.aedr_images_per_s > best[key].aedr_images_per_s:
+                best[key] = r
+    lines = []
+    for (part, model, dtype), r in best.items():
+        target = TARGETS.get((part, dtype))
+        wanted = f" (target {target:g})" if target else ""
+        lines.append(f"{model} {SHORT[dtype]}: best AEDR {r.aedr_images_per_s:.1f} img/s{wanted} at batch {batch_label(r)}, "
+                     f"{r.ratio:.2f}x the floor (target {FLOOR_TARGET:g}x)")
+    for r in rows:
+        if "batched_speedup" in r.extra:
+            lines.append(f"LatentTracer batched: {r.extra['batched_speedup']:.0f}x the process-per-image structure "
+                         f"(target {LT_TARGET:g}x)")
+    return lines
+
+
 def device_name(device: str) -> str:
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -470,9 +502,20 @@ def device_name(device: str) -> str:
     return f"{dev.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)"
 
 
+def device_facts(device: str) -> dict:
+    """What else a reader of the timings needs: the card's memory, and the settings that change fp32 speed."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return {}
+    return {"device_memory_mib": torch.cuda.get_device_properties(dev).total_memory / 2**20,
+            "cudnn_version": torch.backends.cudnn.version(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32, "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
+
+
 def metadata(settings: Settings, args: argparse.Namespace) -> dict:
     return {
-        "device": settings.device, "device_name": device_name(settings.device), "torch": torch.__version__,
+        "device": settings.device, "device_name": device_name(settings.device), **device_facts(settings.device),
+        "torch": torch.__version__,
         "cuda": torch.version.cuda, "aedr": getattr(aedr, "__version__", None), "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "smoke": settings.smoke, "torch_threads": settings.threads, "load_average_start": list(os.getloadavg()),
@@ -551,10 +594,12 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     record.meta["load_average_end"] = list(os.getloadavg())
+    record.meta["summary"] = summary(record.rows)
     record.save()
     print(f"device: {record.meta['device_name']}; torch {torch.__version__}; {record.meta['date']}; "
           f"{record.elapsed():.0f} s; JSON: {args.out}")
     print(table(record.rows))
+    print("\n".join(["", *record.meta["summary"]]))
 
 
 if __name__ == "__main__":
