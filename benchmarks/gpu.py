@@ -57,7 +57,7 @@ from aedr.batching import auto_batch_size, is_out_of_memory, probe_images
 from aedr.files import write_text_atomic
 
 PARTS = ("sd-vae", "latenttracer", "ray", "zoo", "flux-vae", "taef2")  # the order they run in: cheapest first
-SMOKE_SKIPS = {"ray": "Ray's start-up (about 20 s on a 2-core CPU) is not smoke; run --smoke --only ray"}
+SMOKE_SKIPS = {"ray": "Ray's start-up (15 to 20 s on a 2-core CPU) is not smoke; run --smoke --only ray"}
 DTYPES = ("bfloat16", "float16", "float32")
 SHORT = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
 AUTO = "auto"
