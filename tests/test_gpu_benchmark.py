@@ -1,7 +1,9 @@
 """benchmarks/gpu.py in its smoke mode (the CPU, tiny sizes), so that the GPU benchmark never rots.
 
-Both tests are slow: each runs the script in a new process (importing torch and diffusers there), the
-LatentTracer part starts one more process per image, and the Ray part starts Ray and an actor.
+The two smoke tests are slow: each runs the script in a new process (importing torch and diffusers
+there), the LatentTracer part starts one more process per image, and the Ray part starts Ray and an
+actor. The fast tests call the script's functions in this process: a batch that runs out of memory
+and a run out of time are rows, not crashes.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from conftest import TAESD_WEIGHTS
+import aedr
+from conftest import TAESD_WEIGHTS, tiny_kl_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
@@ -67,6 +71,7 @@ def test_gpu_benchmark_smoke(tmp_path):
             assert r["status"] == "ok", r
             assert positive(r["floor_images_per_s"]) and positive(r["aedr_images_per_s"]) and positive(r["ratio_to_floor"])
             assert r["images_timed"] >= r["batch"] and r["peak_mib"] is None  # no device memory on the CPU
+            assert "not finite" not in r["note"]
 
     batched, per_process = by_part["latenttracer"]
     assert batched["status"] == per_process["status"] == "ok"
@@ -86,3 +91,49 @@ def test_gpu_benchmark_smoke_ray(tmp_path):
         assert r["status"] == "ok", r
         assert positive(r["images_per_s"]) and positive(r["extra"]["scoring_s"])
     assert rows[0]["images_timed"] == rows[1]["images_timed"] > 0  # the same plan on both executors
+
+
+@pytest.fixture(scope="module")
+def gpu_bench(single_thread):
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import gpu
+
+        yield gpu
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+
+class OutOfMemoryAutoencoder(aedr.DiffusersAutoencoder):
+    """Runs out of "device memory" on batches of more than two images, as CUDA says it."""
+
+    def encode(self, x):
+        if x.shape[0] > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().encode(x)
+
+
+class OutOfMemoryModel(aedr.ModelPlugin):
+    name, family = "oom-kl", "kl"
+
+    def load_autoencoder(self, device, dtype):
+        return OutOfMemoryAutoencoder(tiny_kl_vae().to(device=device, dtype=dtype or torch.float32), size_policy=aedr.SizePolicy(multiple=4))
+
+
+def test_out_of_memory_is_a_row(gpu_bench, tmp_path):
+    settings = gpu_bench.settings_from(gpu_bench.parse_args(["--smoke"]), tmp_path)
+    model, pool = OutOfMemoryModel(), gpu_bench.probe_images(2, (16, 16))
+    fits = gpu_bench.measure_config(settings, "oom", model, 16, "float32", 2, pool)
+    assert fits.status == "ok" and fits.floor_images_per_s > 0 and fits.aedr_images_per_s > 0
+    too_big = gpu_bench.measure_config(settings, "oom", model, 16, "float32", 4, pool)
+    assert too_big.status == "out of memory" and too_big.floor_images_per_s is None and too_big.ratio is None
+
+
+def test_rows_past_the_budget_are_skipped(gpu_bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AEDR_CACHE_DIR", str(tmp_path / "cache"))  # the script points it at its own folder
+    out = tmp_path / "gpu.json"
+    gpu_bench.main(["--smoke", "--only", "sd-vae", "ray", "--budget-s", "0", "--out", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["part"] for r in rows] == ["sd-vae", "ray"]
+    assert all(r["status"] == "skipped: over the 0 s budget" for r in rows)
+    assert "| sd-vae | - |" in capsys.readouterr().out
