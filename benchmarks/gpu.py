@@ -266,10 +266,11 @@ def floor_passes(ae: aedr.Autoencoder, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def measure_floor(ae: aedr.Autoencoder, batch: int, side: int, images: int) -> tuple[float, int, float | None]:
+def measure_floor(ae: aedr.Autoencoder, batch: int, side: int, images: int, *, warm_up: bool) -> tuple[float, int, float | None]:
     """Images per second of :func:`floor_passes` at ``batch``, images timed, peak MiB."""
     x = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(0)).clamp(-1, 1).to(ae.device, ae.dtype)
-    floor_passes(ae, x)  # warm-up
+    if warm_up:
+        floor_passes(ae, x)
     reps = repeats(batch, images)
     reset_peak(ae.device)
     seconds, _ = timed(ae.device, lambda: [floor_passes(ae, x) for _ in range(reps)])
@@ -291,9 +292,9 @@ def aedr_method(settings: Settings, dtype: str, batch: int | str, side: int) -> 
 
 def measure_aedr(method: aedr.Method, model: aedr.ModelPlugin, pool: list[aedr.LoadedImage], batch: int,
                  images: int, device: torch.device) -> tuple[float, float | None, int]:
-    """Images per second of AEDR's ``score`` over whole batches of ``batch`` images, peak MiB, and how
-    many scores were not finite (random weights in half precision can overflow; the timing stands)."""
-    method.score(model, take(pool, batch))  # warm-up
+    """Images per second of AEDR's ``score`` over whole batches of ``batch`` images (warmed up before),
+    peak MiB, and how many scores were not finite (random weights in half precision can overflow; the
+    timing stands)."""
     n = batch * repeats(batch, images)
     chosen = take(pool, n)
     reset_peak(device)
@@ -323,7 +324,11 @@ def measure_config(settings: Settings, part: str, model: aedr.ModelPlugin, side:
             row.batch, row.batch_auto, row.note = n, True, f"auto searched in {search_s:.1f} s"
             row.extra["auto_search_s"] = search_s
         ae = model.autoencoder(settings.device, getattr(torch, dtype))
-        row.floor_images_per_s, row.images_timed, row.floor_peak_mib = measure_floor(ae, row.batch, side, settings.images)
+        # One warm-up batch serves both: AEDR runs the floor's shapes (an odd batch with one image more, which
+        # the floor then warms up on its own).
+        method.score(model, take(pool, row.batch))
+        row.floor_images_per_s, row.images_timed, row.floor_peak_mib = measure_floor(
+            ae, row.batch, side, settings.images, warm_up=row.batch % 2 == 1)
         free_memory(device)
         row.aedr_images_per_s, row.peak_mib, not_finite = measure_aedr(method, model, pool, row.batch, settings.images, device)
         if not_finite:
