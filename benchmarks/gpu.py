@@ -463,15 +463,31 @@ def fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def rate(value: float | None) -> str:
+    """Images per second with three significant digits or more: 1234, 56.7, 0.123."""
+    if value is None:
+        return "-"
+    return format(value, ".0f" if value >= 100 else ".1f" if value >= 10 else ".3g")
+
+
+WIDTH = 100
+"""The table's width: a row whose note would make it wider points to the note, printed below the table."""
+
+
 def table(rows: list[Row]) -> str:
     lines = ["| part | model | px | dtype | batch | floor img/s | AEDR img/s | x floor | peak MiB | note |",
              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    notes = []
     for r in rows:
         aedr_or_own = r.aedr_images_per_s if r.aedr_images_per_s is not None else r.images_per_s
         note = r.note if r.status == "ok" else r.status + (f"; {r.note}" if r.note else "")
-        lines.append(f"| {r.part} | {r.model} | {r.side or '-'} | {SHORT.get(r.dtype, r.dtype) or '-'} | {batch_label(r)} | "
-                     f"{fmt(r.floor_images_per_s)} | {fmt(aedr_or_own)} | {fmt(r.ratio, '.2f')} | {fmt(r.peak_mib, '.0f')} | {note} |")
-    return "\n".join(lines)
+        line = (f"| {r.part} | {r.model} | {r.side or '-'} | {SHORT.get(r.dtype, r.dtype) or '-'} | {batch_label(r)} | "
+                f"{rate(r.floor_images_per_s)} | {rate(aedr_or_own)} | {fmt(r.ratio, '.2f')} | {fmt(r.peak_mib, '.0f')} | ")
+        if len(line) + len(note) + 2 > WIDTH:
+            notes.append(note)
+            note = f"[{len(notes)}]"
+        lines.append(f"{line}{note} |")
+    return "\n".join([*lines, *(["", *(f"[{i}] {n}" for i, n in enumerate(notes, 1))] if notes else [])])
 
 
 TARGETS = {("sd-vae", "bfloat16"): 50.0, ("flux-vae", "bfloat16"): 6.0}
