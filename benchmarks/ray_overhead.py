@@ -47,6 +47,20 @@ def parse_run(spec: str) -> tuple[str, int, float]:
     return "ray", int(actors), float(cpus or 1)
 
 
+def timed_run(cfg, plugins):
+    """``run_bench(cfg)`` without a progress display; returns the result and the seconds from the start
+    of scoring (after any image generation) to the first saved score."""
+    first: list[float] = []
+    t0 = time.perf_counter()
+
+    def note(event):
+        if not first:
+            first.append(time.perf_counter() - t0)
+
+    result = run_bench(cfg, plugins=plugins, progress=False, callback=note)
+    return result, (first[0] - result.stats.generation_seconds if first else float("nan"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=["zoo-kl-a", "zoo-vq"])
@@ -82,19 +96,11 @@ def main() -> None:
                           chunk_size=args.chunk_size, real="none", report=False, bootstrap=0, out=str(out), executor=kind)
         if kind == "ray":
             cfg.executor_options["ray"] = {"actors": actors, "num_cpus": cpus}
-        first: list[float] = []
-        t0 = time.perf_counter()
-
-        def note(event, first=first, t0=t0):
-            if not first:
-                first.append(time.perf_counter() - t0)
-
-        result = run_bench(cfg, plugins=plugins, progress=False, callback=note)
+        result, to_first = timed_run(cfg, plugins)
         st = result.stats
         if images is None:
             images = out / "images"
         scoring = st.scoring_seconds
-        to_first = first[0] - st.generation_seconds if first else float("nan")
         frames[spec] = pd.read_parquet(out / "scores.parquet").sort_values(KEY).reset_index(drop=True)
         compute = float(frames[spec].loc[frames[spec]["status"] == "ok", "seconds"].sum())  # inside the methods
         rows.append((spec, scoring, to_first, compute, st.scored, st.scored / scoring if scoring else float("nan")))

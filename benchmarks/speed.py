@@ -109,7 +109,7 @@ def original_latenttracer(ae: aedr.Autoencoder, x0: torch.Tensor, iterations: in
     module = getattr(ae, "module", None)
     if module is not None:
         module.requires_grad_(True)  # as loaded by a pipeline: nothing switched off
-    x = (x0 + 1) / 2
+    x = ((x0 + 1) / 2).to(ae.device)
     with torch.no_grad():
         z = ae.encode(x0).mean.clone()
         if ae.latent_kind == "vq":
@@ -137,11 +137,30 @@ def child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     model = resolve_model(args.model_spec)
-    ae = model.autoencoder("cpu")
+    ae = model.autoencoder(args.device)
     image = aedr.load_image(args.child_image)
     (size,) = group_by_size([image], ae.size_policy)
     score = original_latenttracer(ae, to_model_tensor([image], size), args.lt_iterations)
     print(json.dumps({"score": score}))
+
+
+def original_per_process(images, spec: str, iterations: int, *, threads: int, device: str, tmp: Path) -> tuple[float, np.ndarray]:
+    """LatentTracer the way the original runs it: for each image, a new Python process that imports
+    everything, loads the model ``spec`` on ``device`` and inverts that one image (:func:`child`).
+    Returns the wall seconds per image and the scores."""
+    from PIL import Image
+
+    scores, t0 = [], time.perf_counter()
+    for i, im in enumerate(images):
+        path = tmp / f"image-{i}.png"
+        Image.fromarray(im.rgb).save(path)
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child-image", str(path), "--model-spec", spec,
+             "--lt-iterations", str(iterations), "--threads", str(threads), "--device", device],
+            check=True, capture_output=True, text=True,
+        )
+        scores.append(json.loads(out.stdout.strip().splitlines()[-1])["score"])
+    return (time.perf_counter() - t0) / len(images), np.array(scores)
 
 
 def lpips_available() -> bool:
@@ -163,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="also write the table (markdown) to this file")
     ap.add_argument("--child-image", help=argparse.SUPPRESS)
     ap.add_argument("--model-spec", help=argparse.SUPPRESS)
+    ap.add_argument("--device", default="cpu", help=argparse.SUPPRESS)  # the per-image processes' device
     args = ap.parse_args(argv)
     if args.child_image:
         return child(args)
@@ -202,23 +222,11 @@ def main(argv: list[str] | None = None) -> None:
     m = min(args.original_images, n)
     lt1 = aedr.get_method("latenttracer", iterations=args.lt_iterations, batch_size=1)
     rows.append(Row("latenttracer", f"{lt1.label}, one by one in one process", m, *timed_scores(lt1, model, images[:m])))
-    from PIL import Image
-
-    child_scores, t0 = [], time.perf_counter()
-    for i, im in enumerate(images[:m]):
-        path = tmp / f"image-{i}.png"
-        Image.fromarray(im.rgb).save(path)
-        out = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--child-image", str(path), "--model-spec", spec,
-             "--lt-iterations", str(args.lt_iterations), "--threads", str(args.threads)],
-            check=True, capture_output=True, text=True,
-        )
-        child_scores.append(json.loads(out.stdout.strip().splitlines()[-1])["score"])
-    per_process = (time.perf_counter() - t0) / m
-    rows.append(Row("latenttracer", f"original structure: new process per image, model reloaded, {args.lt_iterations} iterations", m, per_process, np.array(child_scores)))
+    per_process, child_scores = original_per_process(images[:m], spec, args.lt_iterations, threads=args.threads, device="cpu", tmp=tmp)
+    rows.append(Row("latenttracer", f"original structure: new process per image, model reloaded, {args.lt_iterations} iterations", m, per_process, child_scores))
 
     batched_lt = rows[2]
-    same = np.max(np.abs(np.array(child_scores) - batched_lt.scores[:m]) / np.abs(batched_lt.scores[:m]))
+    same = np.max(np.abs(child_scores - batched_lt.scores[:m]) / np.abs(batched_lt.scores[:m]))
     same_inproc = np.max(np.abs(rows[4].scores - batched_lt.scores[:m]) / np.abs(batched_lt.scores[:m]))
     aedr_s = rows[0].seconds_per_image
 
