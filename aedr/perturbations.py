@@ -152,11 +152,14 @@ def perturb_image(chain: Chain, image: "LoadedImage", run_seed: int = 0) -> "Loa
     return LoadedImage.from_pil(out, image.id, **meta)
 
 
-def _number(text: str, where: str) -> float:
+def _number(text: str, where: str, parameter: str) -> float:
+    """The level ``text`` of the step ``where``; ``nan``, ``inf`` (and what overflows to it) are refused."""
     try:
         value = float(text)
     except ValueError:
-        raise PerturbationError(f"{where}: {text!r} is not a number") from None
+        raise PerturbationError(f"{where!r}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise PerturbationError(f"{where!r}: the {parameter} must be a finite number, got {text!r}")
     return int(value) if value == int(value) and "." not in text and "e" not in text.lower() else value
 
 
@@ -171,7 +174,7 @@ def _step(text: str, kinds: "Registry[type[Perturbation]]") -> list[Perturbation
     if not sep or not levels.strip():
         grid = ",".join(f"{v:g}" for v in cls.levels) or "1"
         raise PerturbationError(f"{text!r}: give the {cls.parameter}, e.g. {cls.name}:{grid}")
-    return [cls(_number(v.strip(), text)) for v in levels.split(",") if v.strip()]
+    return [cls(_number(v.strip(), text.strip(), cls.parameter)) for v in levels.split(",") if v.strip()]
 
 
 def parse_perturbations(specs: str | Sequence[str], kinds: "Registry[type[Perturbation]]") -> list[Chain]:
