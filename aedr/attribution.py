@@ -2,9 +2,10 @@
 
 With ``stability=True`` every image is also scored under a few mild perturbations (by default
 ``jpeg:95``, ``resize:0.9``, ``crop:0.95``: what an image goes through when it is shared). A card is
-*uncertain* about an image when the verdict of a perturbed copy differs from the clean one, or when
-the clean score lies within the card's band around its threshold: ``|score - threshold| <
-band x IQR`` of the card's calibration scores (``band`` 0.1 by default; 0 turns the band off). The
+*uncertain* about an image when the verdict of a perturbed copy differs from the clean one, when no
+perturbed copy could be scored (every copy too small, say: no evidence of stability), or when the
+clean score lies within the card's band around its threshold: ``|score - threshold| < band x IQR``
+of the card's calibration scores (``band`` 0.1 by default; 0 turns the band off). The
 final decision is ``attributed`` (some card accepts the image and no card is uncertain), ``none`` (no
 card accepts it and none is uncertain) or ``uncertain``.
 """
@@ -49,7 +50,8 @@ class PerturbedScore:
 class Stability:
     """How stable one card's verdict on one image is. ``perturbed``: the copies that could be scored
     (``errors``: why the others could not); ``agree``: how many of them get the clean verdict;
-    ``band``: (low, high) around the threshold; ``in_band``: the clean score lies inside it."""
+    ``band``: (low, high) around the threshold; ``in_band``: the clean score lies inside it. With no
+    copy scored there is no evidence of stability: the card is uncertain (:attr:`reasons`)."""
 
     perturbed: list[PerturbedScore] = field(default_factory=list)
     agree: int = 0
@@ -63,8 +65,19 @@ class Stability:
         return self.agree < len(self.perturbed)
 
     @property
+    def reasons(self) -> list[str]:
+        """Why the card is uncertain (empty when it is not): the clean score in the band, a copy
+        that disagrees, or no copy to go on (every perturbed copy failed: no evidence of stability)."""
+        out = ["the score lies in the band around the threshold"] if self.in_band else []
+        if self.disagree:
+            out.append(f"{len(self.perturbed) - self.agree} of {len(self.perturbed)} perturbed copies disagree")
+        if not self.perturbed:
+            out.append("no perturbed copy could be scored")
+        return out
+
+    @property
     def uncertain(self) -> bool:
-        return self.in_band or self.disagree
+        return bool(self.reasons)
 
     @property
     def agreeing(self) -> str:
