@@ -258,11 +258,13 @@ def stability_chains(specs: "Sequence[str | Chain] | str | None", plugins: Plugi
 
 def _perturbed_scores(model, method, images, chains, seed: int, cache, progress) -> dict[str, tuple[list[tuple[str, float]], list[str]]]:
     """image id -> ([(perturbation, score)] of the copies that could be scored, [why the others could not])."""
-    from .perturbations import perturb_image
+    from .perturbations import perturb_images
 
     out: dict[str, tuple[list[tuple[str, float]], list[str]]] = {im.id: ([], []) for im in images}
     for chain in chains:
-        copies = [perturb_image(chain, im, seed) for im in images]
+        copies, failed = perturb_images(chain, images, seed)  # a copy over the image's pixel budget is never made
+        for image, error in failed.items():
+            out[image][1].append(f"{chain.id}: {error}")
         usable, bad = usable_for(model, method, copies)
         for s in bad:
             out[s.id][1].append(f"{chain.id}: {s.error}")

@@ -112,7 +112,8 @@ class LoadedImage:
     """An RGB image ready for scoring, with the grayscale view that homogeneity needs.
 
     ``id`` names the image in results (the path for files); ``content_hash`` identifies its pixels,
-    so it is the same for a file and for the same pixels held in memory.
+    so it is the same for a file and for the same pixels held in memory. ``pixel_budget``: the budget
+    it was loaded under (``load_image``), which its perturbed copies obey too (None: none).
     """
 
     rgb: np.ndarray
@@ -121,6 +122,7 @@ class LoadedImage:
     path: Path | None = None
     format: str | None = None
     meta: dict = field(default_factory=dict)
+    pixel_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
@@ -301,7 +303,7 @@ def load_image(
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = previous
     meta = {"downscaled_from": f"{w}x{h}"} if size != (w, h) else {}
-    return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta)
+    return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta, pixel_budget=pixel_budget)
 
 
 def iter_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> Iterator[Path]:

@@ -111,7 +111,8 @@ def score_images(
     perturbation, with a ``perturbation`` column (the perturbation's id) and the clean image's
     ``content_hash``; each copy is seeded by :func:`aedr.perturbations.perturbation_seed` from
     ``seed`` (default: the method's seed) and the clean image's hash. A copy the model cannot take
-    (too small after a crop) is a skip named ``<image> (<perturbation>)``."""
+    (too small after a crop) or that would pass the image's pixel budget (``load_image(...,
+    pixel_budget=...)``; refused before it is made) is a skip named ``<image> (<perturbation>)``."""
     if perturbations:
         return _score_perturbed(model, method, images, perturbations, method.options.seed if seed is None else seed, cache, progress)
     ok, skipped = usable_for(model, method, images)
@@ -137,16 +138,19 @@ def score_images(
 
 
 def _score_perturbed(model, method, images, chains, seed: int, cache, progress) -> ScoreTable:
-    from .perturbations import perturb_image
+    from .perturbations import perturb_images
 
     cache = cache if cache is not None else ReconstructionCache()
     frames, skipped = [], []
     for chain in chains:
-        copies = [perturb_image(chain, im, seed) for im in images]
+        copies, failed = perturb_images(chain, images, seed)
+        if failed and progress is not None:
+            progress(len(failed))
         table = score_images(model, method, copies, cache=cache, progress=progress)
         clean = {im.id: im.content_hash for im in images}
         rows = table.rows.assign(perturbation=chain.id, content_hash=table.rows["image"].map(clean))
         frames.append(rows)
+        skipped += [Skip(f"{image} ({chain.id})", error) for image, error in failed.items()]
         skipped += [Skip(f"{s.id} ({chain.id})", s.error) for s in table.skipped]
     columns = [*ScoreTable.COLUMNS, "perturbation"]
     rows = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

@@ -104,3 +104,85 @@ def test_no_perturbed_copy_is_uncertain_with_its_reason_in_the_table_and_the_jso
     assert "0/0" in table and "no perturbed copy could be scored" in table and "attributed" not in table
     frame = pd.read_csv(tmp_path / "v.csv")
     assert frame["decision"].tolist() == ["uncertain"] and frame["uncertain_reasons"].tolist() == ["no perturbed copy could be scored"]
+
+
+# -- the pixel budget of perturbed copies ------------------------------------------------------------
+def _no_resampling(monkeypatch):
+    """Any resampling from now on fails the test: a copy over the budget is refused before any pixel is made."""
+    from PIL import Image
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a copy over the budget was made")
+
+    monkeypatch.setattr(Image.Image, "resize", refuse)
+
+
+def test_a_copy_over_the_budget_of_its_image_is_refused_before_it_is_made(tmp_path, monkeypatch):
+    from aedr.images import DEFAULT_MAX_PIXELS, ImageOverBudgetError, ImageTooLargeError, load_image
+    from aedr.perturbations import perturb_image
+
+    path = photo_folder(tmp_path, 1) / "000.png"
+    image = load_image(path, pixel_budget=10_000)  # 32 x 32
+    assert image.pixel_budget == 10_000
+    small = perturb_image(PLUGINS.perturbation("resize:2"), image)
+    assert (small.width, small.height, small.pixel_budget) == (64, 64, 10_000)  # within the budget; copies keep it
+    _no_resampling(monkeypatch)
+    with pytest.raises(ImageOverBudgetError, match=r"resize:8 would make a 256x256 copy = 65536 pixels > budget 10000") as info:
+        perturb_image(PLUGINS.perturbation("resize:8"), image)
+    assert "000.png" in str(info.value) and "--pixel-budget" in str(info.value) and "--max-side" in str(info.value)
+    with pytest.raises(ImageOverBudgetError, match="resize:0.5"):  # every step's output counts, not only the last
+        perturb_image(PLUGINS.perturbation("resize:8+resize:0.5"), image)
+    # without a budget, the decompression-bomb limit still holds, for a loaded image and for Chain.apply
+    huge = PLUGINS.perturbation("resize:8+resize:8+resize:8")
+    with pytest.raises(ImageTooLargeError, match=f"16384x16384 copy = 268435456 pixels > limit {DEFAULT_MAX_PIXELS}"):
+        perturb_image(huge, load_image(path))
+    with pytest.raises(ImageTooLargeError):
+        huge.apply(image.to_pil())
+
+
+def test_score_perturb_skips_a_copy_over_the_pixel_budget_and_scores_the_rest(tiny_model, monkeypatch, tmp_path):
+    plugins = aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(tiny_model)])
+    cli = cli_runner(plugins, monkeypatch)
+    photos = photo_folder(tmp_path / "photos", 2)
+    rows = json.loads(cli("score", photos, "--model", "tiny-kl", "--pixel-budget", "10000", "--json",
+                          "--perturb", "resize:0.5", "--perturb", "resize:8", "--perturb", "resize:8+resize:8+resize:8").stdout)
+    scored = [r for r in rows if r["error"] is None]
+    assert [r["perturbation"] for r in scored] == ["resize:0.5", "resize:0.5"]
+    skipped = {r["image"]: r["error"] for r in rows if r["error"] is not None}
+    assert sorted(skipped) == sorted(f"{photos / n} ({p})" for n in ("000.png", "001.png") for p in ("resize:8", "resize:8+resize:8+resize:8"))
+    assert all("> budget 10000" in e and "--pixel-budget" in e for e in skipped.values())
+    # no budget at all (--pixel-budget 0): the 6 GiB chain is still refused, as a skip
+    args = ("score", photos / "000.png", "--model", "tiny-kl", "--pixel-budget", "0", "--perturb", "resize:8+resize:8+resize:8")
+    assert "1 input(s) skipped" in cli(*args).output
+    [row] = json.loads(cli(*args, "--json").stdout)
+    assert row["score"] is None and "16384x16384 copy" in row["error"] and "decompression-bomb limit" in row["error"]
+
+
+def test_score_images_and_the_stability_check_obey_the_budget_of_the_images(accepting_card, tmp_path):
+    from aedr.attribution import attribute
+    from aedr.images import load_image
+    from aedr.scoring import score_images
+
+    plugins, model, card, _ = accepting_card
+    image = load_image(photo_folder(tmp_path, 1) / "000.png", pixel_budget=10_000)
+    table = score_images(model, plugins.method("aedr"), [image], perturbations=[PLUGINS.perturbation("resize:8"), PLUGINS.perturbation("crop:1")])
+    assert table.rows["perturbation"].tolist() == ["crop:1"]
+    assert [s.id for s in table.skipped] == [f"{image.id} (resize:8)"] and "> budget 10000" in table.skipped[0].error
+    results, skipped = attribute([image], [card], plugins=plugins, stability=True, stability_perturbations=["resize:8"])
+    st = results[0].verdicts[0].stability
+    assert not skipped and st.perturbed == [] and st.errors[0].startswith("resize:8: ") and "> budget 10000" in st.errors[0]
+    assert results[0].decision == "uncertain" and st.reasons == ["no perturbed copy could be scored"]
+
+
+def test_the_bench_records_a_copy_over_the_limit_as_a_skip(monkeypatch):
+    from aedr.bench.sources import ImageRef, SourceImages, perturbed_sources
+
+    images = photo_crops(2)
+    src = SourceImages("real", "real", "test", eval=[ImageRef("real", "real", "eval", im.id, im.content_hash, image=im) for im in images])
+    chains = [PLUGINS.perturbation("crop:0.5"), PLUGINS.perturbation("resize:8+resize:8+resize:8")]
+    _no_resampling(monkeypatch)
+    out = perturbed_sources({"real": src}, chains, splits=["eval"], seed=0)
+    assert [r.id for r in out["crop:0.5"]["real"].eval] == ["photo-0", "photo-1"]
+    huge = out["resize:8+resize:8+resize:8"]["real"]
+    assert huge.eval == [] and [s.id for s in huge.skipped] == ["photo-0", "photo-1"]
+    assert all("decompression-bomb limit" in s.error for s in huge.skipped)
