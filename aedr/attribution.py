@@ -110,7 +110,8 @@ class Verdict:
 @dataclass
 class Attribution:
     """One image under every card. ``attributed_to`` lists the models whose card accepts the image,
-    most typical first (highest tail probability); empty means "none of these models".
+    each once, most typical first (highest tail probability of its cards); empty means "none of these
+    models".
     ``decision``: "attributed", "none" or, when a card is uncertain (stability check), "uncertain"."""
 
     image: str
@@ -119,13 +120,14 @@ class Attribution:
 
     @property
     def attributed_to(self) -> list[str]:
+        """Each accepting model once (several of its cards may accept), ranked by its most typical card."""
         accepted = [v for v in self.verdicts if v.belongs and not v.uncertain]
-        return [v.model for v in sorted(accepted, key=lambda v: -v.tail_probability)]
+        return _once([v.model for v in sorted(accepted, key=lambda v: -v.tail_probability)])
 
     @property
     def uncertain_about(self) -> list[str]:
-        """The models whose card is uncertain about the image."""
-        return [v.model for v in self.verdicts if v.uncertain]
+        """The models whose card is uncertain about the image (each once)."""
+        return _once([v.model for v in self.verdicts if v.uncertain])
 
     @property
     def decision(self) -> str:
@@ -140,6 +142,11 @@ class Attribution:
             return "uncertain"
         models = self.attributed_to
         return ", ".join(models) if models else "none"
+
+
+def _once(models: list[str]) -> list[str]:
+    """``models`` without repeats, each where it first appears."""
+    return list(dict.fromkeys(models))
 
 
 @dataclass
