@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .card import CalibrationCard, CardError
-from .images import LoadedImage
 from .methods.base import Method
 from .models import ModelPlugin
 from .plugins import Plugins, get_plugins
 from .reconstruction import ReconstructionCache
 from .registry import RegistryError
-from .scoring import Skip, usable_for
+from .scoring import Skip, load_images, usable_for
 from .weights import WeightsUnavailableError
 
 if TYPE_CHECKING:
+    from .images import ImageInput
     from .perturbations import Chain
 
 # The stability check's defaults: mild, everyday perturbations, and the band's half-width as a
@@ -187,7 +187,7 @@ def prepare_cards(
 
 
 def attribute(
-    images: Sequence[LoadedImage],
+    images: "Sequence[ImageInput] | ImageInput",
     cards: Sequence[CalibrationCard | PreparedCard],
     *,
     plugins: Plugins | None = None,
@@ -199,6 +199,7 @@ def attribute(
     seed: int = 0,
 ) -> tuple[list[Attribution], list[Skip]]:
     """Score every image under every card's model and method; unusable images become skips.
+    ``images`` as :meth:`aedr.Method.score` takes them (PIL images, paths, arrays, loaded images).
 
     Every card is checked (:func:`prepare_cards`) before the first image is scored, so a bad card
     never costs the work done for the others.
@@ -213,8 +214,10 @@ def attribute(
     chains: list[Chain] = []
     if stability:
         chains = stability_chains(stability_perturbations, plugins)
+    loaded = load_images(images)
+    images = loaded.images
     results = {im.id: Attribution(im.id) for im in images}
-    skipped: list[Skip] = []
+    skipped: list[Skip] = loaded.skipped
     caches: dict[str, ReconstructionCache] = {}
     for p in prepared:
         card, model, method = p.card, p.model, p.method
