@@ -278,6 +278,8 @@ def _perturbed_scores(model, method, images, chains, seed: int, cache, progress)
         usable, bad = usable_for(model, method, copies)
         for s in bad:
             out[s.id][1].append(f"{chain.id}: {s.error}")
+        if progress is not None and (failed or bad):  # copies not scored count as done
+            progress(len(failed) + len(bad))
         scores = method.score(model, usable, cache=cache, progress=progress) if usable else []
         for im, x in zip(usable, scores):
             if np.isfinite(x):

@@ -74,8 +74,9 @@ def test_a_card_with_no_scorable_perturbed_copy_is_uncertain_not_attributed(acce
     from aedr.attribution import attribute
 
     plugins, _, card, image = accepting_card
-    results, skipped = attribute([image], [card], plugins=plugins, stability=True, stability_perturbations=["crop:0.01"])
-    assert not skipped
+    done = []
+    results, skipped = attribute([image], [card], plugins=plugins, stability=True, stability_perturbations=["crop:0.01"], progress=done.append)
+    assert not skipped and sum(done) == 2  # the image and its copy: a progress bar completes
     a, st = results[0], results[0].verdicts[0].stability
     assert results[0].verdicts[0].belongs and not st.in_band and not st.disagree and st.agreeing == "0/0"
     assert len(st.errors) == 1 and st.errors[0].startswith("crop:0.01: ") and "too small" in st.errors[0]
