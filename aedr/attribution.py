@@ -2,9 +2,10 @@
 
 With ``stability=True`` every image is also scored under a few mild perturbations (by default
 ``jpeg:95``, ``resize:0.9``, ``crop:0.95``: what an image goes through when it is shared). A card is
-*uncertain* about an image when the verdict of a perturbed copy differs from the clean one, or when
-the clean score lies within the card's band around its threshold: ``|score - threshold| <
-band x IQR`` of the card's calibration scores (``band`` 0.1 by default; 0 turns the band off). The
+*uncertain* about an image when the verdict of a perturbed copy differs from the clean one, when no
+perturbed copy could be scored (every copy too small, say: no evidence of stability), or when the
+clean score lies within the card's band around its threshold: ``|score - threshold| < band x IQR``
+of the card's calibration scores (``band`` 0.1 by default; 0 turns the band off). The
 final decision is ``attributed`` (some card accepts the image and no card is uncertain), ``none`` (no
 card accepts it and none is uncertain) or ``uncertain``.
 """
@@ -17,16 +18,16 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .card import CalibrationCard, CardError
-from .images import LoadedImage
 from .methods.base import Method
 from .models import ModelPlugin
 from .plugins import Plugins, get_plugins
 from .reconstruction import ReconstructionCache
 from .registry import RegistryError
-from .scoring import Skip, usable_for
+from .scoring import Skip, load_images, usable_for
 from .weights import WeightsUnavailableError
 
 if TYPE_CHECKING:
+    from .images import ImageInput
     from .perturbations import Chain
 
 # The stability check's defaults: mild, everyday perturbations, and the band's half-width as a
@@ -49,7 +50,8 @@ class PerturbedScore:
 class Stability:
     """How stable one card's verdict on one image is. ``perturbed``: the copies that could be scored
     (``errors``: why the others could not); ``agree``: how many of them get the clean verdict;
-    ``band``: (low, high) around the threshold; ``in_band``: the clean score lies inside it."""
+    ``band``: (low, high) around the threshold; ``in_band``: the clean score lies inside it. With no
+    copy scored there is no evidence of stability: the card is uncertain (:attr:`reasons`)."""
 
     perturbed: list[PerturbedScore] = field(default_factory=list)
     agree: int = 0
@@ -63,8 +65,19 @@ class Stability:
         return self.agree < len(self.perturbed)
 
     @property
+    def reasons(self) -> list[str]:
+        """Why the card is uncertain (empty when it is not): the clean score in the band, a copy
+        that disagrees, or no copy to go on (every perturbed copy failed: no evidence of stability)."""
+        out = ["the score lies in the band around the threshold"] if self.in_band else []
+        if self.disagree:
+            out.append(f"{len(self.perturbed) - self.agree} of {len(self.perturbed)} perturbed copies disagree")
+        if not self.perturbed:
+            out.append("no perturbed copy could be scored")
+        return out
+
+    @property
     def uncertain(self) -> bool:
-        return self.in_band or self.disagree
+        return bool(self.reasons)
 
     @property
     def agreeing(self) -> str:
@@ -97,7 +110,8 @@ class Verdict:
 @dataclass
 class Attribution:
     """One image under every card. ``attributed_to`` lists the models whose card accepts the image,
-    most typical first (highest tail probability); empty means "none of these models".
+    each once, most typical first (highest tail probability of its cards); empty means "none of these
+    models".
     ``decision``: "attributed", "none" or, when a card is uncertain (stability check), "uncertain"."""
 
     image: str
@@ -106,13 +120,14 @@ class Attribution:
 
     @property
     def attributed_to(self) -> list[str]:
+        """Each accepting model once (several of its cards may accept), ranked by its most typical card."""
         accepted = [v for v in self.verdicts if v.belongs and not v.uncertain]
-        return [v.model for v in sorted(accepted, key=lambda v: -v.tail_probability)]
+        return _once([v.model for v in sorted(accepted, key=lambda v: -v.tail_probability)])
 
     @property
     def uncertain_about(self) -> list[str]:
-        """The models whose card is uncertain about the image."""
-        return [v.model for v in self.verdicts if v.uncertain]
+        """The models whose card is uncertain about the image (each once)."""
+        return _once([v.model for v in self.verdicts if v.uncertain])
 
     @property
     def decision(self) -> str:
@@ -127,6 +142,11 @@ class Attribution:
             return "uncertain"
         models = self.attributed_to
         return ", ".join(models) if models else "none"
+
+
+def _once(models: list[str]) -> list[str]:
+    """``models`` without repeats, each where it first appears."""
+    return list(dict.fromkeys(models))
 
 
 @dataclass
@@ -168,7 +188,7 @@ def prepare_cards(
 
 
 def attribute(
-    images: Sequence[LoadedImage],
+    images: "Sequence[ImageInput] | ImageInput",
     cards: Sequence[CalibrationCard | PreparedCard],
     *,
     plugins: Plugins | None = None,
@@ -180,6 +200,7 @@ def attribute(
     seed: int = 0,
 ) -> tuple[list[Attribution], list[Skip]]:
     """Score every image under every card's model and method; unusable images become skips.
+    ``images`` as :meth:`aedr.Method.score` takes them (PIL images, paths, arrays, loaded images).
 
     Every card is checked (:func:`prepare_cards`) before the first image is scored, so a bad card
     never costs the work done for the others.
@@ -194,8 +215,10 @@ def attribute(
     chains: list[Chain] = []
     if stability:
         chains = stability_chains(stability_perturbations, plugins)
+    loaded = load_images(images)
+    images = loaded.images
     results = {im.id: Attribution(im.id) for im in images}
-    skipped: list[Skip] = []
+    skipped: list[Skip] = loaded.skipped
     caches: dict[str, ReconstructionCache] = {}
     for p in prepared:
         card, model, method = p.card, p.model, p.method
@@ -246,14 +269,18 @@ def stability_chains(specs: "Sequence[str | Chain] | str | None", plugins: Plugi
 
 def _perturbed_scores(model, method, images, chains, seed: int, cache, progress) -> dict[str, tuple[list[tuple[str, float]], list[str]]]:
     """image id -> ([(perturbation, score)] of the copies that could be scored, [why the others could not])."""
-    from .perturbations import perturb_image
+    from .perturbations import perturb_images
 
     out: dict[str, tuple[list[tuple[str, float]], list[str]]] = {im.id: ([], []) for im in images}
     for chain in chains:
-        copies = [perturb_image(chain, im, seed) for im in images]
+        copies, failed = perturb_images(chain, images, seed)  # a copy over the image's pixel budget is never made
+        for image, error in failed.items():
+            out[image][1].append(f"{chain.id}: {error}")
         usable, bad = usable_for(model, method, copies)
         for s in bad:
             out[s.id][1].append(f"{chain.id}: {s.error}")
+        if progress is not None and (failed or bad):  # copies not scored count as done
+            progress(len(failed) + len(bad))
         scores = method.score(model, usable, cache=cache, progress=progress) if usable else []
         for im, x in zip(usable, scores):
             if np.isfinite(x):

@@ -732,7 +732,8 @@ def attribute_cmd(
         if st is None:
             return {}
         return {"card_decision": v.decision, "uncertain": v.uncertain, "in_band": st.in_band, "band_low": st.band[0], "band_high": st.band[1],
-                "perturbed_agree": st.agreeing, **{f"score[{p.perturbation}]": p.score for p in st.perturbed}}
+                "perturbed_agree": st.agreeing, "uncertain_reasons": "; ".join(st.reasons),
+                **{f"score[{p.perturbation}]": p.score for p in st.perturbed}}
 
     records = [
         {"image": a.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
@@ -754,7 +755,7 @@ def attribute_cmd(
                 d.pop("stability")
             else:
                 d |= {"decision": v.decision, "uncertain": v.uncertain}
-                d["stability"] |= {"disagree": v.stability.disagree}
+                d["stability"] |= {"disagree": v.stability.disagree, "reasons": v.stability.reasons}
             return d
 
         out.print_json(json_text([
@@ -798,6 +799,11 @@ def attribute_cmd(
             table.add_row(*cells)
         table.add_section()
     out.print(table)
+    for a in results:  # why each uncertain card is uncertain, a line each (never folded)
+        for v in a.verdicts:
+            if v.uncertain:
+                why = "; ".join(v.stability.reasons) + (f" ({'; '.join(v.stability.errors)})" if not v.stability.perturbed else "")
+                err.print(f"note: {markup(a.image)}: {markup(v.model)} is uncertain: {markup(why)}", soft_wrap=True)
     print_skips(skipped)
     if problem is not None:
         raise problem

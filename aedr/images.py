@@ -112,7 +112,8 @@ class LoadedImage:
     """An RGB image ready for scoring, with the grayscale view that homogeneity needs.
 
     ``id`` names the image in results (the path for files); ``content_hash`` identifies its pixels,
-    so it is the same for a file and for the same pixels held in memory.
+    so it is the same for a file and for the same pixels held in memory. ``pixel_budget``: the budget
+    it was loaded under (``load_image``), which its perturbed copies obey too (None: none).
     """
 
     rgb: np.ndarray
@@ -121,6 +122,7 @@ class LoadedImage:
     path: Path | None = None
     format: str | None = None
     meta: dict = field(default_factory=dict)
+    pixel_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
@@ -307,7 +309,63 @@ def load_image(
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = previous
     meta = {"downscaled_from": f"{w}x{h}"} if size != (w, h) else {}
-    return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta)
+    return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta, pixel_budget=pixel_budget)
+
+
+# What the Python API takes as an image (Method.score, score_images, attribute, calibrate).
+ImageInput = Union[LoadedImage, Image.Image, str, os.PathLike, np.ndarray]
+IMAGE_INPUT = "a LoadedImage, a PIL image, a path (str or Path) or a uint8 HxWx3 numpy array"
+
+
+class UnusableImageWarning(UserWarning):
+    """An image given to :meth:`aedr.Method.score` that cannot be scored: its score is NaN."""
+
+
+def _is_one_image(item) -> bool:
+    return isinstance(item, (LoadedImage, Image.Image, str, os.PathLike)) or (isinstance(item, np.ndarray) and item.ndim in (2, 3))
+
+
+def image_inputs(images) -> list:
+    """The images of an API call as a list: a sequence as it is, one image alone as a list of one
+    (an N x H x W x 3 array is N images). The items are checked by :func:`as_loaded_image`."""
+    if _is_one_image(images):
+        return [images]
+    if isinstance(images, (bytes, bytearray)) or not hasattr(images, "__iter__"):
+        raise TypeError(f"expected an image or a sequence of images ({IMAGE_INPUT}), got {_described(images)}")
+    return list(images)
+
+
+def input_id(item, index: int) -> str:
+    """The id of an API input in results: a path for a file (and for a PIL image read from one),
+    ``image <index>`` for pixels held in memory."""
+    if isinstance(item, LoadedImage):
+        return item.id
+    if isinstance(item, (str, os.PathLike)):
+        return safe_str(Path(item))
+    name = getattr(item, "filename", "") if isinstance(item, Image.Image) else ""
+    return safe_str(Path(name)) if name else f"image {index}"
+
+
+def as_loaded_image(item, index: int = 0, **load_options) -> LoadedImage:
+    """The one conversion of an API input (``index``: its place in the call) to a
+    :class:`LoadedImage`: a path through :func:`load_image` (with ``load_options``; the loader's
+    checks and :class:`ImageLoadError`), a PIL image and a uint8 HxWx3 array as in-memory pixels
+    (gray as for PNG). Anything else is a :class:`TypeError` saying what is expected."""
+    if isinstance(item, LoadedImage):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item, **load_options)
+    if isinstance(item, Image.Image):
+        return LoadedImage.from_array(_to_rgb_array(item, input_id(item, index)), input_id(item, index))
+    if isinstance(item, np.ndarray) and item.dtype == np.uint8 and item.ndim == 3 and item.shape[2] == 3:
+        return LoadedImage.from_array(item, input_id(item, index))
+    raise TypeError(f"image {index}: expected {IMAGE_INPUT}, got {_described(item)}")
+
+
+def _described(item) -> str:
+    if isinstance(item, np.ndarray):
+        return f"a {item.dtype} array of shape {item.shape}"
+    return type(item).__name__
 
 
 def iter_image_files(inputs: Iterable[PathLike], *, recursive: bool = False) -> Iterator[Path]:

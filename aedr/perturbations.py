@@ -72,6 +72,11 @@ class Perturbation:
         """The perturbed copy of an RGB image (``rng``: this image's own random numbers)."""
         raise NotImplementedError
 
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the copy of an image of ``size``, known before it is made: kinds that
+        change the size (resize, crop) say how, so that an oversized copy is refused unmade."""
+        return size
+
     @property
     def id(self) -> str:
         return f"{self.name}:{self.level:g}" if not self.integer else f"{self.name}:{self.level}"
@@ -118,10 +123,30 @@ class Chain:
             "stronger_below": type(first).stronger_below() if single else None,
         }
 
+    def check_size(self, size: tuple[int, int], pixel_budget: int | None = None, path=None) -> None:
+        """Refuse, before any pixel is made, a chain one of whose steps would make an image of more
+        than ``pixel_budget`` pixels (:class:`~aedr.images.ImageOverBudgetError`) or past the
+        decompression-bomb limit (:class:`~aedr.images.ImageTooLargeError`); ``size``: the input's
+        (width, height), ``path``: its file, for the message."""
+        from .images import DEFAULT_MAX_PIXELS, ImageOverBudgetError, ImageTooLargeError
+
+        for i, step in enumerate(self.steps):
+            size = step.output_size(size)
+            w, h = size
+            at = f" at step {i + 1} ({step.id})" if len(self.steps) > 1 else ""
+            made = f"{self.id}{at} would make a {w}x{h} copy = {w * h} pixels"
+            if pixel_budget is not None and w * h > pixel_budget:
+                raise ImageOverBudgetError(path, f"{made} > budget {pixel_budget}; raise --pixel-budget, or lower --max-side "
+                                                 "or the perturbation's level")
+            if w * h > DEFAULT_MAX_PIXELS:
+                raise ImageTooLargeError(path, f"{made} > limit {DEFAULT_MAX_PIXELS}; lower the perturbation's level")
+
     def apply(self, image: "Image.Image", seed: int = 0) -> "Image.Image":
-        """The perturbed image; step i draws its random numbers from ``(seed, i)``."""
+        """The perturbed image; step i draws its random numbers from ``(seed, i)``. A chain whose
+        output would pass the decompression-bomb limit is refused first (:meth:`check_size`)."""
         import numpy as np
 
+        self.check_size(image.size)
         out = image.convert("RGB")
         for i, step in enumerate(self.steps):
             out = step.apply(out, np.random.default_rng([int(seed) & 0xFFFFFFFF, i]))
@@ -141,22 +166,45 @@ def perturbation_seed(run_seed: int, content_hash: str) -> int:
 
 
 def perturb_image(chain: Chain, image: "LoadedImage", run_seed: int = 0) -> "LoadedImage":
-    """The perturbed copy of a loaded image, seeded by :func:`perturbation_seed`. It keeps the image's
-    id; ``meta`` records the perturbation and the clean image's hash. Its grayscale view is computed
-    as for an image saved as PNG (the perturbed pixels are held in memory, never re-encoded)."""
+    """The perturbed copy of a loaded image, seeded by :func:`perturbation_seed`: how every command
+    makes one. It keeps the image's id and pixel budget; ``meta`` records the perturbation and the
+    clean image's hash. Its grayscale view is computed as for an image saved as PNG (the perturbed
+    pixels are held in memory, never re-encoded).
+
+    A copy over the image's pixel budget (or the decompression-bomb limit) is refused before it is
+    made, with the :class:`~aedr.images.ImageLoadError` that a run records as a skip."""
+    import dataclasses
+
     from .images import LoadedImage
 
+    chain.check_size((image.width, image.height), image.pixel_budget, image.path)
     seed = perturbation_seed(run_seed, image.content_hash)
     out = chain.apply(image.to_pil(), seed)
     meta = {**image.meta, "perturbation": chain.id, "clean_hash": image.content_hash}
-    return LoadedImage.from_pil(out, image.id, **meta)
+    return dataclasses.replace(LoadedImage.from_pil(out, image.id, **meta), pixel_budget=image.pixel_budget)
 
 
-def _number(text: str, where: str) -> float:
+def perturb_images(chain: Chain, images: Sequence["LoadedImage"], run_seed: int = 0) -> tuple[list["LoadedImage"], dict[str, str]]:
+    """:func:`perturb_image` of each image: the copies made, and image id -> why its copy could not be."""
+    from .images import ImageLoadError
+
+    copies, failed = [], {}
+    for image in images:
+        try:
+            copies.append(perturb_image(chain, image, run_seed))
+        except ImageLoadError as exc:
+            failed[image.id] = str(exc)
+    return copies, failed
+
+
+def _number(text: str, where: str, parameter: str) -> float:
+    """The level ``text`` of the step ``where``; ``nan``, ``inf`` (and what overflows to it) are refused."""
     try:
         value = float(text)
     except ValueError:
-        raise PerturbationError(f"{where}: {text!r} is not a number") from None
+        raise PerturbationError(f"{where!r}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise PerturbationError(f"{where!r}: the {parameter} must be a finite number, got {text!r}")
     return int(value) if value == int(value) and "." not in text and "e" not in text.lower() else value
 
 
@@ -171,7 +219,7 @@ def _step(text: str, kinds: "Registry[type[Perturbation]]") -> list[Perturbation
     if not sep or not levels.strip():
         grid = ",".join(f"{v:g}" for v in cls.levels) or "1"
         raise PerturbationError(f"{text!r}: give the {cls.parameter}, e.g. {cls.name}:{grid}")
-    return [cls(_number(v.strip(), text)) for v in levels.split(",") if v.strip()]
+    return [cls(_number(v.strip(), text.strip(), cls.parameter)) for v in levels.split(",") if v.strip()]
 
 
 def parse_perturbations(specs: str | Sequence[str], kinds: "Registry[type[Perturbation]]") -> list[Chain]:
@@ -257,12 +305,13 @@ class Resize(Perturbation):
         if not 0 < level <= 8:
             raise PerturbationError(f"resize: scale must be in (0, 8], got {level}")
 
+    def output_size(self, size):
+        return max(1, round(size[0] * self.level)), max(1, round(size[1] * self.level))
+
     def apply(self, image, rng):
         from PIL import Image
 
-        w, h = image.size
-        size = (max(1, round(w * self.level)), max(1, round(h * self.level)))
-        return image.resize(size, Image.Resampling.BICUBIC)
+        return image.resize(self.output_size(image.size), Image.Resampling.BICUBIC)
 
 
 class Crop(Perturbation):
@@ -275,9 +324,12 @@ class Crop(Perturbation):
         if not 0 < level <= 1:
             raise PerturbationError(f"crop: fraction must be in (0, 1], got {level}")
 
+    def output_size(self, size):
+        return max(1, round(size[0] * self.level)), max(1, round(size[1] * self.level))
+
     def apply(self, image, rng):
         w, h = image.size
-        cw, ch = max(1, round(w * self.level)), max(1, round(h * self.level))
+        cw, ch = self.output_size(image.size)
         left, top = (w - cw) // 2, (h - ch) // 2
         return image.crop((left, top, left + cw, top + ch))
 

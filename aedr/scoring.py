@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .files import save_results, write_frame
-from .images import ImageLoadError, LoadedImage, PathLike, load_image
+from .images import ImageLoadError, LoadedImage, PathLike, as_loaded_image, image_inputs, input_id, load_image
 from .methods.base import Method
 from .models import ModelPlugin
 from .preprocess import target_size
@@ -18,6 +19,7 @@ from .reconstruction import ReconstructionCache
 from .text import safe_str
 
 if TYPE_CHECKING:
+    from .images import ImageInput
     from .perturbations import Chain
 
 
@@ -38,17 +40,20 @@ class LoadResult:
     skipped: list[Skip] = field(default_factory=list)
 
 
-def load_images(paths: Iterable[PathLike], **load_options) -> LoadResult:
+def load_images(paths: "Iterable[ImageInput] | ImageInput", **load_options) -> LoadResult:
     """Load every path; unreadable, empty, truncated, huge or odd files become :class:`Skip` records.
 
     ``load_options`` go to :func:`aedr.images.load_image` (e.g. ``pixel_budget``, ``max_side``).
+    Images given as pixels (PIL images, arrays, :class:`LoadedImage`) are taken as they are
+    (:func:`aedr.images.as_loaded_image`); anything else is a ``TypeError``.
     """
     result = LoadResult()
-    for p in paths:
+    for i, item in enumerate(image_inputs(paths)):
         try:
-            result.images.append(load_image(p, **load_options))
+            is_file = isinstance(item, (str, os.PathLike))
+            result.images.append(load_image(item, **load_options) if is_file else as_loaded_image(item, i))
         except ImageLoadError as exc:
-            result.skipped.append(Skip(safe_str(p), str(exc)))
+            result.skipped.append(Skip(input_id(item, i), str(exc)))
     return result
 
 
@@ -98,7 +103,7 @@ class ScoreTable:
 def score_images(
     model: ModelPlugin,
     method: Method,
-    images: Sequence[LoadedImage],
+    images: "Sequence[ImageInput] | ImageInput",
     *,
     cache: ReconstructionCache | None = None,
     progress: Callable[[int], None] | None = None,
@@ -111,9 +116,21 @@ def score_images(
     perturbation, with a ``perturbation`` column (the perturbation's id) and the clean image's
     ``content_hash``; each copy is seeded by :func:`aedr.perturbations.perturbation_seed` from
     ``seed`` (default: the method's seed) and the clean image's hash. A copy the model cannot take
-    (too small after a crop) is a skip named ``<image> (<perturbation>)``."""
+    (too small after a crop) or that would pass the image's pixel budget (``load_image(...,
+    pixel_budget=...)``; refused before it is made) is a skip named ``<image> (<perturbation>)``.
+
+    ``images`` as :meth:`aedr.Method.score` takes them; a file that cannot be read is a skip too."""
+    loaded = load_images(images)
     if perturbations:
-        return _score_perturbed(model, method, images, perturbations, method.options.seed if seed is None else seed, cache, progress)
+        seed = method.options.seed if seed is None else seed
+        table = _score_perturbed(model, method, loaded.images, perturbations, seed, cache, progress)
+    else:
+        table = _score_clean(model, method, loaded.images, cache, progress)
+    table.skipped = loaded.skipped + table.skipped
+    return table
+
+
+def _score_clean(model, method, images: Sequence[LoadedImage], cache, progress) -> ScoreTable:
     ok, skipped = usable_for(model, method, images)
     scores = method.score(model, ok, cache=cache, progress=progress) if ok else np.array([])
     rows = pd.DataFrame(
@@ -137,16 +154,19 @@ def score_images(
 
 
 def _score_perturbed(model, method, images, chains, seed: int, cache, progress) -> ScoreTable:
-    from .perturbations import perturb_image
+    from .perturbations import perturb_images
 
     cache = cache if cache is not None else ReconstructionCache()
     frames, skipped = [], []
     for chain in chains:
-        copies = [perturb_image(chain, im, seed) for im in images]
-        table = score_images(model, method, copies, cache=cache, progress=progress)
+        copies, failed = perturb_images(chain, images, seed)
+        if failed and progress is not None:
+            progress(len(failed))
+        table = _score_clean(model, method, copies, cache, progress)
         clean = {im.id: im.content_hash for im in images}
         rows = table.rows.assign(perturbation=chain.id, content_hash=table.rows["image"].map(clean))
         frames.append(rows)
+        skipped += [Skip(f"{image} ({chain.id})", error) for image, error in failed.items()]
         skipped += [Skip(f"{s.id} ({chain.id})", s.error) for s in table.skipped]
     columns = [*ScoreTable.COLUMNS, "perturbation"]
     rows = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

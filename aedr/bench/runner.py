@@ -186,6 +186,10 @@ def run_bench(
                     t_perturb = time.perf_counter()
                     splits = ["eval", "cal"] if config.calibrate_perturbed else ["eval"]
                     perturbed = perturbed_sources(sources, perturbations, splits=splits, seed=config.seed)  # type: ignore[arg-type]
+                    for cid, by_source in perturbed.items():  # copies refused (too large): one note per set
+                        for src in (s for s in by_source.values() if s.skipped):
+                            console.print(f"[yellow]note:[/] {markup(cid)}: {len(src.skipped)} {markup(src.name)} image(s) skipped, "
+                                          f"e.g. {markup(src.skipped[0].id)}: {markup(src.skipped[0].error)}")
                     stats.perturbed = sum(len(src.cal) + len(src.eval) for by_source in perturbed.values() for src in by_source.values())
                     stats.perturbation_seconds = time.perf_counter() - t_perturb
                 saved = store.load()

@@ -337,7 +337,8 @@ def perturbed_sources(
     """Every source's images of ``splits`` under every perturbation: perturbation id -> source ->
     :class:`SourceImages` holding the perturbed references. Each clean image is read once and
     perturbed with its own seed (``aedr.perturbations.perturbation_seed(seed, clean hash)``); the
-    perturbed pixels are hashed now (the store's key) and made again when scored."""
+    perturbed pixels are hashed now (the store's key) and made again when scored. A copy that would
+    pass the clean image's pixel limit is a skip of that perturbed source, never made."""
     from ..perturbations import perturb_image
 
     out: dict[str, dict[str, SourceImages]] = {c.id: {} for c in chains}
@@ -354,6 +355,9 @@ def perturbed_sources(
                 for chain in chains:
                     try:
                         image = perturb_image(chain, clean, seed)
+                    except ImageLoadError as exc:  # a copy past the size limit, refused before it is made
+                        made[chain.id].skipped.append(Skip(ref.id, str(exc)))
+                        continue
                     except (KeyboardInterrupt, MemoryError):
                         raise
                     except Exception as exc:

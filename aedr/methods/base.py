@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import json
 import re
+import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,15 +19,16 @@ import numpy as np
 from ..autoencoder import Autoencoder
 from ..devices import check_device
 from ..fieldtypes import FieldTypeError, check_fields, field_types, parse_text
-from ..images import LoadedImage
+from ..images import ImageLoadError, LoadedImage, UnusableImageWarning, as_loaded_image, image_inputs
 from ..models import ModelPlugin
-from ..preprocess import MAX_BATCH_PIXELS, group_by_size, image_seed, split_batches, to_model_tensor
+from ..preprocess import MAX_BATCH_PIXELS, image_seed, split_batches, target_size, to_model_tensor
 from ..reconstruction import ReconstructionCache, cache_keys
 from ..lazy import lazy_import
 
 if TYPE_CHECKING:
     import torch
 
+    from ..images import ImageInput
     from ..plugins import Plugins
 else:
     torch = lazy_import("torch")
@@ -299,18 +301,26 @@ class Method(ABC):
     def score(
         self,
         model: ModelPlugin,
-        images: Sequence[LoadedImage],
+        images: "Sequence[ImageInput] | ImageInput",
         *,
         cache: ReconstructionCache | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """One float per image (same order), lower meaning "made by ``model``"."""
+        """One float per image (same order), lower meaning "made by ``model``".
+
+        An image is a :class:`~aedr.images.LoadedImage`, a PIL image, a path (str or Path; read by
+        :func:`aedr.load_image`) or a uint8 HxWx3 numpy array; one image alone is scored as a list
+        of one; anything else is a ``TypeError``. An image that cannot be scored (too small for the
+        model's size policy, a file that cannot be read) gets NaN and an
+        :class:`~aedr.images.UnusableImageWarning` naming it and why, and the others are scored as
+        usual (:func:`aedr.score_images` records it as a skip instead); when no image at all can be
+        scored, that image's :class:`~aedr.ImageLoadError` is raised."""
         return self.map_batches(model, images, self.score_batch, cache=cache, progress=progress)[:, 0]
 
     def map_batches(
         self,
         model: ModelPlugin,
-        images: Sequence[LoadedImage],
+        images: "Sequence[ImageInput] | ImageInput",
         fn: Callable[[ScoreContext, torch.Tensor], Any],
         *,
         cache: ReconstructionCache | None = None,
@@ -318,16 +328,21 @@ class Method(ABC):
     ) -> np.ndarray:
         """Run ``fn(ctx, x0)`` over same-size batches; returns an (n_images, k) float64 array.
 
-        Images are grouped by target size (never padded together), batched by ``batch_size`` and
-        by ``max_batch_pixels`` (large images go a few at a time), and each gets a seed derived from
-        its pixels, so results do not depend on batching.
+        Images (as :meth:`score` takes them) are grouped by target size (never padded together),
+        batched by ``batch_size`` and by ``max_batch_pixels`` (large images go a few at a time), and
+        each gets a seed derived from its pixels, so results do not depend on batching. An image
+        that cannot be scored is a row of NaN (see :meth:`score`).
         """
+        images = image_inputs(images)
         if not images:
             return np.full((0, 1), np.nan)
         ae = self.autoencoder(model)
+        images, groups = _usable_by_size(images, ae.size_policy)
+        if progress is not None and len(images) > sum(map(len, groups.values())):
+            progress(len(images) - sum(map(len, groups.values())))
         out: np.ndarray | None = None
         listener = None if self.quiet else _batch_listener.get()
-        for size, indices in group_by_size(images, ae.size_policy).items():
+        for size, indices in groups.items():
             for idx in self.batches(model, size, indices):
                 batch = [images[i] for i in idx]
                 if listener is not None:
@@ -355,3 +370,25 @@ class Method(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label}>"
+
+
+def _usable_by_size(items: list, policy) -> tuple[list[LoadedImage | None], dict[tuple[int, int], list[int]]]:
+    """Each input as a :class:`LoadedImage` (None where it cannot be scored: an
+    :class:`UnusableImageWarning` says why) and the indices of the others grouped by target size.
+    Raises the first :class:`ImageLoadError` when no input can be scored."""
+    images: list[LoadedImage | None] = []
+    groups: dict[tuple[int, int], list[int]] = {}
+    errors: list[ImageLoadError] = []
+    for i, item in enumerate(items):
+        try:
+            image = as_loaded_image(item, i)
+            groups.setdefault(target_size(image, policy), []).append(i)
+            images.append(image)
+        except ImageLoadError as exc:
+            images.append(None)
+            errors.append(exc)
+    if not groups:
+        raise errors[0]
+    for exc in errors:
+        warnings.warn(f"{exc}: its score is NaN", UnusableImageWarning, stacklevel=4)
+    return images, groups
