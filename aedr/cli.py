@@ -385,12 +385,10 @@ def score_cmd(
     chains = perturbations_from_flags(perturb)
     m = method_from_flags(method, option, device, dtype, batch_size, seed)
     if executor is not None or ray_address is not None:
-        if chains:
-            fail("--perturb cannot be streamed with --executor; score perturbed copies without --executor")
         if out_file is None or out_file.suffix.lower() != ".parquet":
             fail("--executor writes a folder of parquet shards: give --out NAME.parquet")
         stream_scores(executor or "ray", ray_address, executor_option, target, m, inputs, out_file, recursive, shard_size,
-                      {"max_side": max_side, "pixel_budget": pixel_budget or None}, as_json)
+                      {"max_side": max_side, "pixel_budget": pixel_budget or None}, as_json, chains)
         return
     if executor_option or shard_size is not None:
         fail("--executor-option and --shard-size go with --executor")
@@ -425,11 +423,10 @@ def score_cmd(
 
 
 def stream_scores(executor: str, ray_address: str | None, executor_option: list[str], target, m, inputs: list[Path],
-                  out_file: Path, recursive: bool, shard_size: int | None, load_options: dict, as_json: bool) -> None:
+                  out_file: Path, recursive: bool, shard_size: int | None, load_options: dict, as_json: bool, chains: list) -> None:
     """``aedr score --executor``: the files streamed through the executor into parquet shards."""
-    from .bench.config import ConfigError
-    from .bench.runner import build_executor
-    from .bench.stream import FileScoring, StreamFailed
+    from .executors import ExecutorError, build_executor
+    from .stream import FileScoring, StreamFailed
 
     if ray_address is not None and executor != "ray":
         fail(f"--ray-address needs the ray executor, not {executor!r}")
@@ -446,23 +443,24 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
         options["address"] = ray_address
     try:
         runner = build_executor(plugins(), executor, options, options_from=f"executor {executor!r} (--executor-option)")
-    except ConfigError as exc:
+    except ExecutorError as exc:
         fail(str(exc))
     except ImportError as exc:
         fail(f"executor {executor!r}: {exc}")
     with progress_bar(f"{m.label} under {target.name} ({runner.name})", None) as advance:
         task = FileScoring(inputs, target, m, out_file, recursive=recursive, shard_size=shard_size or 256,
-                           load_options=load_options, progress=advance, warn=lambda message: err.print(f"[yellow]warning:[/] {markup(message)}"))
+                           load_options=load_options, progress=advance, warn=lambda message: err.print(f"[yellow]warning:[/] {markup(message)}"),
+                           perturbations=chains)
         try:
             report = runner.score_files(task)
-        except (NotImplementedError, FileNotFoundError, ConfigError, StreamFailed) as exc:
+        except (NotImplementedError, FileNotFoundError, ExecutorError, StreamFailed) as exc:
             fail(str(exc))
     if as_json:
         out.print_json(json_text({"out": str(out_file), **dataclasses.asdict(report)}))
         return
     err.print(
         f"{report.scored} scored, {report.skipped} skipped, {report.already} already scored in {markup(str(out_file))}; "
-        f"{report.shards} shard(s) written in {report.seconds:.1f} s (one row per file: aedr.bench.stream.ScoreShards"
+        f"{report.shards} shard(s) written in {report.seconds:.1f} s (one row per file: aedr.stream.ScoreShards"
         f"({markup(repr(str(out_file)))}).read(), or pandas.read_parquet)"
     )
 
@@ -567,10 +565,10 @@ def check_reconstruction_folder(folder: Path, made_by: dict) -> None:
 
 
 def output_names(names: list[Path]) -> list[Path]:
-    """The output names, each part made file-system safe (:func:`aedr.bench.sources.safe_name`); a
+    """The output names, each part made file-system safe (:func:`aedr.files.safe_name`); a
     name already taken (given twice, or a number added to an earlier one made it) gets the next free
     number (stable: it depends only on the inputs before it)."""
-    from .bench.sources import safe_name
+    from .files import safe_name
 
     out: list[Path] = []
     taken: set[Path] = set()

@@ -29,6 +29,11 @@ FALSE_WORDS = ("false", "no", "off", "0")
 NONE_WORDS = ("none", "null")
 
 
+class ConfigError(ValueError):
+    """A configuration the user has to fix (unknown key, wrong type, impossible budget): a bench
+    config, an executor's options. The message names the file, table or option at fault."""
+
+
 class FieldTypeError(TypeError, ValueError):
     """A value whose type differs from the field's declared type. ``field`` names the field.
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -185,3 +187,28 @@ def write_frame(frame: pd.DataFrame, path: Path, suffix: str | None = None) -> N
         path.write_text(json_text(frame.to_dict("records"), indent=2) + "\n", encoding="utf-8")
     else:
         raise ValueError(f"{safe_str(path)}: a table is written as .csv, .parquet or .json, not {suffix!r}")
+
+
+def set_aside(path: Path, folder: Path, what: str, reason: str, warn: Callable[[str], None] | None = None) -> Path | None:
+    """Move an unreadable file of scores into ``folder`` (a stamped name) and say so through ``warn``
+    (default :func:`warnings.warn`); returns where it went, or None when it could not be moved (it is
+    then ignored). ``what`` names the file in the sentence."""
+    dest: Path | None = folder / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)  # type: ignore[arg-type]
+        where = f"moved to {safe_str(dest)}"
+    except OSError as exc:
+        dest, where = None, f"could not be moved aside ({exc.strerror or exc}), so it is ignored"
+    message = f"{what} is unreadable ({reason}); {where}; its scores will be computed again"
+    if warn is not None:
+        warn(message)
+    else:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return dest
+
+
+def safe_name(name: str) -> str:
+    """A file-system safe name: every run of characters other than letters, digits, ``.``, ``_``
+    and ``-`` becomes one ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "_"

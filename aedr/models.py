@@ -6,7 +6,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from PIL import Image
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 else:
     torch = lazy_import("torch")
 
-__all__ = ["Availability", "CalibrationSource", "ModelPlugin", "WeightsUnavailableError"]
+__all__ = ["Availability", "CalibrationSource", "ModelLookup", "ModelPlugin", "WeightsUnavailableError"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,10 @@ class ModelPlugin(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} ({self.family})>"
+
+
+class ModelLookup(Protocol):
+    """Where a method finds a model by name (AEROBLADE's detection models): a plugin set
+    (:class:`aedr.plugins.Plugins`), or what stands in for one on a Ray worker."""
+
+    def model(self, name: str) -> ModelPlugin: ...

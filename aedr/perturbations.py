@@ -26,7 +26,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Sequence
 
-from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import numpy as np
@@ -374,9 +373,3 @@ class Noise(Perturbation):
 
 
 BUILTIN = (JPEG, WebP, Resize, Crop, Blur, Noise)
-
-
-@hookimpl
-def register_perturbations(register):
-    for kind in BUILTIN:
-        register(kind)

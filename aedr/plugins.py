@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import pluggy
 
 from . import hookspecs
-from .registry import DuplicateNameError, Registry
+from .registry import DuplicateNameError, Lazy, Registry
 
 if TYPE_CHECKING:
-    from .bench.execute import Executor
     from .bench.metrics import Metric
+    from .executors import Executor
     from .datasets import ImageSet
     from .methods.base import Method
     from .models import ModelPlugin
@@ -41,7 +41,7 @@ ENTRY_POINT_GROUP = "aedr"
 ENV_ONLY = "AEDR_PLUGINS"
 ENV_NO_AUTOLOAD = "AEDR_DISABLE_PLUGIN_AUTOLOAD"
 ENV_MODULES = "AEDR_PLUGIN_MODULES"
-BUILTIN_PLUGINS = ("aedr.methods.aedr_method", "aedr.perturbations", "aedr.bench.plugin")
+BUILTIN_PLUGINS = ("aedr.default_plugins",)
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Plugins:
         with self._lock:
             if listing not in self._registries:
                 hook, kind, _ = next(r for r in _REGISTRIES if r[2] == listing)
-                registry: Registry = Registry(kind)
+                registry: Registry = Registry(kind, check=_CHECKS[listing])
                 _run_hook(self.manager, self._info, hook, registry, _CHECKS[listing], listing)
                 self._registries[listing] = registry
             return self._registries[listing]
@@ -169,7 +169,8 @@ def _run_hook(pm: pluggy.PluginManager, info: dict[str, PluginInfo], hook_name: 
         record = info[impl.plugin_name]
 
         def register(obj, _record=record) -> None:
-            check(obj)
+            if not isinstance(obj, Lazy):  # a lazy entry is checked when it is loaded
+                check(obj)
             name = obj.name
             try:
                 registry.add(name, obj, _record.name)
@@ -220,10 +221,10 @@ def _check_perturbation(obj: object) -> None:
 
 
 def _check_executor(obj: object) -> None:
-    from .bench.execute import Executor
+    from .executors import Executor
 
     if not (isinstance(obj, type) and issubclass(obj, Executor) and obj.name):
-        raise TypeError(f"register_executors expects named aedr.bench.Executor subclasses, got {obj!r}")
+        raise TypeError(f"register_executors expects named aedr.Executor subclasses (or aedr.registry.Lazy entries), got {obj!r}")
 
 
 _CHECKS = {

@@ -1,11 +1,13 @@
 """A typed name -> object registry with the errors a user needs: duplicates name both plugins,
-unknown names list the close matches."""
+unknown names list the close matches. An entry may be registered lazily, by the import path of its
+object (:class:`Lazy`), so that listing a registry imports nothing heavy."""
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass
-from typing import Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -33,6 +35,24 @@ class DuplicateNameError(RegistryError):
         )
 
 
+class UnloadableEntryError(RegistryError):
+    """A lazily registered entry whose object cannot be imported, or is not what its kind needs."""
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """An object registered by where it lives, ``"package.module:Name"``, imported when the entry is
+    first looked up. ``name`` and ``description`` are what a listing shows before that."""
+
+    name: str
+    target: str
+    description: str = ""
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     name: str
@@ -41,10 +61,13 @@ class Entry(Generic[T]):
 
 
 class Registry(Generic[T]):
-    """Names are matched exactly first, then case-insensitively."""
+    """Names are matched exactly first, then case-insensitively. ``check`` validates an object
+    registered lazily once it is loaded (raising ``TypeError``), as the plugin loader validates the
+    others when they are registered."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, check: Callable[[Any], None] | None = None):
         self.kind = kind
+        self.check = check
         self._entries: dict[str, Entry[T]] = {}
         self._conflicts: dict[str, DuplicateNameError] = {}
 
@@ -61,20 +84,42 @@ class Registry(Generic[T]):
         if name in self._conflicts:
             raise self._conflicts[name]
         if name in self._entries:
-            return self._entries[name]
+            return self._loaded(self._entries[name])
         folded = [e for key, e in self._entries.items() if key.casefold() == name.casefold()]
         if len(folded) == 1:
-            return folded[0]
+            return self._loaded(folded[0])
         raise UnknownNameError(self.kind, name, list(self._entries))
+
+    def _loaded(self, entry: Entry) -> Entry[T]:
+        """The entry with its object imported (once), when it was registered lazily."""
+        if not isinstance(entry.obj, Lazy):
+            return entry
+        lazy = entry.obj
+        try:
+            obj = lazy.load()
+            if self.check is not None:
+                self.check(obj)
+        except Exception as exc:
+            raise UnloadableEntryError(f"{self.kind} {entry.name!r} ({lazy.target}, from plugin {entry.plugin!r}) cannot be "
+                                       f"loaded: {type(exc).__name__}: {exc}") from exc
+        if getattr(obj, "name", entry.name) != entry.name:
+            raise UnloadableEntryError(f"{self.kind} {entry.name!r} ({lazy.target}) is named {obj.name!r}")
+        self._entries[entry.name] = loaded = Entry(entry.name, obj, entry.plugin)
+        return loaded
 
     def get(self, name: str) -> T:
         return self.entry(name).obj
+
+    def describe(self, name: str) -> str:
+        """An entry's description, without loading a lazy one."""
+        obj = self._entries[name].obj if name in self._entries else self.get(name)
+        return obj.description if isinstance(obj, Lazy) else str(getattr(obj, "description", ""))
 
     def names(self) -> list[str]:
         return list(self._entries)
 
     def __iter__(self) -> Iterator[Entry[T]]:
-        return iter(self._entries.values())
+        return iter([self._loaded(e) for e in list(self._entries.values())])
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,6 +1,8 @@
 """The package's layering, checked from the source: no import cycles (deferred imports inside
-functions count too; ``TYPE_CHECKING`` blocks do not), the core never imports a plugin package by
-name, and in the bench aggregation never imports rendering, nor rendering the runner."""
+functions and ``TYPE_CHECKING`` blocks count too: a type that needs an upward import is a layer in
+the wrong place), the core never imports a plugin package by name, the plugin loader and the
+command line's core never import the bench, and in the bench aggregation never imports rendering,
+nor rendering the runner."""
 
 from __future__ import annotations
 
@@ -34,14 +36,6 @@ class _Imports(ast.NodeVisitor):
     def __init__(self):
         self.found: list[str | ast.ImportFrom] = []
 
-    def visit_If(self, node: ast.If) -> None:
-        t = node.test
-        if (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"):
-            for n in node.orelse:
-                self.visit(n)
-            return
-        self.generic_visit(node)
-
     def visit_Import(self, node: ast.Import) -> None:
         self.found += [a.name for a in node.names]
 
@@ -69,7 +63,9 @@ def import_graph() -> dict[str, set[str]]:
                     target = ".".join(base + ([item.module] if item.module else []))
                 else:
                     target = item.module or ""
-                candidates = [target, *(f"{target}.{a.name}" for a in item.names)]
+                submodules = [f"{target}.{a.name}" for a in item.names if f"{target}.{a.name}" in mods]
+                # ``from pkg import sub`` imports the submodule; the package only for other names
+                candidates = submodules + ([target] if len(submodules) < len(item.names) else [])
             deps.update(c for c in candidates if c in mods and c != name)
         graph[name] = deps
     return graph
@@ -127,6 +123,13 @@ def test_the_core_never_imports_a_plugin_package():
     plugin_packages = set(packages()) - {"aedr"}
     bad = {m: sorted(d for d in deps if d.split(".")[0] in plugin_packages) for m, deps in GRAPH.items() if m.split(".")[0] == "aedr"}
     assert not {m: d for m, d in bad.items() if d}
+
+
+@pytest.mark.parametrize("module", ["aedr.plugins", "aedr.hookspecs", "aedr.registry", "aedr.cli"])
+def test_the_plugin_loader_and_the_command_lines_core_never_import_the_bench(module):
+    """The bench is a built-in plugin: it registers its commands, metrics and executors through the
+    hooks, and what the core needs of it (the types it registers) is declared in the core."""
+    assert not sorted(d for d in GRAPH[module] if d == "aedr.bench" or d.startswith("aedr.bench."))
 
 
 def test_plugins_import_no_other_plugin():

@@ -178,7 +178,7 @@ def test_work_items_group_a_chunks_methods(plugins, tmp_path):
     from aedr.bench.plan import make_units, select_methods, select_models
     from aedr.bench.sources import prepare_sources
     from aedr.bench.progress import PlanProgress
-    from aedr.bench.result import RunStats
+    from aedr.bench.records import RunStats
 
     cfg = local_config(tmp_path, methods=["aedr", "counted"], method_options=counted(tmp_path / "c.txt"))
     models = select_models(cfg, plugins)
@@ -292,7 +292,7 @@ def image_folder(tmp_path_factory):
 
 
 def file_task(folder, out, method, model, **kw):
-    from aedr.bench.stream import FileScoring
+    from aedr.stream import FileScoring
 
     return FileScoring([folder], model, method, out, **kw)
 
@@ -322,7 +322,7 @@ def test_ray_streams_files_as_the_local_executor_does_and_resumes_its_run(local_
     report = RayExecutor(actors=2 - decode_cpus, decode_cpus=decode_cpus).score_files(file_task(image_folder, mixed, method, model, shard_size=2))
     assert report.already == 2 and report.scored + report.skipped == 8  # broken.png is tried again
     assert count_lines(counter) - before == 7  # the crops the first shard (broken.png and two crops) did not hold
-    from aedr.bench.stream import ScoreShards
+    from aedr.stream import ScoreShards
 
     mine = ScoreShards(mixed).read().sort_values("image").reset_index(drop=True)  # one row per file
     theirs = ScoreShards(tmp_path / "local.parquet").read().sort_values("image").reset_index(drop=True)
@@ -339,7 +339,7 @@ def test_ray_rows_equal_local_rows_bit_for_bit(local_ray, image_folder, tmp_path
     import torch
 
     from aedr.bench.execute import LocalExecutor
-    from aedr.bench.stream import ScoreShards
+    from aedr.stream import ScoreShards
 
     model, method = aedr.get_plugins().model("zoo-kl-a"), aedr.get_method("aedr")
     threads = torch.get_num_threads()
@@ -351,4 +351,19 @@ def test_ray_rows_equal_local_rows_bit_for_bit(local_ray, image_folder, tmp_path
         torch.set_num_threads(threads)
     mine, theirs = (ScoreShards(tmp_path / f"{n}.parquet").read().sort_values("image").reset_index(drop=True) for n in ("ray", "local"))
     assert mine["error"].tolist() == theirs["error"].tolist() and (mine["error"] == "").sum() == 9
+    np.testing.assert_array_equal(mine["score"].to_numpy(float), theirs["score"].to_numpy(float))
+
+
+@pytest.mark.slow
+def test_perturbed_copies_stream_on_ray_as_locally(local_ray, image_folder, tmp_path, monkeypatch):
+    """``aedr score DIR --perturb jpeg:90 --executor ray``: the same rows as the local executor's."""
+    from aedr.stream import ScoreShards
+    from conftest import cli_runner
+
+    run = cli_runner(aedr.get_plugins(), monkeypatch)
+    for executor in ("local", "ray"):
+        run("score", image_folder, "--model", "zoo-kl-a", "--perturb", "jpeg:90", "--executor", executor, "--out", tmp_path / f"{executor}.parquet")
+    mine, theirs = (ScoreShards(tmp_path / f"{n}.parquet").read().sort_values("image").reset_index(drop=True) for n in ("ray", "local"))
+    assert set(mine["perturbation"]) == {"jpeg:90"} and (mine["error"] == "").sum() == 9
+    assert mine[["image", "perturbation", "error"]].equals(theirs[["image", "perturbation", "error"]])
     np.testing.assert_array_equal(mine["score"].to_numpy(float), theirs["score"].to_numpy(float))

@@ -27,7 +27,7 @@ import aedr
 import aedr.files
 from aedr.bench import commands as bench_commands
 from aedr.bench import load_config, run_bench
-from aedr.bench.lock import RunLock
+from aedr.lock import RunLock
 from aedr.bench.store import ScoreStore
 from aedr.cli import build_app
 from aedr.images import (
@@ -562,7 +562,7 @@ def test_lock_of_a_killed_run_is_not_stale(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(TESTS.parent)!r})
-        from aedr.bench.lock import RunLock
+        from aedr.lock import RunLock
         RunLock({str(tmp_path)!r}).acquire()
         print("locked", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)

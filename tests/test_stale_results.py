@@ -18,8 +18,8 @@ from aedr.attribution import prepare_cards
 from aedr.bench import load_config, run_bench
 from aedr.bench.config import ConfigError
 from aedr.bench.execute import LocalExecutor
-from aedr.bench.lock import FolderInUseError, RunLock
-from aedr.bench.stream import FileScoring, ScoreShards
+from aedr.lock import FolderInUseError, RunLock
+from aedr.stream import FileScoring, ScoreShards
 from aedr.card import CardError, calibrate
 from aedr.images import iter_image_files
 from conftest import FolderModel, cli_runner, photo_crops, tiny_kl_vae

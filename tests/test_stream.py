@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 import aedr
-from aedr.bench import stream
+from aedr import stream
 from aedr.bench.execute import LocalExecutor
-from aedr.bench.stream import COLUMNS, FileScoring, ScoreShards
+from aedr.stream import COLUMNS, FileScoring, ScoreShards
 from aedr.images import iter_image_files
 from aedr.scoring import score_files
 from pathlib import Path
@@ -59,9 +59,9 @@ def test_an_interrupted_stream_resumes_without_scoring_anything_twice(folder, mo
     seen: list[str] = []
     real = stream.score_paths
 
-    def counting(model, method, paths, load_options=None):
+    def counting(model, method, paths, *args):
         seen.extend(str(p) for p in paths)
-        return real(model, method, paths, load_options)
+        return real(model, method, paths, *args)
 
     monkeypatch.setattr(stream, "score_paths", counting)
 
@@ -143,7 +143,6 @@ def test_the_command(folder, tmp_path, monkeypatch):
     for args, message in [
         (["--executor", "local", "--out", tmp_path / "x.csv"], "give --out NAME.parquet"),
         (["--executor", "local"], "give --out NAME.parquet"),
-        (["--executor", "local", "--out", tmp_path / "y.parquet", "--perturb", "jpeg:90"], "--perturb cannot be streamed"),
         (["--executor", "nope", "--out", tmp_path / "z.parquet"], "executor 'nope'"),
         (["--executor", "local", "--executor-option", "x=1", "--out", tmp_path / "z.parquet"], "executor 'local'"),
         (["--shard-size", "4"], "go with --executor"),
@@ -151,6 +150,27 @@ def test_the_command(folder, tmp_path, monkeypatch):
     ]:
         result = run("score", folder, "--model", "zoo-kl-a", *args, ok=False)
         assert result.exit_code == 2 and message in " ".join(result.output.split()), (args, result.output)
+    perturbed = run("score", folder, "--model", "zoo-kl-a", "--executor", "local", "--out", tmp_path / "y.parquet", "--perturb", "jpeg:90")
+    assert "11 scored, 2 skipped" in " ".join(perturbed.output.split())  # --perturb streams (it was refused before)
     (tmp_path / "file.parquet").write_text("x")
     result = run("score", folder, "--model", "zoo-kl-a", "--executor", "local", "--out", tmp_path / "file.parquet", ok=False)
     assert result.exit_code == 2 and "is a file" in " ".join(result.output.split())
+
+
+def test_perturbed_copies_stream_as_aedr_score_perturb_scores_them(folder, model, tmp_path):
+    from aedr.scoring import score_images
+
+    chains = aedr.get_plugins().perturbations_for("jpeg:90 crop:0.9")
+    out = tmp_path / "p.parquet"
+    report = LocalExecutor().score_files(task(folder, out, model, perturbations=chains, shard_size=5))
+    assert (report.scored, report.skipped) == (22, 4)  # 11 files x 2 perturbations; broken.png and tiny.png under each
+    frame = ScoreShards(out).read()
+    ok = frame[frame["error"] == ""].set_index(["image", "perturbation"])["score"].sort_index()
+    images = [aedr.load_image(p) for p in sorted(folder.glob("*.png")) if p.name not in ("broken.png", "tiny.png")]
+    ref = score_images(model, aedr.get_method("aedr"), images, perturbations=chains).rows
+    expected = ref.set_index(["image", "perturbation"])["score"].sort_index()
+    assert ok.index.equals(expected.index)
+    np.testing.assert_array_equal(ok.to_numpy(), expected.to_numpy())
+    assert LocalExecutor().score_files(task(folder, out, model, perturbations=chains)).already == 11
+    assert LocalExecutor().score_files(task(folder, out, model, perturbations=chains[:1])).already == 11
+    assert LocalExecutor().score_files(task(folder, out, model)).already == 0  # clean copies were never scored

@@ -21,16 +21,17 @@ from .config import BenchConfig, ConfigError, load_config
 if TYPE_CHECKING:
     from .execute import Executor, Job, LocalExecutor, score_unit
     from .metrics import Metric
-    from .result import BenchResult, Failure, ProgressEvent, RunStats
+    from .records import Failure, ProgressEvent, RunStats
+    from .result import BenchResult
     from .runner import BenchInterrupted, run_bench
 
 _EXPORTS = {
     "BenchInterrupted": "runner",
     "run_bench": "runner",
     "BenchResult": "result",
-    "Failure": "result",
-    "ProgressEvent": "result",
-    "RunStats": "result",
+    "Failure": "records",
+    "ProgressEvent": "records",
+    "RunStats": "records",
     "Executor": "execute",
     "Job": "execute",
     "LocalExecutor": "execute",

@@ -1,4 +1,4 @@
-"""The ``aedr bench`` and ``aedr leaderboard`` commands (mounted by :mod:`aedr.bench.plugin`)."""
+"""The ``aedr bench`` and ``aedr leaderboard`` commands (mounted by :mod:`aedr.default_plugins`)."""
 
 from __future__ import annotations
 

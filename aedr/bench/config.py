@@ -31,16 +31,12 @@ from typing import Any, Literal, Mapping
 
 from .. import calibration
 from ..devices import DeviceError, check_device
-from ..fieldtypes import FieldTypeError, check_fields, check_value, field_types
+from ..fieldtypes import ConfigError, FieldTypeError, check_fields, check_value, field_types
 from ..methods.base import unknown_options
 
 SHIPPED = ("default", "standard", "paper", "robustness")
 SHIPPED_ORIGIN = "the shipped config"
 AUTO = calibration.AUTO
-
-
-class ConfigError(ValueError):
-    """A configuration the user has to fix (unknown key, wrong type, impossible budget)."""
 
 
 @dataclass

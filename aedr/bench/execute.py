@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from rich.console import Console
 
+from ..executors import Executor
 from ..images import ImageLoadError, LoadedImage
 from ..models import ModelPlugin
 from ..preprocess import target_size
@@ -28,11 +29,13 @@ from ..reconstruction import ReconstructionCache
 from ..text import markup
 from .plan import Plan, Unit
 from .progress import PlanProgress
-from .result import Failure, ProgressEvent, RunStats
+from .records import Failure, ProgressEvent, RunStats
 from .store import ScoreRow, ScoreStore
 
 if TYPE_CHECKING:
-    from .stream import FileScoring, StreamReport
+    from ..stream import FileScoring, StreamReport
+
+__all__ = ["Executor", "Job", "LocalExecutor", "UnitFailed", "record_failure", "save_rows", "score_unit"]
 
 
 @dataclass
@@ -45,28 +48,6 @@ class Job:
     stats: RunStats
     console: Console
     callback: Callable[[ProgressEvent], None] | None = None
-
-
-class Executor:
-    """Runs a :class:`Job`: scores its units, saves every chunk through ``job.store``, fills
-    ``job.stats`` (scored, skipped, chunks_written, scoring_seconds) and returns the failures.
-
-    Subclasses set ``name`` and ``description`` and implement :meth:`run`; their constructor takes the
-    options of the config's ``[executors.<name>]`` table as keyword arguments. A method failing under
-    a target is a :class:`Failure` (its remaining work there is dropped), never an exception; an
-    ``OSError`` while saving and ``KeyboardInterrupt`` propagate (the runner reports them and keeps
-    what was saved)."""
-
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-
-    def run(self, job: Job) -> list[Failure]:
-        raise NotImplementedError
-
-    def score_files(self, task: "FileScoring") -> "StreamReport":
-        """Score ``task``'s files into its shard folder (``aedr score --executor NAME``): optional;
-        :mod:`aedr.bench.stream` has the shards, the resume rule and the rows every executor writes."""
-        raise NotImplementedError(f"executor {self.name!r} does not score files (aedr score --executor); use local or ray")
 
 
 class UnitFailed(Exception):
@@ -138,7 +119,7 @@ class LocalExecutor(Executor):
     description = "in this process, unit after unit; first reconstructions shared across methods per chunk"
 
     def score_files(self, task: "FileScoring") -> "StreamReport":
-        from .stream import stream_locally
+        from ..stream import stream_locally
 
         return stream_locally(task)
 

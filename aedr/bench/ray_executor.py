@@ -42,20 +42,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
+from ..executors import ExecutorError
 from ..images import ImageLoadError, LoadedImage
 from ..models import ModelPlugin
 from ..reconstruction import ReconstructionCache
 from ..text import markup
-from .config import ConfigError
 from .execute import Executor, Job, UnitFailed, record_failure, save_rows, score_unit
 from .plan import Unit
-from .result import Failure, ProgressEvent
+from .records import Failure, ProgressEvent
 
 INSTALL_HINT = 'pip install "aedr[ray]"'
 OPTIONS_TABLE = "[executors.ray]"
 
 
-class RayUnavailableError(ConfigError, ImportError):
+class RayUnavailableError(ExecutorError, ImportError):
     """Ray (with Ray Data) is not installed here."""
 
 
@@ -371,7 +371,7 @@ def _number(name: str, value: Any, *, minimum: float = 0.0, integer: bool = Fals
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok or not math.isfinite(value) or value < minimum:
         kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{OPTIONS_TABLE}: {name} must be {kind} >= {minimum:g}{' or left out' if allow_none else ''}, got {value!r}")
+        raise ExecutorError(f"{OPTIONS_TABLE}: {name} must be {kind} >= {minimum:g}{' or left out' if allow_none else ''}, got {value!r}")
     return value
 
 
@@ -413,17 +413,17 @@ class RayExecutor(Executor):
         runtime_env: dict | None = None,
     ):
         if address is not None and not isinstance(address, str):
-            raise ConfigError(f"{OPTIONS_TABLE}: address must be a string (\"auto\", \"ray://host:10001\"), got {address!r}")
+            raise ExecutorError(f"{OPTIONS_TABLE}: address must be a string (\"auto\", \"ray://host:10001\"), got {address!r}")
         if actors is not None and not isinstance(actors, int):
             if not (isinstance(actors, (list, tuple)) and len(actors) == 2):
-                raise ConfigError(f"{OPTIONS_TABLE}: actors must be a number, [min, max] or left out, got {actors!r}")
+                raise ExecutorError(f"{OPTIONS_TABLE}: actors must be a number, [min, max] or left out, got {actors!r}")
             low = _number("actors[0]", actors[0], minimum=1, integer=True)
             high = _number("actors[1]", actors[1], minimum=low, integer=True)
             actors = (low, high)
         elif actors is not None:
             _number("actors", actors, minimum=1, integer=True)
         if runtime_env is not None and not isinstance(runtime_env, dict):
-            raise ConfigError(f"{OPTIONS_TABLE}: runtime_env must be a table, got {runtime_env!r}")
+            raise ExecutorError(f"{OPTIONS_TABLE}: runtime_env must be a table, got {runtime_env!r}")
         self.address = address
         self.actors = actors
         self.num_gpus = _number("num_gpus", num_gpus, allow_none=True)
@@ -480,7 +480,7 @@ class RayExecutor(Executor):
             ray.init(**kwargs)
         except Exception as exc:
             where = f"at {self.address!r}" if self.address else "on this machine"
-            raise ConfigError(f"{OPTIONS_TABLE}: could not start or join Ray {where}: {_describe(exc)}") from None
+            raise ExecutorError(f"{OPTIONS_TABLE}: could not start or join Ray {where}: {_describe(exc)}") from None
         return True
 
     def _models(self, job: Job) -> dict[str, bytes]:
@@ -495,7 +495,7 @@ class RayExecutor(Executor):
             try:
                 out[model.name] = cloudpickle.dumps(model_recipe(model, plugins))
             except Exception as exc:
-                raise ConfigError(f"{OPTIONS_TABLE}: model {model.name!r} cannot be sent to Ray workers ({_describe(exc)}); "
+                raise ExecutorError(f"{OPTIONS_TABLE}: model {model.name!r} cannot be sent to Ray workers ({_describe(exc)}); "
                                   "register it from an importable plugin module instead") from None
         for entry in plugins.models if plugins is not None else ():
             if entry.name not in out:
@@ -525,7 +525,7 @@ class RayExecutor(Executor):
             try:
                 out[spec.key] = cloudpickle.dumps(shipped_method(spec.method))
             except Exception as exc:
-                raise ConfigError(f"{OPTIONS_TABLE}: method {spec.label!r} cannot be sent to Ray workers ({_describe(exc)})") from None
+                raise ExecutorError(f"{OPTIONS_TABLE}: method {spec.label!r} cannot be sent to Ray workers ({_describe(exc)})") from None
         return out
 
     # -- running -----------------------------------------------------------------------------------
@@ -694,7 +694,7 @@ def _paths(batch: dict) -> list:
 def decode_files(batch: dict, load_options: dict | None = None) -> dict:
     """CPU stage of file scoring: each file read and decoded once (``payload``: the pickled image,
     or the pickled reason the file cannot be used)."""
-    from .stream import load_paths
+    from ..stream import load_paths
 
     payloads = []
     for path in _paths(batch):
@@ -745,7 +745,7 @@ def _quiet(ds):
 class FileScorer:
     """The file-scoring stage's callable class: one per actor; rebuilds the model and the method
     once, loads the autoencoder once, and turns a batch of files (or of images the CPU stage
-    decoded) into the rows :func:`aedr.bench.stream.score_loaded` makes."""
+    decoded) into the rows :func:`aedr.stream.score_loaded` makes."""
 
     def __init__(self, setup: bytes):
         from ray import cloudpickle
@@ -753,6 +753,7 @@ class FileScorer:
         s = pickle.loads(setup)
         _actor_threads(s["threads"])
         self.load_options = s["load_options"]
+        self.perturbations, self.seed = cloudpickle.loads(s["perturbations"]), s["seed"]
         models = ActorModels(s["models"])
         self.model = models.model(s["target"])
         self.method = _on_assigned_gpu(cloudpickle.loads(s["method"]))
@@ -761,7 +762,7 @@ class FileScorer:
 
     def __call__(self, batch: dict) -> dict:
         from ..images import LoadedImage
-        from .stream import COLUMNS, load_paths, score_loaded
+        from ..stream import COLUMNS, load_paths, score_loaded
 
         if "payload" in batch:
             decoded = [pickle.loads(p) for p in batch["payload"]]
@@ -769,7 +770,7 @@ class FileScorer:
             skipped = [d for d in decoded if not isinstance(d, LoadedImage)]
         else:
             images, skipped = load_paths(_paths(batch), self.load_options)
-        frame = score_loaded(self.model, self.method, images, skipped)
+        frame = score_loaded(self.model, self.method, images, skipped, self.perturbations, self.seed)
         return {c: (frame[c].to_numpy(dtype=float) if c == "score" else _object_array(list(frame[c]))) for c in COLUMNS}
 
 
@@ -782,7 +783,7 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
 
     import aedr
 
-    from .stream import StreamFailed, StreamReport, streaming, write_shard
+    from ..stream import StreamFailed, StreamReport, streaming, write_shard
 
     ray = import_ray()
     report = StreamReport()
@@ -793,9 +794,11 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
     try:
         recipes = {task.model.name: cloudpickle.dumps(model_recipe(task.model, task.method.plugins or aedr.get_plugins()))}
         setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(shipped_method(task.method)),
-                              "load_options": dict(task.load_options), "threads": scoring_threads()}, protocol=pickle.HIGHEST_PROTOCOL)
+                              "load_options": dict(task.load_options), "threads": scoring_threads(),
+                              "perturbations": cloudpickle.dumps(list(task.perturbations)), "seed": task.seed},
+                             protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        raise ConfigError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
+        raise ExecutorError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
     # an actor that dies is restarted and its batch retried, max_attempts tries in all (Ray Data's own
     # default is to retry forever: one file that kills its actor would stop the stream for good)
     retries = functools.partial(dict, max_restarts=executor.max_attempts - 1, max_task_retries=executor.max_attempts - 1)

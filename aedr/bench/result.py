@@ -1,6 +1,6 @@
-"""What a benchmark run produces: its result, its statistics, the failures it recorded and the
-progress events it sends. The runner fills these, executors report into them, the renderers and
-the output files read them."""
+"""What a benchmark run produces: its result (the plan, the scores, the evaluation, the tables, the
+intervals and the records of :mod:`aedr.bench.records`). The runner fills it; the renderers and the
+output files read it."""
 
 from __future__ import annotations
 
@@ -18,47 +18,7 @@ if TYPE_CHECKING:
     from .stats import BenchBootstrap
     from .tables import MethodSummary, Table
 
-
-@dataclass
-class Failure:
-    """A method that could not score under a target (its remaining work there was dropped)."""
-
-    method: str
-    label: str
-    target: str
-    error: str
-
-
-@dataclass
-class ProgressEvent:
-    """Sent to ``run_bench(callback=...)`` after every scored batch."""
-
-    method: str
-    target: str
-    sets: str  # the image sets of the chunk being scored
-    images: int
-    scored_in_run: int
-
-
-@dataclass
-class RunStats:
-    started: str = ""
-    finished: str = ""
-    wall_seconds: float = 0.0
-    executor: str = ""
-    generated: int = 0
-    generation_seconds: float = 0.0
-    already_saved: int = 0
-    scored: int = 0  # image scores computed and saved by this run
-    skipped: int = 0  # images recorded as skipped by this run
-    chunks_written: int = 0
-    scoring_seconds: float = 0.0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    perturbed: int = 0  # perturbed images prepared (each clean image under each perturbation)
-    perturbation_seconds: float = 0.0
-    load_average_start: list[float] | None = None
-    load_average_end: list[float] | None = None
+from .records import Failure, RunStats
 
 
 @dataclass

@@ -10,23 +10,25 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 from rich.console import Console
 
+from ..executors import Executor, build_executor
 from ..files import OutputError, prepare_output_folder
+from ..lock import RunLock
 from ..registry import RegistryError
 from ..text import console as text_console
 from ..text import markup, safe_str
 from .config import BenchConfig, ConfigError
-from .execute import Executor, Job
-from .lock import RunLock
+from .execute import Job
 from .metrics import evaluate
 from .plan import Plan, make_units, plan_scores, select_methods, select_models, select_perturbations
 from .progress import PlanProgress
 from .provenance import load_average, now
-from .result import BenchResult, Failure, ProgressEvent, RunStats
+from .records import Failure, ProgressEvent, RunStats
+from .result import BenchResult
 from .robustness import apply_robustness, evaluate_robustness, robustness_tables
 from .sources import perturbed_sources, prepare_sources
 from .store import ScoreStore, key_set
@@ -92,28 +94,15 @@ def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
     return lines
 
 
-def build_executor(plugins, name: str, options: dict[str, Any], *, options_from: str = "[executors.{name}]") -> Executor:
-    """The registered executor ``name`` built with ``options``. An unknown name or an option it does
-    not take is a ``ConfigError``; ``options_from`` says where the options came from (``{name}``:
-    the executor's name)."""
-    try:
-        cls = plugins.executors.get(name)
-    except RegistryError as exc:
-        raise ConfigError(f"executor: {exc}") from None
-    try:
-        return cls(**options)
-    except TypeError as exc:
-        raise ConfigError(f"{options_from.format(name=cls.name)}: {exc}") from None
-
-
 def select_executor(config: BenchConfig, plugins) -> Executor:
     """The executor the config names, built with its ``[executors.<name>]`` options. A table that
     names no registered executor is a ``ConfigError`` naming it."""
     for table in config.executor_options:
-        try:
-            plugins.executors.get(table)
-        except RegistryError as exc:
-            raise ConfigError(f"[executors.{table}]: {exc}") from None
+        if table not in plugins.executors:
+            try:
+                plugins.executors.get(table)  # a case-insensitive match is the same executor
+            except RegistryError as exc:
+                raise ConfigError(f"[executors.{table}]: {exc}") from None
     try:
         name = plugins.executors.get(config.executor).name
     except RegistryError as exc:
@@ -166,7 +155,7 @@ def run_bench(
     perturbations = select_perturbations(config, plugins)
     executor = select_executor(config, plugins)
     for table in unused_executor_tables(config, executor):
-        console.print(f"[yellow]note:[/] {table} is not used: this run's executor is {executor.name!r} (--executor)")
+        console.print(f"[yellow]note:[/] {markup(table)} is not used: this run's executor is {executor.name!r} (--executor)")
     metrics = [entry.obj for entry in plugins.metrics]
     for spec in methods:
         if spec.error:

@@ -13,7 +13,6 @@ recorded as skips.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +23,14 @@ import numpy as np
 from PIL import Image
 
 from ..datasets import take_turns
-from ..files import write_atomic, write_text_atomic
+from ..files import safe_name, write_atomic, write_text_atomic
 from ..images import ImageLoadError, LoadedImage, list_image_files, load_image
 from ..models import ModelPlugin
 from ..scoring import Skip
 from ..text import markup, safe_str
 from .config import BenchConfig, ConfigError
 from .progress import PlanProgress
-from .result import RunStats
+from .records import RunStats
 
 if TYPE_CHECKING:
     from ..perturbations import Chain
@@ -131,10 +130,6 @@ class SourceImages:
     def clusters(self) -> dict[str, str]:
         """image hash -> cluster, for the images that belong to one (see :attr:`ImageRef.cluster`)."""
         return {r.content_hash: f"{self.name}/{r.cluster}" for r in self.cal + self.eval if r.cluster is not None}
-
-
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "_"
 
 
 def generation_seeds(seed: int, n_cal: int, n_eval: int) -> dict[str, list[int]]:

@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-from ..files import write_atomic
+from ..files import set_aside, write_atomic
 from ..text import safe_str
 
 KEY = ("method", "options_hash", "target", "weights", "perturbation", "image_hash")
@@ -160,25 +160,6 @@ class ScoreStore:
             for p in parts:
                 p.unlink(missing_ok=True)
         return frame
-
-
-def set_aside(path: Path, folder: Path, what: str, reason: str, warn: Callable[[str], None] | None = None) -> Path | None:
-    """Move an unreadable file of scores into ``folder`` (a stamped name) and say so through ``warn``
-    (default :func:`warnings.warn`); returns where it went, or None when it could not be moved (it is
-    then ignored). ``what`` names the file in the sentence."""
-    dest: Path | None = folder / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        os.replace(path, dest)  # type: ignore[arg-type]
-        where = f"moved to {safe_str(dest)}"
-    except OSError as exc:
-        dest, where = None, f"could not be moved aside ({exc.strerror or exc}), so it is ignored"
-    message = f"{what} is unreadable ({reason}); {where}; its scores will be computed again"
-    if warn is not None:
-        warn(message)
-    else:
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-    return dest
 
 
 def key_set(frame: pd.DataFrame) -> set[tuple[str, ...]]:

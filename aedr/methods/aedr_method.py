@@ -12,7 +12,6 @@ import numpy as np
 
 from ..distances import DISTANCES, get_distance
 from ..glcm import homogeneity_of_gray
-from ..hookspecs import hookimpl
 from ..reconstruction import decode_batch, encode_batch, first_pass, even_batch
 from .base import CostHint, Method, MethodOptions, ScoreContext
 from ..lazy import lazy_import
@@ -85,8 +84,3 @@ class AEDR(Method):
             return l1 / l2
         h = np.array([homogeneity_of_gray(im.gray, self.options.homogeneity_formula) for im in ctx.images])
         return l1 * h / l2  # the original's order of operations
-
-
-@hookimpl
-def register_methods(register):
-    register(AEDR)

@@ -20,7 +20,7 @@ from ..autoencoder import Autoencoder
 from ..devices import check_device
 from ..fieldtypes import FieldTypeError, check_fields, field_types, parse_text
 from ..images import ImageLoadError, LoadedImage, UnusableImageWarning, as_loaded_image, image_inputs
-from ..models import ModelPlugin
+from ..models import ModelLookup, ModelPlugin
 from ..preprocess import MAX_BATCH_PIXELS, image_seed, split_batches, target_size, to_model_tensor
 from ..reconstruction import ReconstructionCache, cache_keys
 from ..lazy import lazy_import
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import torch
 
     from ..images import ImageInput
-    from ..plugins import Plugins
 else:
     torch = lazy_import("torch")
 
@@ -219,7 +218,7 @@ class Method(ABC):
     # The plugin set in which the method looks models up by name (AEROBLADE's detection models): the
     # set it was built from (set by :meth:`aedr.plugins.Plugins.method` and by cards); None for a
     # method built directly, for which the process's set (:func:`aedr.get_plugins`) applies.
-    plugins: Plugins | None = None
+    plugins: ModelLookup | None = None
     needs_grad: ClassVar[bool] = False
     cost: ClassVar[CostHint] = CostHint()
     score_direction: ClassVar[str] = "lower score = belonging"

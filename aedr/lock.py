@@ -16,9 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..files import OutputError
-from ..text import safe_str
-from .config import ConfigError
+from .files import OutputError
+from .text import safe_str
 
 LOCK_NAME = ".aedr-bench.lock"
 
@@ -51,7 +50,7 @@ except ImportError:  # Windows
         msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
-class FolderInUseError(ConfigError):
+class FolderInUseError(OutputError):
     """Another live process holds the output folder's lock."""
 
     def __init__(self, folder: Path, holder: dict):

@@ -30,23 +30,25 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from ..files import json_text, prepare_output_folder, write_atomic, write_frame, write_text_atomic
-from ..images import LoadedImage, iter_image_files, load_image
-from ..methods.base import Method
-from ..models import ModelPlugin
-from ..scoring import ScoreTable, Skip, score_images
-from ..text import safe_str
+from .files import json_text, prepare_output_folder, set_aside, write_atomic, write_frame, write_text_atomic
+from .images import LoadedImage, iter_image_files, load_image
 from .lock import RunLock
-from .store import set_aside
+from .methods.base import Method
+from .models import ModelPlugin
+from .scoring import ScoreTable, Skip, score_images
+from .text import safe_str
+
+if TYPE_CHECKING:
+    from .perturbations import Chain
 
 # ``path``: the file's resolved path; ``weights``: the model's autoencoder fingerprint; ``load_options``:
 # how files were loaded ("" for the defaults); ``file_stamp``: "size:mtime_ns" of the file when read
-COLUMNS = [*ScoreTable.COLUMNS, "error", "path", "weights", "load_options", "file_stamp"]
-KEY = ["path", "model", "weights", "options_hash", "load_options"]
+COLUMNS = [*ScoreTable.COLUMNS, "error", "path", "weights", "load_options", "file_stamp", "perturbation"]
+KEY = ["path", "model", "weights", "options_hash", "load_options", "perturbation"]
 REQUIRED = ("image", "model", "options_hash", "score", "error")
 MANIFEST = "_aedr.json"
 CORRUPT_DIR = "_corrupt"  # a leading underscore: parquet readers skip it when they read the folder
@@ -58,7 +60,9 @@ class FileScoring:
     under ``model`` with ``method``, into the shard folder ``out``; ``shard_size`` images per shard,
     ``window`` file names handed to the executor at a time, ``load_options`` for
     :func:`aedr.images.load_image` (``max_side``, ``pixel_budget``); ``warn`` says when an
-    unreadable shard is set aside (default: :func:`warnings.warn`)."""
+    unreadable shard is set aside (default: :func:`warnings.warn`). With ``perturbations``, each
+    file's perturbed copies are scored instead (a row per file and perturbation), each seeded by
+    ``seed`` (default: the method's) and the image's content, as ``aedr score --perturb`` does."""
 
     inputs: Sequence[Path]
     model: ModelPlugin
@@ -70,6 +74,13 @@ class FileScoring:
     load_options: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[int], None] | None = None
     warn: Callable[[str], None] | None = None  # one sentence per unreadable shard set aside
+    perturbations: Sequence["Chain"] = ()
+    seed: int | None = None
+
+    @property
+    def perturbation_ids(self) -> list[str]:
+        """The ``perturbation`` of each row a file gets: "" (clean), or one per perturbation."""
+        return [c.id for c in self.perturbations] or [""]
 
 
 class StreamFailed(RuntimeError):
@@ -111,15 +122,21 @@ class ScoreShards:
                 continue
             yield upgraded(frame)[list(columns or COLUMNS)]
 
-    def done(self, key: dict[str, str]) -> dict[str, str]:
+    def done(self, key: dict[str, str], perturbations: Sequence[str] = ("",)) -> dict[str, str]:
         """resolved path -> file stamp of every file a shard holds a score for under ``key`` (every
-        column of :data:`KEY` but ``path``)."""
-        out: dict[str, str] = {}
-        for frame in self.frames(["path", "file_stamp", "error", *key]):
+        column of :data:`KEY` but ``path`` and ``perturbation``) and each of ``perturbations``, all
+        made from the file as it was then (one stamp)."""
+        stamps: dict[tuple[str, str], str] = {}
+        for frame in self.frames(["path", "file_stamp", "error", "perturbation", *key]):
             hit = frame["error"] == ""
             for column, value in key.items():
                 hit &= frame[column] == value
-            out.update(zip(frame.loc[hit, "path"], frame.loc[hit, "file_stamp"]))
+            stamps.update(zip(zip(frame.loc[hit, "path"], frame.loc[hit, "perturbation"]), frame.loc[hit, "file_stamp"]))
+        out: dict[str, str] = {}
+        for path in {p for p, _ in stamps}:
+            seen = {stamps.get((path, pid)) for pid in perturbations}
+            if len(seen) == 1 and None not in seen:
+                out[path] = seen.pop()
         return out
 
     def write(self, frame: pd.DataFrame) -> Path:
@@ -146,13 +163,14 @@ class ScoreShards:
 
         record = {"model": task.model.name, "weights": task.model.autoencoder_fingerprint(), "method": task.method.label,
                   "options_hash": task.method.options_hash(), "options": task.method.options_dict(include_runtime=False),
-                  "load_options": load_options_text(task.load_options), "threads": torch.get_num_threads()}
+                  "load_options": load_options_text(task.load_options), "perturbations": task.perturbation_ids,
+                  "threads": torch.get_num_threads()}
         path = self.folder / MANIFEST
         try:
             runs = json.loads(path.read_text()).get("runs", [])
         except (OSError, ValueError, AttributeError):
             runs = []
-        same = ("model", "weights", "options_hash", "load_options")
+        same = ("model", "weights", "options_hash", "load_options", "perturbations")
         runs = [r for r in runs if tuple(r.get(k) for k in same) != tuple(record[k] for k in same)] + [record]
         write_text_atomic(path, json_text({"columns": COLUMNS, "runs": runs}))
 
@@ -234,14 +252,14 @@ def streaming(task: FileScoring) -> Iterator[tuple[ScoreShards, Pending]]:
         shards = ScoreShards(task.out, task.warn)
         key = {"model": task.model.name, "weights": task.model.autoencoder_fingerprint(),
                "options_hash": task.method.options_hash(), "load_options": load_options_text(task.load_options)}
-        pending = Pending(task, shards.done(key), key)
+        pending = Pending(task, shards.done(key, task.perturbation_ids), key)
         shards.describe(task)
         yield shards, pending
 
 
 def load_paths(paths: Sequence[Path], load_options: dict[str, Any] | None = None) -> tuple[list[LoadedImage], list[Skip]]:
     """Each file loaded (:func:`aedr.images.load_image`), or its reason for being unusable."""
-    from ..images import ImageLoadError
+    from .images import ImageLoadError
 
     images, skipped = [], []
     for p in paths:
@@ -252,17 +270,24 @@ def load_paths(paths: Sequence[Path], load_options: dict[str, Any] | None = None
     return images, skipped
 
 
-def score_paths(model: ModelPlugin, method: Method, paths: Sequence[Path], load_options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """One shard's rows: every file loaded and scored (lower = belonging), unusable ones with an error."""
+def score_paths(model: ModelPlugin, method: Method, paths: Sequence[Path], load_options: dict[str, Any] | None = None,
+                perturbations: Sequence["Chain"] = (), seed: int | None = None) -> pd.DataFrame:
+    """One shard's rows: every file loaded and scored (lower = belonging), unusable ones with an
+    error; with ``perturbations``, a row per file and perturbation (see :class:`FileScoring`)."""
     images, skipped = load_paths(paths, load_options)
-    return score_loaded(model, method, images, skipped)
+    return score_loaded(model, method, images, skipped, perturbations, seed)
 
 
-def score_loaded(model: ModelPlugin, method: Method, images: Sequence[LoadedImage], skipped: Sequence[Skip]) -> pd.DataFrame:
+def score_loaded(model: ModelPlugin, method: Method, images: Sequence[LoadedImage], skipped: Sequence[Skip],
+                 perturbations: Sequence["Chain"] = (), seed: int | None = None) -> pd.DataFrame:
     """The rows of :func:`score_paths` for files already loaded (``skipped``: those that could not be)."""
-    table = score_images(model, method, images)
-    table.skipped = list(skipped) + table.skipped
-    frame = table.with_skips()
+    frames = []
+    for chain in list(perturbations) or [None]:
+        table = score_images(model, method, images, perturbations=[chain] if chain else (), seed=seed)
+        suffix = f" ({chain.id})" if chain else ""
+        table.skipped = list(skipped) + [Skip(s.id.removesuffix(suffix), s.error) for s in table.skipped]  # rows name their file
+        frames.append(table.with_skips().assign(perturbation=chain.id if chain else ""))
+    frame = pd.concat(frames, ignore_index=True)
     frame["model"], frame["method"], frame["options_hash"] = model.name, method.label, method.options_hash()
     return normalised(frame)
 
@@ -293,7 +318,7 @@ def stream_locally(task: FileScoring) -> StreamReport:
         try:
             for window in pending.windows():
                 for paths in shards_of(window, task.shard_size):
-                    frame = score_paths(task.model, task.method, paths, task.load_options)
+                    frame = score_paths(task.model, task.method, paths, task.load_options, task.perturbations, task.seed)
                     write_shard(shards, pending.complete(frame), report)
                     if task.progress is not None:
                         task.progress(len(paths))
