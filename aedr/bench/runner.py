@@ -166,7 +166,7 @@ def run_bench(
     perturbations = select_perturbations(config, plugins)
     executor = select_executor(config, plugins)
     for table in unused_executor_tables(config, executor):
-        console.print(f"[yellow]note:[/] {table} is not used: this run's executor is {executor.name!r} (--executor)")
+        console.print(f"[yellow]note:[/] {markup(table)} is not used: this run's executor is {executor.name!r} (--executor)")
     metrics = [entry.obj for entry in plugins.metrics]
     for spec in methods:
         if spec.error:
