@@ -42,7 +42,7 @@ def test_a_model_with_two_accepting_cards_is_attributed_once_where_its_most_typi
     plugins = aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(model, other)])
 
     def accepting(name: str, shift: float):  # accepts the image; its tail probability grows with shift
-        return dataclasses.replace(card, model=name, options_hash=card_hash(name, card.method, card.method_options),
+        return dataclasses.replace(card, model=name, options_hash=card_hash(name, card.method, card.method_options, card.weights),
                                    threshold=score + 100.0, scores=[s + shift for s in card.scores])
 
     centre, spread = score - float(np.median(card.scores)), float(np.ptp(card.scores))  # calibration scores around the image's

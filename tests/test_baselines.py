@@ -414,4 +414,6 @@ def test_dtype_option_runs_the_autoencoder_in_that_dtype(tiny_model, images):
         full = cls(**opts).score(tiny_model, images)
         half = cls(dtype="bfloat16", **opts).score(tiny_model, images)
         assert np.all(np.isfinite(half)) and not np.array_equal(full, half)
-        np.testing.assert_allclose(half, full, rtol=2e-2)
+        # bfloat16 keeps 8 bits of mantissa: after 3 optimisation steps LatentTracer's scores moved by up
+        # to 2.4 % with torch 2.13.0 and diffusers 0.42.1 (2 % was exceeded on an unchanged tree)
+        np.testing.assert_allclose(half, full, rtol=5e-2)
