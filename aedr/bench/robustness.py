@@ -130,7 +130,7 @@ def evaluate_robustness(
             frame = frame[[(m, h, t) in alphas for m, h, t in zip(frame["method"], frame["options_hash"], frame["target"])]]
             if len(frame) and (frame["split"] == "eval").any():
                 boot = bootstrap_bench(frame, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed,
-                                       confidence=config.confidence, clusters=clusters or None)
+                                       confidence=config.confidence, clusters=clusters or None, metrics=metrics)
                 ev.add_intervals(boot.pairs)
                 _attach_summary_intervals(summaries, boot)
         results.append(PerturbationResult(chain.describe(), ev, summaries, boot))

@@ -57,7 +57,7 @@ def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summarie
     if not len(usable):
         return None
     boot = bootstrap_bench(usable, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed, confidence=config.confidence,
-                           clusters=clusters or None)
+                           clusters=clusters or None, metrics=ev.metrics)
     ev.add_intervals(boot.pairs)
     apply_uncertainty(summaries, boot)
     return boot
