@@ -120,7 +120,6 @@ class SummaryRecord:
     label: str
     pair: dict[str, float]
     real: dict[str, float]
-    robust: dict[str, float]
     seconds_per_image: float
     n_pairs: int
     n_real_pairs: int
@@ -131,6 +130,7 @@ class SummaryRecord:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     rank: str = ""
     versus_leader: dict[str, dict[str, Any]] = field(default_factory=dict)
+    robust: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -142,8 +142,8 @@ class SummaryRecord:
 
     @classmethod
     def from_json(cls, record: dict[str, Any], metrics: Sequence[MetricInfo]) -> "SummaryRecord":
-        def figures(prefix: str, names) -> dict[str, float]:
-            return {n: _number(record[f"{prefix}_{n}"]) for n in names if f"{prefix}_{n}" in record}
+        def figures(prefix: str, names) -> dict[str, float]:  # a figure written as null (NaN) is left out
+            return {n: float(v) for n in names if _is_number(v := record.get(f"{prefix}_{n}"))}
 
         names = [m.name for m in metrics]
         intervals = {str(k): (float(v[0]), float(v[1])) for k, v in (record.get("intervals") or {}).items() if v and None not in v}
@@ -158,8 +158,12 @@ class SummaryRecord:
         )
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _number(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+    return float(value) if _is_number(value) else float("nan")
 
 
 # -- the document ----------------------------------------------------------------------------------------------
@@ -225,7 +229,7 @@ class BenchDocument:
         """The pairs with the declared columns, figures as numbers; only ``perturbation``'s ("" the
         clean pairs; None every pair). A pair without a perturbation is clean."""
         pairs = pd.DataFrame(self.pairs, columns=pairs_columns(self.metrics))
-        pairs["perturbation"] = pairs["perturbation"].fillna("").astype(str)
+        pairs["perturbation"] = ["" if pd.isna(v) else str(v) for v in pairs["perturbation"]]
         if perturbation is not None:
             pairs = pairs[pairs["perturbation"] == perturbation].reset_index(drop=True)
         for col in [m.name for m in self.metrics] + ["threshold", "alpha"]:
