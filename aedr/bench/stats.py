@@ -114,7 +114,9 @@ class BenchBootstrap:
     ``pair_replicates`` (len(pairs), n_resamples) and ``summary_replicates`` (len(summaries),
     n_resamples): row i holds the replicates of row i of the frame (NaN where a replicate left the
     figure undefined, e.g. a calibration resample whose scores are all equal).
-    ``draws``: each image set's resamples, by (source, split).
+    ``draws``: each image set's resamples, by (source, split). ``metrics``: the metrics covered, as
+    described (direction and leaderboard flag: what the paired comparisons and ranks use). Scopes
+    are ``aedr.bench.schema.Scope`` keys; the methods taking a scope take a Scope or its key.
     """
 
     pairs: pd.DataFrame

@@ -211,14 +211,8 @@ def _tprs(belonging, other, max_fprs: Sequence[float], belonging_counts=None, ot
             out[s] = np.where(fpr <= limit, tpr, 0.0).max(axis=1)
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        if b.ndim == 1 and o.ndim == 1:  # shared scores: cumulative counts at every distinct score
-            bs, cum_b = _cumulative(b, cb)
-            os_, cum_o = _cumulative(o, co)
-            t = np.unique(np.concatenate([bs, os_]))
-            if t.size:
-                wb = np.broadcast_to(cum_b[:, np.searchsorted(bs, t, side="right")], (rows, t.size))
-                wo = np.broadcast_to(cum_o[:, np.searchsorted(os_, t, side="right")], (rows, t.size))
-                update(wb / nb[:, None], wo / no[:, None])
+        if b.ndim == 1 and o.ndim == 1:  # shared scores: cumulative counts
+            _shared_tprs(b, cb, o, co, nb, no, limits, best)
         else:
             bb, oo = _per_row(b, rows), _per_row(o, rows)
             cbb, coo = np.broadcast_to(cb, bb.shape), np.broadcast_to(co, oo.shape)
@@ -231,6 +225,22 @@ def _tprs(belonging, other, max_fprs: Sequence[float], belonging_counts=None, ot
                     update(wb / nb[s, None], wo / no[s, None], s)
     good = (nb > 0) & (no > 0)
     return [np.where(good, x, np.nan) for x in best]
+
+
+def _shared_tprs(b, cb, o, co, nb, no, limits: Sequence[float], best: list[np.ndarray]) -> None:
+    """``_tprs`` for scores shared by every row. TPR and FPR grow with t, so the thresholds whose FPR
+    is <= a limit are those below the first distinct other score whose FPR exceeds it, and the best
+    of them counts every belonging score below that score (none: TPR 0, as at t = -inf)."""
+    bs, cum_b = _cumulative(b, cb)
+    os_, cum_o = _cumulative(o, co)
+    rows = best[0].size
+    distinct = np.unique(os_)
+    fpr = cum_o[:, np.searchsorted(os_, distinct, side="right")] / no[:, None]  # at each distinct other score
+    below_b = np.broadcast_to(cum_b, (rows, cum_b.shape[1]))
+    for out, limit in zip(best, limits):
+        over = fpr > limit
+        first = np.where(over.any(axis=1), distinct[over.argmax(axis=1)], np.inf) if distinct.size else np.full(rows, np.inf)
+        out[:] = below_b[np.arange(rows), np.searchsorted(bs, first, side="left")] / nb
 
 
 def tpr_at_fpr(belonging, other, max_fpr: float, *, belonging_counts=None, other_counts=None) -> np.ndarray:
