@@ -27,8 +27,8 @@ from .plan import Plan, make_units, plan_scores, select_methods, select_models, 
 from .progress import PlanProgress
 from .provenance import load_average, now
 from .result import BenchResult, Failure, ProgressEvent, RunStats
-from .schema import Scope, ScopedMetric
 from .robustness import apply_robustness, evaluate_robustness, robustness_tables
+from .schema import Scope, ScopedMetric
 from .sources import perturbed_sources, prepare_sources
 from .store import ScoreStore, key_set
 from .tables import apply_uncertainty, build_tables, ranking_scope, summarize

@@ -1,10 +1,10 @@
 """The results document of a run, ``metrics.json``: its typed parts, written by
 ``aedr.bench.outputs`` and read back by ``aedr.bench.leaderboard``.
 
-Format ``aedr-bench/2``. Readers also take ``aedr-bench/1`` documents (written before the format
-had a version of its own for metric directions): they are converted on reading (metrics without a
-direction are higher-is-better, files without a metric list hold the built-in metrics, pairs
-without a perturbation are clean). Any other format is refused, naming the file and the format.
+Format ``aedr-bench/2``. Readers also take ``aedr-bench/1``, the format before metrics had a
+direction, converting on reading: its metrics are higher-is-better, a file without a metric list
+holds the built-in metrics, a pair without a perturbation is clean. Any other format is refused,
+naming the file and the format.
 
 Summary figures are named by typed values: a :class:`Scope` (what a mean is over: the model pairs,
 the pairs against real images, one target family's pairs, or the mean over the run's
@@ -132,7 +132,8 @@ class SummaryRecord:
     versus_leader: dict[str, dict[str, Any]] = field(default_factory=dict)
     robust: dict[str, float] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        """The summary as metrics.json holds it (flat figure columns)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         pair, real, robust = d.pop("pair"), d.pop("real"), d.pop("robust")
         head = {k: d.pop(k) for k in ("method", "options_hash", "label")}
@@ -141,7 +142,7 @@ class SummaryRecord:
                 **{f"robust_{k}": v for k, v in robust.items()}, **d}
 
     @classmethod
-    def from_json(cls, record: dict[str, Any], metrics: Sequence[MetricInfo]) -> "SummaryRecord":
+    def from_record(cls, record: dict[str, Any], metrics: Sequence[MetricInfo]) -> "SummaryRecord":
         def figures(prefix: str, names) -> dict[str, float]:  # a figure written as null (NaN) is left out
             return {n: float(v) for n in names if _is_number(v := record.get(f"{prefix}_{n}"))}
 
@@ -200,7 +201,7 @@ class BenchDocument:
         """The document as metrics.json writes it (JSON-ready: no NaN-free guarantee, see ``jsonable``)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["metrics"] = [dataclasses.asdict(m) for m in self.metrics]
-        d["summaries"] = [s.to_json() for s in self.summaries]
+        d["summaries"] = [s.record() for s in self.summaries]
         head = {"format": d.pop("format"), "score_direction": d.pop("score_direction")}
         return jsonable({**head, **d})
 
@@ -219,7 +220,7 @@ class BenchDocument:
             started=str(doc.get("started", "")), finished=str(doc.get("finished", "")), run=dict(doc.get("run") or {}),
             provenance=dict(doc.get("provenance") or {}), models=list(doc.get("models") or []), methods=list(doc.get("methods") or []),
             image_sets=list(doc.get("image_sets") or []), failures=list(doc.get("failures") or []), metrics=metrics,
-            uncertainty=doc.get("uncertainty"), summaries=[SummaryRecord.from_json(s, metrics) for s in doc.get("summaries") or []],
+            uncertainty=doc.get("uncertainty"), summaries=[SummaryRecord.from_record(s, metrics) for s in doc.get("summaries") or []],
             thresholds=list(doc.get("thresholds") or []), pairs=list(doc.get("pairs") or []), robustness=doc.get("robustness"),
             timings=list(doc.get("timings") or []), tables=dict(doc.get("tables") or {}),
             score_direction=str(doc.get("score_direction", "")), format=FORMAT,

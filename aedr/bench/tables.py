@@ -117,9 +117,6 @@ class MethodSummary(SummaryRecord):
         sign = -1.0 if higher else 1.0
         return tuple(sign * v if not math.isnan(v) else math.inf for v in (self.pair.get(name, math.nan), self.real.get(name, math.nan)))
 
-    def record(self) -> dict[str, Any]:
-        return SummaryRecord.to_json(self)
-
 
 MetricLike = Metric | MetricInfo
 
