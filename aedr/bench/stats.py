@@ -456,10 +456,9 @@ def _ranked(result: BenchBootstrap, metric: str, scope: Scope | str) -> tuple[Me
     if info is None or not info.leaderboard:
         names = ", ".join(repr(m.name) for m in result.metrics if m.leaderboard)
         raise ValueError(f"metric must be a leaderboard metric ({names}), got {metric!r}")
-    sc = Scope.of(scope) if isinstance(scope, Scope) or str(scope) in ("pair", "real") else None
-    if sc not in (Scope.PAIR, Scope.REAL):
+    if scope not in (Scope.PAIR, Scope.REAL, Scope.PAIR.key, Scope.REAL.key):
         raise ValueError(f"scope must be 'pair' or 'real', got {scope!r}")
-    return info, sc
+    return info, Scope.of(scope)
 
 
 def compare_to_leader(
