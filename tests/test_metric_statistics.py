@@ -22,6 +22,8 @@ from aedr.methods.aedr_method import AEDR
 from test_bench_support import BenchModels, make_models
 from test_stats import make_scores
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 # -- the metrics a plugin registers ------------------------------------------------------------------------
 def error_rate(belonging, other, threshold):
