@@ -191,8 +191,10 @@ def test_a_registered_metric_gets_intervals_in_every_file(run):
     assert leader["pair_error_rate"] < other["pair_error_rate"]  # precondition: the runs differ
     assert other["versus_leader"]["pair:error_rate"]["difference"] > 0
     assert other["versus_leader"]["pair:balanced_accuracy"]["difference"] < 0
-    board = (out / "leaderboard.md").read_text().split("## ")[1]
-    assert "pairs error %" in board and "pairs bal. acc %" in board
+    board = [line.split(" | ") for line in (out / "leaderboard.md").read_text().split("## ")[1].splitlines() if line.startswith("| ")]
+    for column in ("pairs error %", "pairs bal. acc %"):  # on the leaderboard, every figure with its interval
+        at = board[0].index(column)
+        assert all(row[at].count("[") == 1 for row in board[2:]) and len(board) == 4
 
 
 def test_a_lower_is_better_metric_ranks_the_run_and_the_merged_board_ascending(run):
