@@ -149,3 +149,17 @@ def cli_runner(plugins, monkeypatch):
         return result
 
     return run
+
+
+def calibrated_tiny_model(folder: Path):
+    """(plugins, model, method, card, photograph, its score): the tiny KL model saved in ``folder``,
+    AEDR calibrated on 6 of its generated images, and one photograph crop scored under it."""
+    folder = Path(folder)
+    tiny_kl_vae().save_pretrained(folder)
+    model = FolderModel("tiny-kl", folder)
+    plugins = aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(model)])
+    method = plugins.method("aedr")
+    own = [aedr.LoadedImage.from_pil(im, f"gen-{i}") for i, im in enumerate(model.generate(6, seed=0))]
+    card = aedr.calibrate(model, method, own)
+    image = photo_crops(1, seed=5)[0]
+    return plugins, model, method, card, image, float(method.score(model, [image])[0])

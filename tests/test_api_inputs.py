@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import aedr
-from conftest import ModelsPlugin, photo_crops
+from conftest import ModelsPlugin
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -19,17 +19,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """(plugins, model, method, a card of the model, a photograph, its score)."""
-    from conftest import FolderModel, tiny_kl_vae
+    from conftest import calibrated_tiny_model
 
-    folder = tmp_path_factory.mktemp("api-model")
-    tiny_kl_vae().save_pretrained(folder)
-    model = FolderModel("tiny-kl", folder)
-    plugins = aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(model)])
-    method = plugins.method("aedr")
-    own = [aedr.LoadedImage.from_pil(im, f"gen-{i}") for i, im in enumerate(model.generate(6, seed=0))]
-    card = aedr.calibrate(model, method, own)
-    image = photo_crops(1, seed=5)[0]
-    return plugins, model, method, card, image, float(method.score(model, [image])[0])
+    return calibrated_tiny_model(tmp_path_factory.mktemp("api-model"))
 
 
 # -- attributed_to names a model once --------------------------------------------------------------

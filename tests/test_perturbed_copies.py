@@ -55,17 +55,9 @@ def test_a_level_that_is_not_finite_is_one_line_on_the_command_line(tiny_model, 
 @pytest.fixture(scope="module")
 def accepting_card(tmp_path_factory):
     """(plugins, model, a card that accepts the photograph far from its threshold, the photograph)."""
-    from conftest import FolderModel, tiny_kl_vae
+    from conftest import calibrated_tiny_model
 
-    folder = tmp_path_factory.mktemp("copies-model")
-    tiny_kl_vae().save_pretrained(folder)
-    model = FolderModel("tiny-kl", folder)
-    plugins = aedr.load_plugins(entry_points=False, extra=[ModelsPlugin(model)])
-    method = plugins.method("aedr")
-    own = [aedr.LoadedImage.from_pil(im, f"gen-{i}") for i, im in enumerate(model.generate(6, seed=0))]
-    card = aedr.calibrate(model, method, own)
-    image = photo_crops(1, seed=5)[0]
-    score = float(method.score(model, [image])[0])
+    plugins, model, _, card, image, score = calibrated_tiny_model(tmp_path_factory.mktemp("copies-model"))
     q1, q3 = np.quantile(card.scores, [0.25, 0.75])
     return plugins, model, dataclasses.replace(card, threshold=score + 5 * (q3 - q1)), image
 

@@ -18,9 +18,10 @@ from typing import Any
 import pandas as pd
 
 from ..files import jsonable, write_text_atomic
-from .metrics import BUILTIN_METRICS, MetricInfo, pairs_columns
+from .metrics import MetricInfo
 from .outputs import METRICS_JSON
 from .render.format import first_line
+from .schema import BenchDocument, SchemaError, Scope, ScopedMetric
 from .tables import DIRECTION, MethodSummary, summarize
 
 FORMAT = "aedr-leaderboard/1"
@@ -53,35 +54,25 @@ class LeaderboardError(ValueError):
 
 
 def read_run(folder: str | Path) -> RunRecord:
+    """A run's metrics.json (``aedr.bench.schema.BenchDocument``; an aedr-bench/1 file is converted)."""
     folder = Path(folder)
     path = folder / METRICS_JSON if folder.is_dir() else folder
     try:
-        doc = json.loads(path.read_text())
+        text = json.loads(path.read_text())
     except OSError:
         raise LeaderboardError(f"{folder}: no {METRICS_JSON} (is it the --out folder of an `aedr bench` run?)") from None
     except ValueError as exc:
         raise LeaderboardError(f"{path}: not valid JSON ({exc})") from None
-    if not str(doc.get("format", "")).startswith("aedr-bench/"):
-        raise LeaderboardError(f"{path}: not an aedr bench metrics file")
-    # Files written before metrics were described hold the built-in ones.
-    metrics = [MetricInfo.of(m) for m in doc.get("metrics", [m.describe() for m in BUILTIN_METRICS])]
-    pairs = pd.DataFrame(doc.get("pairs", []), columns=pairs_columns(metrics))
-    perturbation = pairs["perturbation"].fillna("").astype(str)  # files from before the column: clean pairs
-    pairs = pairs[perturbation == ""].drop(columns="perturbation").reset_index(drop=True)
-    for col in [m.name for m in metrics] + ["threshold", "alpha"]:
-        pairs[col] = pd.to_numeric(pairs[col], errors="coerce")
-    timings = pd.DataFrame(doc.get("timings", []), columns=["method", "options_hash", "label", "target", "images", "seconds", "seconds_per_image"])
-    for col in ("images", "seconds", "seconds_per_image"):
-        timings[col] = pd.to_numeric(timings[col], errors="coerce")
-    not_run = [f"{m['name']}: {first_line(m['error'])}" for m in doc.get("methods", []) if m.get("error")]
-    intervals = {(str(x.get("method")), str(x.get("options_hash"))): {k: tuple(v) for k, v in (x.get("intervals") or {}).items() if v and None not in v}
-                 for x in doc.get("summaries", [])}
-    robust = {(str(x.get("method")), str(x.get("options_hash"))): {k[len("robust_"):]: float(v) for k, v in x.items()
-                                                                     if k.startswith("robust_") and isinstance(v, (int, float))}
-              for x in doc.get("summaries", [])}
+    try:
+        doc = BenchDocument.from_json(text, str(path))
+    except SchemaError as exc:
+        raise LeaderboardError(str(exc)) from None
+    pairs = doc.pairs_frame(perturbation="").drop(columns="perturbation")
+    not_run = [f"{m['name']}: {first_line(m['error'])}" for m in doc.methods if m.get("error")]
+    intervals = {(s.method, s.options_hash): s.intervals for s in doc.summaries}
+    robust = {(s.method, s.options_hash): s.robust for s in doc.summaries if s.robust}
     name = path.parent.name if path.name == METRICS_JSON else path.stem
-    return RunRecord(path.parent, name, doc.get("finished", ""), doc.get("config", {}), doc.get("models", []), pairs, timings, metrics, not_run,
-                     intervals, {k: v for k, v in robust.items() if v})
+    return RunRecord(path.parent, name, doc.finished, doc.config, doc.models, pairs, doc.timings_frame(), doc.metrics, not_run, intervals, robust)
 
 
 @dataclass
@@ -129,15 +120,18 @@ def merge_runs(runs: list[RunRecord]) -> Merged:
     return Merged(ordered, pairs, timings, summaries, runs_by_method, notes, metrics)
 
 
-def rank_by_overlap(summaries: list[MethodSummary]) -> None:
+def rank_by_overlap(summaries: list[MethodSummary], metric: MetricInfo | None = None) -> None:
     """Ranks with ties for a merged board, where no joint bootstrap spans the runs: a method whose
-    pair-accuracy interval overlaps that of the method heading its group shares its rank (a
-    conservative, unpaired rule). Methods without an interval get plain ranks."""
+    pair interval of ``metric`` (accuracy unless given) overlaps that of the method heading its
+    group, in the metric's direction, shares its rank (a conservative, unpaired rule). Methods
+    without an interval get plain ranks."""
+    key = ScopedMetric(Scope.PAIR, "accuracy" if metric is None else metric.name).key
+    higher = metric is None or metric.higher_is_better
     head = None
     for i, s in enumerate(summaries, 1):
-        mine = s.intervals.get("pair:accuracy")
-        lead = head.intervals.get("pair:accuracy") if head is not None else None
-        if head is not None and mine and lead and mine[1] >= lead[0]:
+        mine = s.intervals.get(key)
+        lead = head.intervals.get(key) if head is not None else None
+        if head is not None and mine and lead and (mine[1] >= lead[0] if higher else mine[0] <= lead[1]):
             s.rank = f"{head.rank.rstrip('=')}="
         else:
             head, s.rank = s, str(i)

@@ -2,7 +2,8 @@
 
 Each is written to a temporary name and moved into place, so a reader never sees half a file.
 metrics.json describes the metrics it holds, so that a leaderboard can be merged from it on a
-machine without the plugins that registered them. With perturbations, metrics.csv and the ``pairs``
+machine without the plugins that registered them; its schema (format ``aedr-bench/2``) is
+:mod:`aedr.bench.schema`. With perturbations, metrics.csv and the ``pairs``
 of metrics.json hold the clean pairs (``perturbation`` "") and then every perturbation's pairs, and
 metrics.json has a ``robustness`` section (see :func:`aedr.bench.robustness.robustness_document`).
 """
@@ -16,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..files import jsonable, write_text_atomic
+from ..files import write_text_atomic
+from .metrics import MetricInfo
+from .schema import BenchDocument
 from .store import write_parquet_atomic
 from .tables import DIRECTION
 
 if TYPE_CHECKING:
     from .result import BenchResult
 
-FORMAT = "aedr-bench/1"
 SCORES = "scores.parquet"
 METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
@@ -41,49 +43,53 @@ def all_pairs(result: "BenchResult") -> pd.DataFrame:
 
 
 def metrics_document(result: "BenchResult") -> dict[str, Any]:
+    """metrics.json (``aedr.bench.schema.BenchDocument``, JSON-ready)."""
     from .robustness import robustness_document
 
     plan, ev = result.plan, result.evaluation
     rob = result.robustness
-    return jsonable(
-        {
-            "format": FORMAT,
-            "score_direction": DIRECTION,
-            "config_name": result.config.name,
-            "config": result.config.to_dict(),
-            "protocol": {
-                "images": "per model: generator seeds seed+i, i < n_cal + n_eval; the first n_cal are calibration, the rest evaluation",
-                "calibration": "per target T: tau_T from T's calibration split, KDE (Scott), "
-                + ("alpha chosen per target on the estimation split" if result.config.auto_alpha else f"alpha = {result.config.alpha}"),
-                "alpha_estimation_images": "the calibration splits of every other source (other models, and the real "
-                "estimation images when given), scored under T" if result.config.auto_alpha else None,
-                "evaluation": "every source's evaluation split (real: the real evaluation images) scored under T",
-                "accuracy": "(TP + TN) / (N_T + N_S); belonging iff score < tau_T",
-                "perturbations": None if rob is None else (
-                    "every source's evaluation images perturbed alike (seeded by the run seed and the clean image's hash); "
-                    + ("thresholds refitted on the target's equally perturbed calibration images" if rob.calibrate_perturbed
-                       else "thresholds from the clean calibration images")
-                ),
-            },
-            "started": result.stats.started,
-            "finished": result.stats.finished,
-            "run": asdict(result.stats),
-            "provenance": result.provenance,
-            "models": [{"name": m.name, "family": m.family, "description": m.description, "autoencoder_fingerprint": m.autoencoder_fingerprint(),
-                        "fingerprint": m.fingerprint()} for m in plan.models],
-            "methods": [m.describe() for m in plan.methods],
-            "image_sets": [s.describe() for s in plan.sources.values()],
-            "failures": [asdict(f) for f in result.failures],
-            "metrics": [m.describe() for m in ev.metrics],
-            "uncertainty": uncertainty_document(result),
-            "summaries": [s.record() for s in result.summaries],
-            "thresholds": [asdict(t) for t in ev.thresholds],
-            "pairs": [p.record() for p in ev.pairs] + ([p.record() for r in rob.results for p in r.evaluation.pairs] if rob else []),
-            "robustness": None if rob is None else robustness_document(result.summaries, rob),
-            "timings": ev.timings_frame().to_dict("records"),
-            "tables": {t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "note": t.note} for t in result.tables},
-        }
-    )
+    return BenchDocument(
+        score_direction=DIRECTION,
+        config_name=result.config.name,
+        config=result.config.to_dict(),
+        protocol=protocol_document(result),
+        started=result.stats.started,
+        finished=result.stats.finished,
+        run=asdict(result.stats),
+        provenance=result.provenance,
+        models=[{"name": m.name, "family": m.family, "description": m.description, "autoencoder_fingerprint": m.autoencoder_fingerprint(),
+                 "fingerprint": m.fingerprint()} for m in plan.models],
+        methods=[m.describe() for m in plan.methods],
+        image_sets=[s.describe() for s in plan.sources.values()],
+        failures=[asdict(f) for f in result.failures],
+        metrics=[MetricInfo.of(m) for m in ev.metrics],
+        uncertainty=uncertainty_document(result),
+        summaries=list(result.summaries),
+        thresholds=[asdict(t) for t in ev.thresholds],
+        pairs=[p.record() for p in ev.pairs] + ([p.record() for r in rob.results for p in r.evaluation.pairs] if rob else []),
+        robustness=None if rob is None else robustness_document(result.summaries, rob),
+        timings=ev.timings_frame().to_dict("records"),
+        tables={t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "note": t.note} for t in result.tables},
+    ).to_json()
+
+
+def protocol_document(result: "BenchResult") -> dict[str, Any]:
+    """The protocol of the run, in words."""
+    rob = result.robustness
+    return {
+        "images": "per model: generator seeds seed+i, i < n_cal + n_eval; the first n_cal are calibration, the rest evaluation",
+        "calibration": "per target T: tau_T from T's calibration split, KDE (Scott), "
+        + ("alpha chosen per target on the estimation split" if result.config.auto_alpha else f"alpha = {result.config.alpha}"),
+        "alpha_estimation_images": "the calibration splits of every other source (other models, and the real "
+        "estimation images when given), scored under T" if result.config.auto_alpha else None,
+        "evaluation": "every source's evaluation split (real: the real evaluation images) scored under T",
+        "accuracy": "(TP + TN) / (N_T + N_S); belonging iff score < tau_T",
+        "perturbations": None if rob is None else (
+            "every source's evaluation images perturbed alike (seeded by the run seed and the clean image's hash); "
+            + ("thresholds refitted on the target's equally perturbed calibration images" if rob.calibrate_perturbed
+               else "thresholds from the clean calibration images")
+        ),
+    }
 
 
 def uncertainty_document(result: "BenchResult") -> dict[str, Any] | None:

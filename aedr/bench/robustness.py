@@ -25,14 +25,15 @@ import numpy as np
 import pandas as pd
 
 from .metrics import Evaluation, Metric, evaluate, pairs_columns
+from .schema import ROBUST_METRICS, Scope, ScopedMetric, robust_name
 from .tables import SHORT_DIRECTION, MethodSummary, Table, summarize
 
 if TYPE_CHECKING:
     from .plan import Plan
     from .stats import BenchBootstrap
 
-SCOPES = ("pair", "real")
-CURVE_METRICS = ("accuracy", "auc")
+SCOPES = (Scope.PAIR, Scope.REAL)
+CURVE_METRICS = ROBUST_METRICS
 
 
 @dataclass
@@ -102,8 +103,8 @@ def _attach_summary_intervals(summaries: Sequence[MethodSummary], boot: "BenchBo
     by_key = {(s.method, s.options_hash): s for s in summaries}
     for r in boot.summaries.itertuples(index=False):
         s = by_key.get((r.method, r.options_hash))
-        if s is not None and r.scope in SCOPES:
-            s.intervals[f"{r.scope}:{r.metric}"] = (float(r.low), float(r.high))
+        if s is not None and Scope.of(r.scope) in SCOPES:
+            s.intervals[ScopedMetric(Scope.of(r.scope), r.metric).key] = (float(r.low), float(r.high))
 
 
 def evaluate_robustness(
@@ -130,7 +131,7 @@ def evaluate_robustness(
             frame = frame[[(m, h, t) in alphas for m, h, t in zip(frame["method"], frame["options_hash"], frame["target"])]]
             if len(frame) and (frame["split"] == "eval").any():
                 boot = bootstrap_bench(frame, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed,
-                                       confidence=config.confidence, clusters=clusters or None)
+                                       confidence=config.confidence, clusters=clusters or None, metrics=metrics)
                 ev.add_intervals(boot.pairs)
                 _attach_summary_intervals(summaries, boot)
         results.append(PerturbationResult(chain.describe(), ev, summaries, boot))
@@ -151,7 +152,7 @@ def robust_figures(results: Sequence[PerturbationResult], confidence: float = 0.
         figures: dict[str, tuple[float, float, float]] = {}
         for scope in SCOPES:
             for metric in CURVE_METRICS:
-                values = [(s.pair if scope == "pair" else s.real).get(metric, math.nan) for r in results if (s := r.summary(m, h)) is not None]
+                values = [s.figure(scope, metric) for r in results if (s := r.summary(m, h)) is not None]
                 finite = [v for v in values if math.isfinite(v)]
                 est = float(np.mean(finite)) if finite else math.nan
                 low = high = math.nan
@@ -167,7 +168,7 @@ def robust_figures(results: Sequence[PerturbationResult], confidence: float = 0.
                         mean = np.nanmean(np.vstack(reps), axis=0)
                         if np.isfinite(mean).any():
                             low, high = (float(x) for x in np.nanquantile(mean, [tail, 1.0 - tail]))
-                figures[metric if scope == "pair" else f"real_{metric}"] = (est, low, high)
+                figures[robust_name(scope, metric)] = (est, low, high)
         out[(m, h)] = figures
     return out
 
@@ -181,7 +182,7 @@ def apply_robustness(summaries: Sequence[MethodSummary], robustness: Robustness)
         for metric, (est, low, high) in figures.items():
             s.robust[metric] = est
             if math.isfinite(low) and math.isfinite(high):
-                s.intervals[f"robust:{metric}"] = (low, high)
+                s.intervals[ScopedMetric(Scope.ROBUST, metric).key] = (low, high)
 
 
 def robustness_tables(summaries: Sequence[MethodSummary], robustness: Robustness) -> list[Table]:
@@ -191,13 +192,13 @@ def robustness_tables(summaries: Sequence[MethodSummary], robustness: Robustness
     ids = robustness.ids
     rule = robustness.threshold_rule()
     specs = [
-        ("robust_auc", "Robustness · AUC over model pairs under each perturbation", "pair", "auc", "auc", "robust",
+        ("robust_auc", "Robustness · AUC over model pairs under each perturbation", Scope.PAIR, "auc", "auc", "robust",
          "Mean AUC over the ordered model pairs, each pair on the perturbed evaluation images of both models. Robust: the mean over the perturbations."),
-        ("robust_accuracy", "Robustness · accuracy (%) over model pairs under each perturbation", "pair", "accuracy", "pct", "mean",
+        ("robust_accuracy", "Robustness · accuracy (%) over model pairs under each perturbation", Scope.PAIR, "accuracy", "pct", "mean",
          f"Mean accuracy over the ordered model pairs at {rule}; mean: over the perturbations."),
-        ("robust_real", "Robustness · accuracy (%) against real images under each perturbation", "real", "accuracy", "pct", "mean",
+        ("robust_real", "Robustness · accuracy (%) against real images under each perturbation", Scope.REAL, "accuracy", "pct", "mean",
          f"Target T's perturbed evaluation images against the equally perturbed real images, at {rule}; mean: over the perturbations."),
-        ("robust_real_auc", "Robustness · AUC against real images under each perturbation", "real", "auc", "auc", "mean",
+        ("robust_real_auc", "Robustness · AUC against real images under each perturbation", Scope.REAL, "auc", "auc", "mean",
          "Mean over targets T of the AUC of T's perturbed evaluation images against the equally perturbed real images (threshold-free); "
          "mean: over the perturbations."),
     ]
@@ -206,7 +207,7 @@ def robustness_tables(summaries: Sequence[MethodSummary], robustness: Robustness
         rows = []
         for s in summaries:
             per = [(ps.cell(scope, metric) if (ps := r.summary(s.method, s.options_hash)) is not None else math.nan) for r in robustness.results]
-            rows.append([s.label, s.cell(scope, metric), *per, s.cell("robust", metric if scope == "pair" else f"real_{metric}")])
+            rows.append([s.label, s.cell(scope, metric), *per, s.cell(Scope.ROBUST, robust_name(scope, metric))])
         tables.append(Table(key, title, ["method", "clean", *ids, last], ["text", fmt, *[fmt] * len(ids), fmt], rows, note + " " + SHORT_DIRECTION))
     return [t for t in tables if t.has_figures]
 
@@ -228,9 +229,9 @@ def curve_frame(summaries: Sequence[MethodSummary], robustness: Robustness) -> p
                     if summary is None:
                         value, low, high = math.nan, math.nan, math.nan
                     else:
-                        value = (summary.pair if scope == "pair" else summary.real).get(metric, math.nan)
-                        low, high = summary.intervals.get(f"{scope}:{metric}", (math.nan, math.nan))
-                    rows.append((s.method, s.options_hash, s.label, pid, kind, level, scope, metric, value, low, high))
+                        value = summary.figure(scope, metric)
+                        low, high = summary.intervals.get(ScopedMetric(scope, metric).key, (math.nan, math.nan))
+                    rows.append((s.method, s.options_hash, s.label, pid, kind, level, scope.key, metric, value, low, high))
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 

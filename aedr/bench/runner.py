@@ -30,6 +30,7 @@ from .provenance import load_average, now
 from .records import Failure, ProgressEvent, RunStats
 from .result import BenchResult
 from .robustness import apply_robustness, evaluate_robustness, robustness_tables
+from .schema import Scope, ScopedMetric
 from .sources import perturbed_sources, prepare_sources
 from .store import ScoreStore, key_set
 from .tables import apply_uncertainty, build_tables, ranking_scope, summarize
@@ -59,7 +60,7 @@ def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summarie
     if not len(usable):
         return None
     boot = bootstrap_bench(usable, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed, confidence=config.confidence,
-                           clusters=clusters or None)
+                           clusters=clusters or None, metrics=ev.metrics)
     ev.add_intervals(boot.pairs)
     apply_uncertainty(summaries, boot)
     return boot
@@ -78,14 +79,14 @@ def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
     if summaries:
         lead = summaries[0]
         scope = ranking_scope(summaries)
-        low, high = lead.intervals.get(f"{scope}:accuracy", (math.nan, math.nan))
+        low, high = lead.intervals.get(ScopedMetric(scope, "accuracy").key, (math.nan, math.nan))
         tied = [s.label for s in summaries[1:] if s.rank.endswith("=") and s.rank.rstrip("=") == lead.rank.rstrip("=")]
         half = (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else math.nan
         if tied or (math.isfinite(half) and half > RANKING_HALF_WIDTH):
             lines.append(
                 f"with {config.n_cal} + {config.n_eval} images per model the intervals are too wide to rank the methods "
-                f"(leader's mean {'pair' if scope == 'pair' else 'real-image'} accuracy ±{100 * half:.1f} points; tied with the leader: {', '.join(tied) or 'none'}); "
-                + ("`aedr bench --config standard` runs enough images" if scope == "pair" else "more evaluation and real images (--n-eval, --n-real) narrow them")
+                f"(leader's mean {'pair' if scope == Scope.PAIR else 'real-image'} accuracy ±{100 * half:.1f} points; tied with the leader: {', '.join(tied) or 'none'}); "
+                + ("`aedr bench --config standard` runs enough images" if scope == Scope.PAIR else "more evaluation and real images (--n-eval, --n-real) narrow them")
             )
     small = sorted({(t.n_cal, t.alpha) for t in ev.thresholds if math.isfinite(t.alpha) and calibration_too_small(t.n_cal, t.alpha)})
     if small:

@@ -377,9 +377,14 @@ def check_weights(models: Sequence[ModelPlugin]) -> None:
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
-            avail = m.availability()
-            hint = "" if avail.local else f" ({avail.detail})"
-            raise ConfigError(f"model {m.name!r}: its weights could not be loaded: {type(exc).__name__}: {exc}{hint}") from exc
+            raise model_error(m, "could not load its weights", exc) from exc
+
+
+def model_error(model: ModelPlugin, what: str, exc: Exception) -> ConfigError:
+    """A model's failure as one sentence, with where its weights come from when they are not local."""
+    avail = model.availability()
+    hint = "" if avail.local else f" ({avail.detail})"
+    return ConfigError(f"model {model.name!r} {what}: {type(exc).__name__}: {exc}{hint}")
 
 
 def prepare_sources(config: BenchConfig, models: list[ModelPlugin], plugins, progress: PlanProgress, stats: RunStats) -> dict[str, SourceImages]:
@@ -412,9 +417,7 @@ def prepare_sources(config: BenchConfig, models: list[ModelPlugin], plugins, pro
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
-            avail = m.availability()
-            hint = "" if avail.local else f" ({avail.detail})"
-            raise ConfigError(f"model {m.name!r} could not provide its images: {type(exc).__name__}: {exc}{hint}") from exc
+            raise model_error(m, "could not provide its images", exc) from exc
     stats.generation_seconds = time.perf_counter() - t0
     if real is not None:
         sources[real.name] = real

@@ -8,12 +8,13 @@ Every table carries the score convention in its note: lower score = belonging.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import pandas as pd
 
 from .metrics import BUILTIN_METRICS, Metric, MetricInfo
+from .schema import Scope, ScopedMetric, SummaryRecord, robust_name
 
 DIRECTION = "Scores: lower = belonging; an image is attributed to target T iff its score < τ_T (fitted on T's calibration images)."
 SHORT_DIRECTION = "Scores: lower = belonging; attributed to T iff score < τ_T."
@@ -76,50 +77,30 @@ def _mean(series: pd.Series) -> float:
 
 
 @dataclass
-class MethodSummary:
+class MethodSummary(SummaryRecord):
     """One method's headline figures: every metric's mean over the model pairs (Table 1's kind of
     pair) and over the pairs against real images (Table 2's), and the accuracy per target family.
-    ``pair`` and ``real`` map metric names to means; ``record()`` flattens them to ``pair_<metric>``
-    and ``real_<metric>``."""
+    The fields are those of :class:`aedr.bench.schema.SummaryRecord` (its form in metrics.json):
+    ``pair`` and ``real`` map metric names to means; ``apply_uncertainty`` fills ``intervals``
+    (``ScopedMetric.key`` -> (low, high)), ``rank`` (with ties: "1", "1=") and ``versus_leader``
+    (the paired comparison with the leader per ``ScopedMetric.key``: difference, low, high, p_holm,
+    tied); with perturbations (aedr.bench.robustness) ``robust`` holds the robust figures
+    (``aedr.bench.schema.robust_name``), their intervals under scope "robust"."""
 
-    method: str
-    options_hash: str
-    label: str
-    pair: dict[str, float]
-    real: dict[str, float]
-    seconds_per_image: float
-    n_pairs: int
-    n_real_pairs: int
-    n_targets: int
-    images_timed: int
-    family_pair_accuracy: dict[str, float] = field(default_factory=dict)
-    family_real_accuracy: dict[str, float] = field(default_factory=dict)
-    # filled by apply_uncertainty: "<scope>:<metric>" -> (low, high), scopes "pair", "real",
-    # "family:<f>", "real-family:<f>"; the rank with ties ("1", "1="); the paired comparison with
-    # the leader per "<scope>:<metric>" (difference, low, high, p_holm, tied)
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
-    rank: str = ""
-    versus_leader: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # with perturbations (aedr.bench.robustness): "auc" / "accuracy" -> the mean over the run's
-    # perturbations of the mean over model pairs; intervals under "robust:<metric>"
-    robust: dict[str, float] = field(default_factory=dict)
+    def figure(self, scope: Scope | str, metric: str) -> float:
+        """A summary figure (NaN when it has none); per target family only accuracy."""
+        sc = Scope.of(scope)
+        if sc.kind == "family" and metric == "accuracy":
+            return self.family_pair_accuracy.get(sc.family, float("nan"))
+        if sc.kind == "real-family" and metric == "accuracy":
+            return self.family_real_accuracy.get(sc.family, float("nan"))
+        figures = {"pair": self.pair, "real": self.real, "robust": self.robust}.get(sc.kind, {})
+        return figures.get(metric, float("nan"))
 
-    def cell(self, scope: str, metric: str) -> "Estimate | float":
+    def cell(self, scope: Scope | str, metric: str) -> "Estimate | float":
         """A summary figure with its interval when there is one (scope "pair", "real", "family:f" ...)."""
-        if scope == "pair":
-            value = self.pair.get(metric, float("nan"))
-        elif scope == "real":
-            value = self.real.get(metric, float("nan"))
-        elif scope == "robust":
-            value = self.robust.get(metric, float("nan"))
-        elif scope.startswith("family:") and metric == "accuracy":
-            value = self.family_pair_accuracy.get(scope.split(":", 1)[1], float("nan"))
-        elif scope.startswith("real-family:") and metric == "accuracy":
-            value = self.family_real_accuracy.get(scope.split(":", 1)[1], float("nan"))
-        else:
-            value = float("nan")
-        low, high = self.intervals.get(f"{scope}:{metric}", (None, None))
-        return estimate(value, low, high)
+        low, high = self.intervals.get(ScopedMetric(Scope.of(scope), metric).key, (None, None))
+        return estimate(self.figure(scope, metric), low, high)
 
     @property
     def pair_accuracy(self) -> float:
@@ -129,20 +110,12 @@ class MethodSummary:
     def real_accuracy(self) -> float:
         return self.real.get("accuracy", float("nan"))
 
-    @property
-    def rank_key(self) -> tuple[float, float]:
-        """Mean pair accuracy first (Table 1), then accuracy against real images (Table 2)."""
-        a = self.pair_accuracy if not math.isnan(self.pair_accuracy) else -1.0
-        b = self.real_accuracy if not math.isnan(self.real_accuracy) else -1.0
-        return (-a, -b)
-
-    def record(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["intervals"] = {k: list(v) for k, v in self.intervals.items()}
-        pair, real, robust = d.pop("pair"), d.pop("real"), d.pop("robust")
-        head = {k: d.pop(k) for k in ("method", "options_hash", "label")}
-        return {**head, **{f"pair_{k}": v for k, v in pair.items()}, **{f"real_{k}": v for k, v in real.items()},
-                **{f"robust_{k}": v for k, v in robust.items()}, **d}
+    def rank_key(self, metric: "MetricLike | None" = None) -> tuple[float, float]:
+        """Best first in ``metric``'s direction (accuracy unless given): its mean over model pairs
+        (Table 1), then against real images (Table 2); NaN last."""
+        name, higher = ("accuracy", True) if metric is None else (metric.name, metric.higher_is_better)
+        sign = -1.0 if higher else 1.0
+        return tuple(sign * v if not math.isnan(v) else math.inf for v in (self.pair.get(name, math.nan), self.real.get(name, math.nan)))
 
 
 MetricLike = Metric | MetricInfo
@@ -152,11 +125,23 @@ def _metric_names(pairs: pd.DataFrame, metrics: Sequence[MetricLike]) -> list[st
     return [m.name for m in metrics if m.name in pairs.columns]
 
 
-def summarize(pairs: pd.DataFrame, timings: pd.DataFrame, metrics: Sequence[MetricLike] = BUILTIN_METRICS) -> list[MethodSummary]:
-    """Per-method summaries from the pair metrics and timings (of one run or several pooled)."""
+def ranking_metric(metrics: Sequence[MetricLike], name: str = "accuracy") -> MetricInfo:
+    """The metric a leaderboard is ranked by: ``name``, one of the leaderboard metrics of ``metrics``."""
+    for m in metrics:
+        if m.name == name and m.leaderboard:
+            return MetricInfo.of(m)
+    raise ValueError(f"cannot rank by {name!r}: not a leaderboard metric ({', '.join(m.name for m in metrics if m.leaderboard)})")
+
+
+def summarize(
+    pairs: pd.DataFrame, timings: pd.DataFrame, metrics: Sequence[MetricLike] = BUILTIN_METRICS, *, rank_by: str = "accuracy"
+) -> list[MethodSummary]:
+    """Per-method summaries from the pair metrics and timings (of one run or several pooled), best
+    first by the leaderboard metric ``rank_by`` in its direction (``MethodSummary.rank_key``)."""
     out: list[MethodSummary] = []
     if not len(pairs):
         return out
+    ranked_by = ranking_metric(metrics, rank_by)
     names = _metric_names(pairs, metrics)
     for (method, ohash), g in pairs.groupby(["method", "options_hash"], sort=False):
         models = g[g["pair_kind"] == "model"]
@@ -176,34 +161,33 @@ def summarize(pairs: pd.DataFrame, timings: pd.DataFrame, metrics: Sequence[Metr
                 family_pair_accuracy=fam_pair, family_real_accuracy=fam_real,
             )
         )
-    return sorted(out, key=lambda s: s.rank_key)
+    return sorted(out, key=lambda s: s.rank_key(ranked_by))
 
 
-def ranking_scope(summaries: Sequence[MethodSummary]) -> str:
-    """What a leaderboard ranks by: "pair" (mean accuracy over model pairs), or "real" (accuracy
-    against the real images) for a run without model pairs (one model) that has real images."""
-    return "pair" if any(s.n_pairs for s in summaries) or not any(s.n_real_pairs for s in summaries) else "real"
+def ranking_scope(summaries: Sequence[MethodSummary]) -> Scope:
+    """What a leaderboard ranks by: Scope.PAIR (means over model pairs), or Scope.REAL (against the
+    real images) for a run without model pairs (one model) that has real images."""
+    return Scope.PAIR if any(s.n_pairs for s in summaries) or not any(s.n_real_pairs for s in summaries) else Scope.REAL
 
 
-def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0.05) -> None:
+def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0.05, *, rank_by: str = "accuracy") -> None:
     """Fill each summary's intervals, its rank with ties and its paired comparison with the leader
-    (the first summary) from a joint bootstrap (``aedr.bench.stats.bootstrap_bench``).
+    (the first summary) in every leaderboard metric, from a joint bootstrap
+    (``aedr.bench.stats.bootstrap_bench``).
 
-    Ranks follow the summaries' order (mean pair accuracy, then real accuracy). Walking down it, a
-    method shares the rank of the method heading its group ("1=") unless their paired difference in
-    mean pair accuracy is significant: against the leader, Holm-corrected over every method (the p
-    the leaderboard prints); against a later group's head, uncorrected. Otherwise it heads a new
-    group, ranked by its position. A run without model pairs (one model) compares accuracy against
-    the real images instead."""
-    from .stats import compare_to_leader, paired_p_value
-
+    Ranks follow the summaries' order (``summarize``'s, by ``rank_by``: its mean over model pairs,
+    then against real images). Walking down it, a method shares the rank of the method heading its
+    group ("1=") unless their paired difference in the pair mean of ``rank_by`` is significant:
+    against the leader, Holm-corrected over every method (the p the leaderboard prints); against a
+    later group's head, uncorrected. Otherwise it heads a new group, ranked by its position. A run
+    without model pairs (one model) compares the means against the real images instead."""
     if not summaries:
         return
     by_key = {(s.method, s.options_hash): s for s in summaries}
     for r in boot.summaries.itertuples(index=False):
         s = by_key.get((r.method, r.options_hash))
         if s is not None:
-            s.intervals[f"{r.scope}:{r.metric}"] = (float(r.low), float(r.high))
+            s.intervals[ScopedMetric(Scope.of(r.scope), r.metric).key] = (float(r.low), float(r.high))
     leader = summaries[0]
     present = set(boot.methods())  # a method with no usable score has no replicates
     if (leader.method, leader.options_hash) not in present:
@@ -211,25 +195,42 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
             s.rank = str(i)
         return
     scope = ranking_scope(summaries)
-    for sc, metric in {("pair", "accuracy"), ("pair", "auc"), (scope, "accuracy"), (scope, "auc")}:
-        table = compare_to_leader(boot, (leader.method, leader.options_hash), metric, sc, level=level)
-        for r in table.itertuples(index=False):
-            s = by_key.get((r.method, r.options_hash))
-            if s is not None and s is not leader:
-                s.versus_leader[f"{sc}:{metric}"] = {
-                    "difference": float(r.difference), "low": float(r.low), "high": float(r.high),
-                    "p_value": float(r.p_value), "p_holm": float(r.p_holm), "tied": bool(r.tied),
-                }
+    for figure in {ScopedMetric(sc, m.name) for sc in (Scope.PAIR, scope) for m in boot.metrics if m.leaderboard}:
+        _versus_leader(summaries, boot, figure, level)
+    _rank_with_ties(summaries, boot, ScopedMetric(scope, rank_by), present, level)
+
+
+def _versus_leader(summaries: Sequence[MethodSummary], boot, figure: ScopedMetric, level: float) -> None:
+    """Each summary's paired comparison with the leader (the first) on ``figure``."""
+    from .stats import compare_to_leader
+
+    by_key = {(s.method, s.options_hash): s for s in summaries[1:]}
+    table = compare_to_leader(boot, (summaries[0].method, summaries[0].options_hash), figure.metric, figure.scope, level=level)
+    for r in table.itertuples(index=False):
+        s = by_key.get((r.method, r.options_hash))
+        if s is not None:
+            s.versus_leader[figure.key] = {
+                "difference": float(r.difference), "low": float(r.low), "high": float(r.high),
+                "p_value": float(r.p_value), "p_holm": float(r.p_holm), "tied": bool(r.tied),
+            }
+
+
+def _rank_with_ties(summaries: Sequence[MethodSummary], boot, figure: ScopedMetric, present: set, level: float) -> None:
+    """Ranks down the summaries' order: tied with the group's head unless the paired difference on
+    ``figure`` is significant (against the leader: its Holm-corrected p in ``versus_leader``)."""
+    from .stats import paired_p_value
+
+    leader = summaries[0]
     head, leader.rank = leader, "1"
     for i, s in enumerate(summaries[1:], 2):
         if (s.method, s.options_hash) not in present:
             s.rank = str(i)
             continue
         if head is leader:
-            p = s.versus_leader.get(f"{scope}:accuracy", {}).get("p_holm", float("nan"))
+            p = s.versus_leader.get(figure.key, {}).get("p_holm", float("nan"))
         else:
-            d = boot.replicates(s.method, s.options_hash, scope, "accuracy") - boot.replicates(head.method, head.options_hash, scope, "accuracy")
-            p = paired_p_value(d)
+            mine = boot.replicates(s.method, s.options_hash, figure.scope, figure.metric)
+            p = paired_p_value(mine - boot.replicates(head.method, head.options_hash, figure.scope, figure.metric))
         if math.isfinite(p) and p >= level:
             s.rank = head.rank + "="
         else:
@@ -249,7 +250,7 @@ def _per_target(pairs: pd.DataFrame, kind: str, summaries: Sequence[MethodSummar
                 per.append(estimate(float(x["accuracy"].iloc[0]), float(x["accuracy_low"].iloc[0]), float(x["accuracy_high"].iloc[0])))
             else:
                 per.append(_mean(x["accuracy"]))
-        rows.append([s.label, *per, s.cell("pair" if kind == "model" else "real", "accuracy")])
+        rows.append([s.label, *per, s.cell(Scope.PAIR if kind == "model" else Scope.REAL, "accuracy")])
     return rows
 
 
@@ -295,7 +296,8 @@ def build_tables(
         Table(
             "table4", "Table 4 · Accuracy (%) per autoencoder family of the target model",
             ["method", *fam_cols], ["text", *["pct"] * len(fam_cols)],
-            [[s.label, *[s.cell(f"family:{f}", "accuracy") for f in families], *[s.cell(f"real-family:{f}", "accuracy") for f in families]] for s in summaries],
+            [[s.label, *[s.cell(Scope.target_family(f), "accuracy") for f in families],
+              *[s.cell(Scope.target_family(f, real=True), "accuracy") for f in families]] for s in summaries],
             "Family f: mean over pairs whose target's autoencoder belongs to f (f · real: against real images). " + SHORT_DIRECTION,
         )
     )
@@ -321,7 +323,7 @@ def _metrics_table(key: str, heading: str, metrics: Sequence[MetricLike], summar
         key, f"{heading}: " + ", ".join(m.title for m in metrics),
         ["method", *[f"pairs {m.title}" for m in metrics], *[f"real {m.title}" for m in metrics]],
         ["text", *[m.format for m in metrics] * 2],
-        [[s.label, *[s.cell("pair", m.name) for m in metrics], *[s.cell("real", m.name) for m in metrics]] for s in summaries],
+        [[s.label, *[s.cell(Scope.PAIR, m.name) for m in metrics], *[s.cell(Scope.REAL, m.name) for m in metrics]] for s in summaries],
         note,
     )
 
@@ -334,23 +336,23 @@ def leaderboard_table(
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value."""
     shown = [m for m in metrics if m.leaderboard]
     scope = ranking_scope(summaries)  # a run without model pairs is ranked and summed up against the real images
-    scopes = ("pair", "real") if scope == "pair" else ("real",)
-    robust_key = "auc" if scope == "pair" else "real_auc"
+    scopes = (Scope.PAIR, Scope.REAL) if scope == Scope.PAIR else (Scope.REAL,)
+    robust_key = robust_name(scope, "auc")
     compared = any(s.versus_leader for s in summaries)
     robust = any(math.isfinite(s.robust.get(robust_key, math.nan)) for s in summaries)
     cols, formats = ["rank", "method"], ["text", "text"]
     for m in shown:
-        cols += [f"{'pairs' if sc == 'pair' else 'real'} {m.title}" for sc in scopes]
+        cols += [f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}" for sc in scopes]
         formats += [m.format] * len(scopes)
     if robust:
-        cols.append("robust AUC" if scope == "pair" else "robust real AUC")
+        cols.append("robust AUC" if scope == Scope.PAIR else "robust real AUC")
         formats.append("auc")
     if compared:
-        name = "pairs" if scope == "pair" else "real"
+        name = "pairs" if scope == Scope.PAIR else "real"
         cols += [f"Δ {name} acc vs #1", "p (Holm)", f"Δ {name} AUC vs #1", "p (Holm) "]
         formats += ["dpct", "p", "dauc", "p"]
-    cols += ["s / image", "pairs", "targets"] if scope == "pair" else ["s / image", "targets"]
-    formats += ["sec", "int", "int"] if scope == "pair" else ["sec", "int"]
+    cols += ["s / image", "pairs", "targets"] if scope == Scope.PAIR else ["s / image", "targets"]
+    formats += ["sec", "int", "int"] if scope == Scope.PAIR else ["sec", "int"]
     if with_runs is not None:
         cols.append("runs")
         formats.append("text")
@@ -360,16 +362,16 @@ def leaderboard_table(
         for m in shown:
             row += [s.cell(sc, m.name) for sc in scopes]
         if robust:
-            row.append(s.cell("robust", robust_key))
+            row.append(s.cell(Scope.ROBUST, robust_key))
         if compared:
             for metric in ("accuracy", "auc"):
-                v = s.versus_leader.get(f"{scope}:{metric}")
+                v = s.versus_leader.get(ScopedMetric(scope, metric).key)
                 row += [estimate(v["difference"], v["low"], v["high"]), v["p_holm"]] if v else [float("nan"), float("nan")]
-        row += [s.seconds_per_image, s.n_pairs, s.n_targets] if scope == "pair" else [s.seconds_per_image, s.n_targets]
+        row += [s.seconds_per_image, s.n_pairs, s.n_targets] if scope == Scope.PAIR else [s.seconds_per_image, s.n_targets]
         if with_runs is not None:
             row.append(with_runs.get((s.method, s.options_hash), ""))
         rows.append(row)
-    if scope == "pair":
+    if scope == Scope.PAIR:
         note = "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION
     else:
         note = "No model pairs (one model): ranked by accuracy against real images (Table 2). " + SHORT_DIRECTION
@@ -377,7 +379,7 @@ def leaderboard_table(
         note += (" [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise). Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the"
                  " method heading its group; Δ: paired difference from the leader, p Holm-corrected over the methods.")
     if robust:
-        over = "model pairs" if scope == "pair" else "the targets against real images"
+        over = "model pairs" if scope == Scope.PAIR else "the targets against real images"
         note += f" Robust{'' if scope == 'pair' else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
-    heading = "mean accuracy over model pairs" if scope == "pair" else "accuracy against real images"
+    heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
     return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note)
