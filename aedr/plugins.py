@@ -30,8 +30,8 @@ from . import hookspecs
 from .registry import DuplicateNameError, Lazy, Registry
 
 if TYPE_CHECKING:
-    from .bench.metrics import Metric
     from .executors import Executor
+    from .metric import Metric
     from .datasets import ImageSet
     from .methods.base import Method
     from .models import ModelPlugin
@@ -207,7 +207,7 @@ def _check_dataset(obj: object) -> None:
 
 
 def _check_metric(obj: object) -> None:
-    from .bench.metrics import Metric
+    from .metric import Metric
 
     if not isinstance(obj, Metric):
         raise TypeError(f"register_metrics expects aedr.bench.Metric instances, got {obj!r}")

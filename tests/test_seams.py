@@ -92,6 +92,13 @@ def test_a_merged_leaderboard_keeps_the_metric_without_its_plugin(metric_run, tm
     assert merged.summaries[0].pair["tpr_at_10pct_fpr"] == pytest.approx(metric_run.summaries[0].pair["tpr_at_10pct_fpr"])
 
 
+def test_the_reserved_metric_names_are_the_columns_of_a_pair():
+    from aedr.bench.metrics import PairMetrics
+    from aedr.metric import RESERVED_NAMES
+
+    assert RESERVED_NAMES == set(PairMetrics.__dataclass_fields__) | {"run"}
+
+
 def test_a_metric_name_must_be_a_new_column():
     with pytest.raises(ValueError, match="column every pair already has"):
         Metric("threshold", "tau", tpr_at_10pct)
