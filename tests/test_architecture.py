@@ -158,3 +158,20 @@ def test_bench_layers(layer, forbidden):
     assert inside, layer
     bad = {m: sorted(x for x in deps if any(x == f or x.startswith(f + ".") for f in forbidden)) for m, deps in inside.items()}
     assert not {m: d for m, d in bad.items() if d}
+
+
+def test_the_contributing_layout_map_names_every_module():
+    """CONTRIBUTING.md's layout map matches the tree: every module of the core and the bench is in it."""
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout"):text.index("## The interfaces")]
+    missing = []
+    for path in sorted((ROOT / "aedr").rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        folder = path.parent.relative_to(ROOT / "aedr").as_posix()
+        name = path.name if folder in (".", "bench") else f"{path.parent.name}/{path.name}"
+        if folder == "bench/render":
+            name = "render/"
+        if name not in layout:
+            missing.append(path.relative_to(ROOT).as_posix())
+    assert not missing, f"add these to CONTRIBUTING.md's layout map: {missing}"
