@@ -367,3 +367,52 @@ def test_perturbed_copies_stream_on_ray_as_locally(local_ray, image_folder, tmp_
     assert set(mine["perturbation"]) == {"jpeg:90"} and (mine["error"] == "").sum() == 9
     assert mine[["image", "perturbation", "error"]].equals(theirs[["image", "perturbation", "error"]])
     np.testing.assert_array_equal(mine["score"].to_numpy(float), theirs["score"].to_numpy(float))
+
+
+@pytest.mark.slow
+def test_the_ray_a_driver_started_ends_when_the_driver_is_killed(tmp_path):
+    """``kill -9`` skips Ray's own clean-up at exit: Ray's main processes end with the driver, but the
+    agents the raylet started (DashboardAgent, RuntimeEnvAgent) do not; the watchdog stops them."""
+    import signal
+    import subprocess
+    import time
+
+    script = ("import time, ray\n"
+              "from aedr.bench.ray_executor import RayExecutor\n"
+              "RayExecutor()._connect()\n"
+              "node = ray._private.worker._global_node\n"
+              "print(' '.join(str(i.process.pid) for v in node.all_processes.values() for i in v), flush=True)\n"
+              "time.sleep(600)\n")
+    def running(pid: int) -> bool:
+        try:
+            return b"ray" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    def children(parents: set[int]) -> set[int]:
+        found = set()
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and int((entry / "stat").read_bytes().rsplit(b")", 1)[1].split()[1]) in parents:
+                    found.add(int(entry.name))
+            except OSError:
+                pass
+        return found
+
+    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        started = {int(p) for p in driver.stdout.readline().split()}
+        deadline = time.monotonic() + 30
+        while not any(b"Agent" in Path(f"/proc/{p}/cmdline").read_bytes() for p in children(started) if running(p)):
+            assert time.monotonic() < deadline, "the raylet started no agent"
+            time.sleep(0.5)
+        time.sleep(1)  # the watchdog polls twice a second
+        pids = started | children(started)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+
+    deadline = time.monotonic() + 30
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in pids if running(p)]

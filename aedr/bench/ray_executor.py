@@ -345,6 +345,59 @@ class ChunkScorer:
             yield index, ("ok", rows, unscored, seconds, hits, misses)
 
 
+# The watchdog of a Ray started by this process (Linux): Ray's own clean-up runs when the driver exits,
+# which ``kill -9`` skips; its main processes then end with the driver, but the agents and workers the
+# raylet started are left running. A small process outside the driver's notes every process the Ray
+# processes start while the driver runs, and stops them all once it has ended (each checked by name
+# first: a PID may have been reused).
+_WATCHDOG = r"""
+import os, signal, sys, time
+driver, pids = int(sys.argv[1]), {int(p) for p in sys.argv[2:]}
+def read(pid, name):
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+def alive(pid):
+    stat = read(pid, "stat")
+    return bool(stat) and stat.rsplit(b")", 1)[1].split()[0] != b"Z"
+def children(parents):
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = read(entry, "stat")
+            if stat and int(stat.rsplit(b")", 1)[1].split()[1]) in parents:
+                found.add(int(entry))
+    return found
+while alive(driver):
+    pids |= children(pids)  # the agents and workers the raylet starts outlive it: note them while it runs
+    time.sleep(0.5)
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    for pid in pids:
+        if b"ray" in read(pid, "cmdline"):
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+    time.sleep(2)
+"""
+
+
+def watch_driver(ray):
+    """Start the watchdog of the Ray processes this process started (None where it cannot run: not
+    Linux, or a Ray whose processes this version does not list)."""
+    import subprocess
+
+    node = getattr(getattr(ray, "_private", None) and ray._private.worker, "_global_node", None)
+    processes = getattr(node, "all_processes", None)
+    if not sys.platform.startswith("linux") or not processes:
+        return None
+    pids = [str(info.process.pid) for infos in processes.values() for info in infos if getattr(info, "process", None)]
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), *pids], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 def _gpu_ids() -> list:
     try:
         import ray
@@ -481,7 +534,18 @@ class RayExecutor(Executor):
         except Exception as exc:
             where = f"at {self.address!r}" if self.address else "on this machine"
             raise ExecutorError(f"{OPTIONS_TABLE}: could not start or join Ray {where}: {_describe(exc)}") from None
+        self._watchdog = watch_driver(ray) if self.address is None else None
         return True
+
+    def _disconnect(self, started: bool) -> None:
+        """Shut down the Ray this executor started (and its watchdog); nothing for a joined one."""
+        if not started:
+            return
+        import_ray().shutdown()
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None:
+            watchdog.terminate()
+            watchdog.wait()
 
     def _models(self, job: Job) -> dict[str, bytes]:
         """Every model's pickled recipe: the plan's (one that cannot be pickled is a config error) and
@@ -552,8 +616,7 @@ class RayExecutor(Executor):
                 self._run_target(ray, target, units, self._setup(job, target, models, methods), gpus)
         finally:
             job.stats.scoring_seconds += time.perf_counter() - t0
-            if started:
-                ray.shutdown()
+            self._disconnect(started)
         return list(self.failed.values())
 
     def _parallelism(self, ray, gpus: float) -> float:
@@ -830,8 +893,7 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
         finally:
             report.already = pending.already
             report.seconds = time.perf_counter() - t0
-            if started:
-                ray.shutdown()
+            executor._disconnect(started)
     return report
 
 
