@@ -416,3 +416,23 @@ def test_the_ray_a_driver_started_ends_when_the_driver_is_killed(tmp_path):
     while any(running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not [p for p in pids if running(p)]
+
+
+@pytest.mark.slow
+def test_a_streams_actor_that_dies_is_retried_by_one_mechanism_and_nothing_is_lost(local_ray, plugins, image_folder, tmp_path):
+    """The file's actor dies once mid-stream: Ray restarts it, the ledger counts the try, the batch is
+    scored again; no deprecated Ray argument is passed (no warning of aedr's making)."""
+    import warnings
+
+    model = plugins.model("tiny-0")
+    counter = tmp_path / "count.txt"
+    method = plugins.method("counted", counter=str(counter), spare_pid=os.getpid(), crash_after=3)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        report = RayExecutor(actors=1, max_attempts=3).score_files(file_task(image_folder, tmp_path / "s.parquet", method, model, shard_size=3))
+    assert (report.scored, report.skipped) == (9, 1) and (counter.with_suffix(".crashed")).exists()
+    assert not [str(w.message) for w in seen if "deprecated" in str(w.message).lower() and "aedr" in (w.filename or "")]
+    from aedr.stream import ScoreShards
+
+    frame = ScoreShards(tmp_path / "s.parquet").read()
+    assert (frame["error"] == "").sum() == 9 and frame["image"].is_unique

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import importlib
 import logging
 import math
@@ -197,22 +196,23 @@ def work_items(units: Sequence[tuple[int, Unit]]) -> list[WorkItem]:
 
 # -- what runs on Ray -------------------------------------------------------------------------------
 class AttemptLedger:
-    """One small actor per target: how many times each work item started (an actor that dies is
-    restarted and its item tried again), and which methods failed under the target (their
-    remaining units are dropped by every actor, as the local executor drops them)."""
+    """One small actor per target (per stream): how many times each work item (each shard of
+    files) started (an actor that dies is restarted and its item tried again), and which methods
+    failed under the target (their remaining units are dropped by every actor, as the local
+    executor drops them). The one retry mechanism: Ray's restarts, capped here."""
 
     def __init__(self):
-        self.attempts: dict[int, int] = {}
+        self.attempts: dict[Any, int] = {}
         self.failed: set[tuple[str, str]] = set()
 
-    def begin(self, item: int) -> tuple[int, list[tuple[str, str]]]:
+    def begin(self, item: Any) -> tuple[int, list[tuple[str, str]]]:
         self.attempts[item] = self.attempts.get(item, 0) + 1
         return self.attempts[item], sorted(self.failed)
 
     def fail(self, key: tuple[str, str]) -> None:
         self.failed.add(tuple(key))
 
-    def retried(self) -> dict[int, int]:
+    def retried(self) -> dict[Any, int]:
         return {k: v for k, v in self.attempts.items() if v > 1}
 
 
@@ -808,12 +808,17 @@ def _quiet(ds):
 class FileScorer:
     """The file-scoring stage's callable class: one per actor; rebuilds the model and the method
     once, loads the autoencoder once, and turns a batch of files (or of images the CPU stage
-    decoded) into the rows :func:`aedr.stream.score_loaded` makes."""
+    decoded) into the rows :func:`aedr.stream.score_loaded` makes. A failure is caught here and
+    becomes an error row for each of the batch's files; a batch whose actor died ``max_attempts``
+    times (counted by the ledger, as for the bench's chunks) becomes error rows too, and the run
+    goes on (a rerun tries those files again)."""
 
-    def __init__(self, setup: bytes):
+    def __init__(self, setup: bytes, ledger: Any):
         from ray import cloudpickle
 
+        self.ledger = ledger
         s = pickle.loads(setup)
+        self.max_attempts: int = s["max_attempts"]
         _actor_threads(s["threads"])
         self.load_options = s["load_options"]
         self.perturbations, self.seed = cloudpickle.loads(s["perturbations"]), s["seed"]
@@ -824,24 +829,45 @@ class FileScorer:
         self.method.autoencoder(self.model)
 
     def __call__(self, batch: dict) -> dict:
-        from ..images import LoadedImage
-        from ..stream import COLUMNS, load_paths, score_loaded
+        from ..stream import COLUMNS
 
-        if "payload" in batch:
-            decoded = [pickle.loads(p) for p in batch["payload"]]
-            images = [d for d in decoded if isinstance(d, LoadedImage)]
-            skipped = [d for d in decoded if not isinstance(d, LoadedImage)]
-        else:
-            images, skipped = load_paths(_paths(batch), self.load_options)
-        frame = score_loaded(self.model, self.method, images, skipped, self.perturbations, self.seed)
+        frame = self._rows(batch)
         return {c: (frame[c].to_numpy(dtype=float) if c == "score" else _object_array(list(frame[c]))) for c in COLUMNS}
+
+    def _rows(self, batch: dict):
+        import ray
+
+        from ..images import LoadedImage
+        from ..scoring import Skip
+        from ..stream import load_paths, score_loaded
+
+        paths = _paths(batch)
+        try:
+            attempt = ray.get(self.ledger.begin.remote(paths[0]))[0] if paths else 1
+        except Exception:  # the ledger is gone: score anyway
+            attempt = 1
+        if attempt > self.max_attempts:
+            failed = f"its Ray actor died during each of {self.max_attempts} attempt(s) at this shard"
+        else:
+            try:
+                if "payload" in batch:
+                    decoded = [pickle.loads(p) for p in batch["payload"]]
+                    images = [d for d in decoded if isinstance(d, LoadedImage)]
+                    skipped = [d for d in decoded if not isinstance(d, LoadedImage)]
+                else:
+                    images, skipped = load_paths(paths, self.load_options)
+                return score_loaded(self.model, self.method, images, skipped, self.perturbations, self.seed)
+            except Exception as exc:
+                failed = f"scoring failed on the Ray worker ({_describe(exc)})"
+        return score_loaded(self.model, self.method, [], [Skip(p, failed) for p in paths], self.perturbations, self.seed)
 
 
 def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
     """:meth:`RayExecutor.score_files`: a window of files at a time through CPU decoding tasks
     (``decode_cpus``) and an actor pool (one per window); the driver writes each block that comes
-    back as a shard. An actor that dies is restarted and its batch retried up to ``max_attempts``
-    times in all; then the run stops, the shards written kept."""
+    back as a shard. An actor that dies is restarted by Ray and its batch tried again, up to
+    ``max_attempts`` times in all (the ledger counts them, as for the bench's chunks); then its
+    files get error rows and the run goes on."""
     from ray import cloudpickle
 
     import aedr
@@ -858,16 +884,16 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
         recipes = {task.model.name: cloudpickle.dumps(model_recipe(task.model, task.method.plugins or aedr.get_plugins()))}
         setup = pickle.dumps({"target": task.model.name, "models": recipes, "method": cloudpickle.dumps(shipped_method(task.method)),
                               "load_options": dict(task.load_options), "threads": scoring_threads(),
-                              "perturbations": cloudpickle.dumps(list(task.perturbations)), "seed": task.seed},
-                             protocol=pickle.HIGHEST_PROTOCOL)
+                              "perturbations": cloudpickle.dumps(list(task.perturbations)), "seed": task.seed,
+                              "max_attempts": executor.max_attempts}, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise ExecutorError(f"{OPTIONS_TABLE}: model {task.model.name!r} or its method cannot be sent to Ray workers ({_describe(exc)})") from None
-    # an actor that dies is restarted and its batch retried, max_attempts tries in all (Ray Data's own
-    # default is to retry forever: one file that kills its actor would stop the stream for good)
-    retries = functools.partial(dict, max_restarts=executor.max_attempts - 1, max_task_retries=executor.max_attempts - 1)
     with streaming(task) as (shards, pending):
         started = executor._connect()
+        ledger = None
         try:
+            # Ray Data restarts a dead actor and retries its batch for ever; the ledger caps the tries
+            ledger = ray.remote(num_cpus=0)(AttemptLedger).remote()
             with _quiet_ray_data():
                 for window in pending.windows():
                     ds = ray.data.from_items([{"path": os.fsencode(p)} for p in window],
@@ -877,14 +903,14 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
                         ds = ds.map_batches(decode_files, batch_size=task.shard_size, num_cpus=decode, batch_format="numpy",
                                             fn_kwargs={"load_options": dict(task.load_options)})
                     ds = ds.map_batches(FileScorer, batch_size=task.shard_size, batch_format="numpy", compute=executor._compute(),
-                                        num_cpus=executor.num_cpus, num_gpus=gpus, ray_remote_args_fn=retries,
-                                        fn_constructor_kwargs={"setup": setup})
+                                        num_cpus=executor.num_cpus, num_gpus=gpus,
+                                        fn_constructor_kwargs={"setup": setup, "ledger": ledger})
                     try:
                         for batch in ds.iter_batches(batch_size=None, batch_format="pandas"):
                             if len(batch):
                                 write_shard(shards, pending.complete(batch), report)
                                 if task.progress is not None:
-                                    task.progress(len(batch))
+                                    task.progress(batch["image"].nunique())  # files, not their perturbed copies
                     except (KeyboardInterrupt, OSError, StreamFailed):
                         raise
                     except Exception as exc:  # the pipeline failed: what came back is saved
@@ -893,6 +919,8 @@ def stream_on_ray(executor: "RayExecutor", task: Any) -> Any:
         finally:
             report.already = pending.already
             report.seconds = time.perf_counter() - t0
+            if ledger is not None:
+                ray.kill(ledger)
             executor._disconnect(started)
     return report
 
