@@ -80,3 +80,33 @@ def widened(target: Console, columns: int) -> Iterator[Console]:
         yield target
     finally:
         target._width = saved
+
+
+# A name is broken after one of these when it must fold (zoo-kl-a -> "zoo-kl-" / "a"), never mid-word
+# where it has one.
+NAME_BREAKS = "-_/.,+ "
+
+
+def fold_name(name: str, width: int) -> str:
+    """``name`` in lines of at most ``width`` characters, broken after separators (``-``, ``_``,
+    ``/``, ``.`` ...) and before brackets; a piece longer than ``width`` is split where it must."""
+    pieces, piece = [], ""
+    for ch in name:
+        if ch in "[(" and piece:  # an option list starts a piece of its own
+            pieces.append(piece)
+            piece = ""
+        piece += ch
+        if ch in NAME_BREAKS:
+            pieces.append(piece)
+            piece = ""
+    pieces += [piece] if piece else []
+    lines = [""]
+    for p in pieces:
+        if len(lines[-1]) + len(p.rstrip()) > width and lines[-1]:
+            lines.append("")
+        while len(p) > width:
+            lines[-1:] = [p[:width], ""]
+            p = p[width:]
+        lines[-1] += p
+    return "\n".join(line.rstrip() for line in lines if line.strip())
+

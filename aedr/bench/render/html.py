@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..tables import DIRECTION, Table, build_tables, leaderboard_table
+from ..tables import DIRECTION, Table, build_tables
 from .format import fmt, missing
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def merged_html(m: "Merged") -> str:
     runs = kv((r.name, html.escape(r.describe().split(": ", 1)[1])) for r in m.runs)
     notes = "".join(f'<div class="warn">{html.escape(n)}</div>' for n in m.notes)
     body = [f'<div class="direction">{html.escape(DIRECTION)}</div>', notes, '<h2 id="runs">Runs</h2>', runs,
-            '<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(m.summaries, with_runs=m.runs_by_method, metrics=m.metrics)),
+            '<h2 id="leaderboard">Leaderboard</h2>', to_html(m.table()),
             '<h2 id="tables">Tables</h2>', *[to_html(t) for t in tables]]
     nav = [("runs", "Runs"), ("leaderboard", "Leaderboard"), *table_nav(tables)]
     return page("aedr leaderboard", f"{len(m.runs)} run(s) merged", nav, "\n".join(body))
