@@ -36,6 +36,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import compat
 from .calibration import CALIBRATION_TOO_SMALL, DEFAULT_ALPHA, calibration_too_small, parse_alpha
@@ -43,7 +44,7 @@ from .devices import DeviceError, check_device
 from .files import OutputError, check_output_file, json_text, prepare_output_folder, save_results, write_frame
 from .images import DEFAULT_PIXEL_BUDGET
 from .registry import RegistryError
-from .text import console, markup, safe_str
+from .text import console, markup, print_widest_fitting, safe_str
 
 out = console()
 """Standard output: results (tables, JSON, written files)."""
@@ -313,13 +314,19 @@ def models_cmd(as_json: bool = JsonOpt) -> None:
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title="aedr models")
+    wide, narrow = Table(title="aedr models"), Table(title="aedr models", caption="plugins and more: aedr models --json", caption_justify="left")
     for col in ("model", "family", "generator", "weights", "plugin", "description"):
-        table.add_column(col)
+        wide.add_column(col)
+    for col in ("model", "family", "weights", "description"):  # the availability detail goes under the description
+        narrow.add_column(col, no_wrap=col != "description", overflow="fold")
     for r in rows:
-        weights = ("[green]local[/]" if r["local_weights"] else "[yellow]not local[/]") + (f" [dim]{markup(r['availability'])}[/]" if r["availability"] else "")
-        table.add_row(markup(r["name"]), markup(r["family"]), "yes" if r["generator"] else "no", weights, markup(r["plugin"]), markup(r["description"]))
-    out.print(table)
+        state = "[green]local[/]" if r["local_weights"] else "[yellow]not local[/]"
+        detail = f"[dim]{markup(r['availability'])}[/]" if r["availability"] else ""
+        name = markup(r["name"]) + ("" if r["generator"] else "\n[dim](no generator)[/]")
+        wide.add_row(markup(r["name"]), markup(r["family"]), "yes" if r["generator"] else "no", f"{state} {detail}".strip(), markup(r["plugin"]),
+                     markup(r["description"]))
+        narrow.add_row(name, markup(r["family"]), state, markup(r["description"]) + (f"\n{detail}" if detail else ""))
+    print_widest_fitting(out, wide, narrow)
 
 
 @app.command("methods")
@@ -336,13 +343,18 @@ def methods_cmd(as_json: bool = JsonOpt) -> None:
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
-    table = Table(title="aedr methods (lower score = belonging)")
+    title = "aedr methods (lower score = belonging)"
+    wide, narrow = Table(title=title), Table(title=title, caption="plugins and more: aedr methods --json", caption_justify="left")
     for col in ("method", "gradients", "cost per image", "options (defaults)", "plugin", "description"):
-        table.add_column(col)
+        wide.add_column(col)
+    narrow.add_column("method", no_wrap=True)
+    narrow.add_column("cost per image", overflow="fold", max_width=18)
+    narrow.add_column("description and options (defaults)", overflow="fold")  # the options wrap after their commas
     for r in rows:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-        table.add_row(markup(r["name"]), "yes" if r["needs_grad"] else "no", markup(r["cost"]), markup(opts), markup(r["plugin"]), markup(r["description"]))
-    out.print(table)
+        wide.add_row(markup(r["name"]), "yes" if r["needs_grad"] else "no", markup(r["cost"]), markup(opts), markup(r["plugin"]), markup(r["description"]))
+        narrow.add_row(markup(r["name"]), markup(r["cost"]), f"{markup(r['description'])}\n[dim]{markup(opts)}[/]")
+    print_widest_fitting(out, wide, narrow)
 
 
 # -- score / calibrate / attribute ---------------------------------------------------------------
@@ -642,6 +654,8 @@ def calibrate_cmd(
         f"[bold]{markup(card.model)}[/] / {markup(m.label)}: threshold = {card.threshold!r} at alpha = {card.alpha} ({markup(card.alpha_selection)}); "
         f"{card.n_images} images, scores {s['min']:.4g} .. {s['max']:.4g} (median {s['median']:.4g})"
     )
+    if card.domain is not None:  # aedr attribute marks images outside it
+        out.print(f"calibration domain: {markup(card.domain.describe())}")
     if card.estimation_accuracy is not None:
         out.print(f"estimation-split accuracy: {card.estimation_accuracy:.4f}")
     if calibration_too_small(card.n_images, card.alpha):
@@ -713,7 +727,8 @@ def attribute_cmd(
     records = [
         {"image": a.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
          "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": a.verdict, "status": verdict_status(v),
-         "downscaled_from": downscaled.get(a.image, ""), **({"decision": a.decision} if stability else {}), **stability_record(v)}
+         "downscaled_from": downscaled.get(a.image, ""), "outside_domain": "; ".join(v.outside_domain),
+         **({"decision": a.decision} if stability else {}), **stability_record(v)}
         for a in results for v in a.verdicts
     ]
     problem = None
@@ -742,41 +757,73 @@ def attribute_cmd(
         if problem is not None:
             raise problem
         return
-    title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
-    if stability:
-        title += f"; stability: {', '.join(c.id for c in chains)}, band ±{band:g} IQR"
-    table = Table(title=title)
-    # in a narrow terminal the names fold; the figures and the decision are never cut
-    table.add_column("image", overflow="fold")
-    table.add_column("model", overflow="fold")
-    for col in ("score", "threshold"):
-        table.add_column(col, justify="right", no_wrap=True, min_width=8)
-    table.add_column("belongs")
-    table.add_column("tail", justify="right", no_wrap=True, min_width=8)
-    if stability:
-        table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
-        table.add_column("in band")
-    table.add_column("decision" if stability else "verdict", style="bold", overflow="fold", min_width=10)
-    for a in results:
-        for k, v in enumerate(a.verdicts):
-            cells = [
-                markup(a.image) if k == 0 else "", markup(v.model), f"{v.score:.6g}", f"{v.threshold:.6g}",
-                "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}",
-            ]
-            if stability and v.stability is not None:
-                flag = "[yellow]" if v.stability.disagree else ""
-                cells += [f"{flag}{v.stability.agreeing}{'[/]' if flag else ''}", "[yellow]yes[/]" if v.stability.in_band else "no"]
-            if k == 0:
-                shown = a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
-                cells.append(("[yellow]" + markup(shown) + "[/]") if a.decision == "uncertain" else markup(shown))
-            else:
-                cells.append("")
-            table.add_row(*cells)
-        table.add_section()
-    out.print(table)
+    print_attributions(results, cards, stability, f"{', '.join(c.id for c in chains)}, band ±{band:g} IQR" if stability else "")
     print_skips(skipped)
     if problem is not None:
         raise problem
+
+
+def print_attributions(results, cards, stability: bool, checks: str) -> None:
+    """The verdicts as a table that fits the terminal: names fold after separators (a narrow terminal
+    gives the thresholds a line of their own instead of a column); a verdict outside its card's
+    calibration domain is marked "!" and explained under the table."""
+    title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
+    title += f"; stability: {checks}" if stability else ""
+    layouts = [attribution_table(results, stability, None, with_threshold=True)]
+    bare = attribution_table(results, stability, 1, with_threshold=False)  # the narrowest the other columns allow
+    from .text import natural_width
+
+    names = max(12, out.width - natural_width(out, bare))
+    layouts.append(attribution_table(results, stability, names, with_threshold=False))
+    out.print(Text(title, style="bold"), soft_wrap=False)
+    print_widest_fitting(out, *layouts)
+    if natural_width(out, layouts[0]) > out.width:
+        out.print("thresholds: " + markup(", ".join(f"{c.card.model} {c.card.threshold:.6g}" for c in cards)), soft_wrap=False)
+    for a in results:
+        for v in a.verdicts:
+            if v.outside_domain:
+                out.print(f"[yellow]![/] {markup(a.image)} under {markup(v.model)}: outside the card's calibration domain, the verdict is an "
+                          f"extrapolation: {markup('; '.join(v.outside_domain))}", soft_wrap=False)
+
+
+def attribution_table(results, stability: bool, names: int | None, *, with_threshold: bool) -> Table:
+    """One row per image and card; ``names``: the width image and model names fold to (None: whole)."""
+    from .text import fold_name
+
+    def name(text: str) -> str:
+        return markup(fold_name(text, names) if names else text)
+
+    table = Table()
+    table.add_column("image", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    for col in ("score", *(["threshold"] if with_threshold else [])):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("belongs", no_wrap=True)
+    table.add_column("tail", justify="right", no_wrap=True)
+    if stability:
+        table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
+        table.add_column("in band", no_wrap=True)
+    table.add_column("decision" if stability else "verdict", style="bold")  # model names, wrapped after their commas
+    for a in results:
+        for k, v in enumerate(a.verdicts):
+            mark = " [yellow]![/]" if v.outside_domain else ""
+            cells = [name(a.image) if k == 0 else "", name(v.model), f"{v.score:.6g}{mark}", *([f"{v.threshold:.6g}"] if with_threshold else []),
+                     "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}"]
+            if stability and v.stability is not None:
+                flag = "[yellow]" if v.stability.disagree else ""
+                cells += [f"{flag}{v.stability.agreeing}{'[/]' if flag else ''}", "[yellow]yes[/]" if v.stability.in_band else "no"]
+            cells.append(verdict_cell(a, stability) if k == 0 else "")
+            table.add_row(*cells)
+        table.add_section()
+    return table
+
+
+def verdict_cell(a, stability: bool) -> str:
+    shown = a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
+    text = ("[yellow]" + markup(shown) + "[/]") if a.decision == "uncertain" else markup(shown)
+    if any(v.outside_domain for v in a.verdicts if v.model in a.attributed_to):
+        text += " [yellow]![/]"
+    return text
 
 
 # -- compatibility with the original's files -----------------------------------------------------

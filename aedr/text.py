@@ -110,3 +110,17 @@ def fold_name(name: str, width: int) -> str:
         lines[-1] += p
     return "\n".join(line.rstrip() for line in lines if line.strip())
 
+
+
+def natural_width(target: Console, renderable: Any) -> int:
+    """How wide ``renderable`` is drawn with room to spare (a table: every cell on one line)."""
+    from rich.measure import Measurement
+
+    return Measurement.get(target, target.options.update_width(1_000_000), renderable).maximum
+
+
+def print_widest_fitting(target: Console, *layouts: Any) -> None:
+    """The first of ``layouts`` (widest first) that fits ``target``'s width without wrapping a
+    cell, else the last (the narrow one, whose long cells wrap at spaces); not soft-wrapped."""
+    chosen = next((r for r in layouts if natural_width(target, r) <= target.width), layouts[-1])
+    target.print(chosen, soft_wrap=False)
