@@ -192,6 +192,7 @@ def _print_summary(result, elapsed: float) -> None:
     import dataclasses
 
     from .render.console import print_table
+    from .render.format import first_line
     from .tables import Estimate, leaderboard_table
 
     print_table(out, leaderboard_table(result.summaries, metrics=result.metrics))
@@ -203,9 +204,9 @@ def _print_summary(result, elapsed: float) -> None:
         elif t.key == robust_key:  # one column per perturbation: values only (the files have the intervals)
             rows = [[v.value if isinstance(v, Estimate) else v for v in row] for row in t.rows]
             print_table(out, dataclasses.replace(t, rows=rows, note=t.note + " Intervals: leaderboard.md, report.html."))
-    for m in result.plan.methods:
+    for m in result.plan.methods:  # its full message was printed as the run started; a reminder here
         if m.error:
-            out.print(f"[yellow]not run:[/] {markup(m.name)}: {markup(m.error)}")
+            out.print(f"[yellow]not run:[/] {markup(m.name)}: {markup(first_line(m.error))} (in full: the warning above, metrics.json)", soft_wrap=False)
     for f in result.failures:
         out.print(f"[yellow]failed:[/] {markup(f.label)} under {markup(f.target)}: {markup(f.error)}")
     st = result.stats
@@ -217,7 +218,7 @@ def _print_summary(result, elapsed: float) -> None:
 
 def leaderboard_command(
     runs: List[Path] = typer.Argument(..., help="Output folders of `aedr bench` runs (or their metrics.json)."),
-    out_dir: Path = typer.Option(Path("leaderboard"), "--out", "-O", help="Where to write leaderboard.md, .html and .json."),
+    out_dir: Path = typer.Option(Path("aedr-runs/leaderboard"), "--out", "-O", help="Where to write leaderboard.md, .html and .json."),
 ) -> None:
     """Merge several bench runs into one leaderboard (Markdown, HTML and JSON)."""
     from .leaderboard import LeaderboardError, write_leaderboard
