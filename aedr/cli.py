@@ -34,7 +34,6 @@ import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -44,7 +43,7 @@ from .devices import DeviceError, check_device
 from .files import OutputError, check_output_file, json_text, prepare_output_folder, save_results, write_frame
 from .images import DEFAULT_PIXEL_BUDGET
 from .registry import RegistryError
-from .text import console, markup, print_widest_fitting, safe_str
+from .text import console, markup, print_widest_fitting, progress_display, safe_str
 
 out = console()
 """Standard output: results (tables, JSON, written files)."""
@@ -115,13 +114,20 @@ LONG_BATCH_PIXELS = 1024 * 1024
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[typing.Callable[[int], None]]:
-    """A rich progress bar on stderr (``total`` None: not known ahead); yields ``advance(n)``. While a large batch (one huge image,
-    say) is scored, the bar names it, so that a long wait on one image is visibly work on it."""
+    """A progress bar on stderr (``total`` None: not known ahead); yields ``advance(n)``. Not on a
+    terminal (a pipe, CI), a line as the work starts and one as it ends instead. While a large batch
+    (one huge image, say) is scored, the bar names it (a line when not on a terminal), so that a long
+    wait on one image is visibly work on it."""
+    import time
+
     from .methods.base import watch_batches
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     plain = markup(description)
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+    live = err.is_terminal
+    if not live:
+        err.print(f"{plain}{'' if total is None else f' ({total})'} ...", soft_wrap=False)
+    t0 = time.perf_counter()
+    with progress_display(err, transient=True, disable=not live) as bar:
         task = bar.add_task(plain, total=total)
 
         def on_batch(images, size: tuple[int, int]) -> None:
@@ -131,11 +137,13 @@ def progress_bar(description: str, total: int | None) -> Iterator[typing.Callabl
             what = images[0].id if len(images) == 1 else f"{len(images)} images"
             note = f"{what} at {size[0]}x{size[1]} ({size[0] * size[1] * len(images) / 1e6:.1f} MP)"
             bar.update(task, description=f"{plain} · {markup(note)}")
-            if not err.is_terminal:
+            if not live:
                 err.print(f"scoring {markup(note)} ...")
 
         with watch_batches(on_batch):
             yield lambda n: bar.advance(task, n)
+        if not live:
+            err.print(f"{plain}: done in {time.perf_counter() - t0:.1f} s", soft_wrap=False)
 
 
 def check_device_option(device: str | None) -> None:

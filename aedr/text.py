@@ -124,3 +124,16 @@ def print_widest_fitting(target: Console, *layouts: Any) -> None:
     cell, else the last (the narrow one, whose long cells wrap at spaces); not soft-wrapped."""
     chosen = next((r for r in layouts if natural_width(target, r) <= target.width), layouts[-1])
     target.print(chosen, soft_wrap=False)
+
+
+def progress_display(target: Console, time_left: Any = None, **options: Any):
+    """The one progress display (``aedr score``, ``calibrate``, ``attribute``, ``reconstruct``, the
+    bench): what is being done, cut with an ellipsis to the room the others leave, then a bar,
+    done/total, the elapsed time and the time left, which therefore always show, at 80 columns too.
+    ``time_left``: a column of the caller's own for the last one; ``options`` go to rich's Progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Column
+
+    what = TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=8))
+    return Progress(what, BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), time_left or TimeRemainingColumn(),
+                    console=target, expand=True, **options)

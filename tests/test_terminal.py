@@ -230,3 +230,56 @@ def test_aedr_leaderboard_fits_the_terminal(tmp_path, monkeypatch, width):
     table, written = res.output.split("written to ")
     assert_fits(table, width)  # the folder written to is kept whole (a path to copy), on its own line
     assert "x/run" in table and "y/run" in table and "Rank in run" in table
+
+
+# -- progress ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_bench_progress_keeps_its_bar_and_figures_at_the_width(width):
+    from aedr.bench.progress import PlanProgress
+
+    console = Console(width=width, file=io.StringIO(), record=True, force_terminal=True, color_system=None)
+    with PlanProgress(console) as bar:
+        bar.start_generation(24)
+        bar.generated(24)
+        bar.start_scoring(80, {"aedr": 80}, {})
+        bar.unit("aedr · zoo-kl-a ← zoo-kl-a (cal), zoo-kl-b (eval), zoo-kl16 (eval), zoo-tiny (eval), real (eval)", "zoo-kl-a")
+        bar.scored("aedr", 60, 6.0)
+        assert [t.description for t in bar._progress.tasks] == ["scoring · aedr · zoo-kl-a ← zoo-kl-a (cal), zoo-kl-b (eval), zoo-kl16 (eval), "
+                                                                  "zoo-tiny (eval), real (eval)"]  # the generation line gave way
+    text = console.export_text()
+    last = "scoring · " + text.rsplit("scoring · ", 1)[1].splitlines()[0]  # the display's last frame
+    assert len(last) <= width and "━" in last and "60/80" in last and "0:00:" in last and "ETA 0:02" in last, text
+    assert "generated 24 images in" in text
+
+
+def test_cli_progress_is_one_line_per_stage_off_a_terminal(tmp_path, monkeypatch):
+    from aedr.cli import err, progress_bar
+
+    monkeypatch.setattr(err, "file", io.StringIO())
+    with progress_bar("scoring 3 photographs", 3) as advance:
+        advance(3)
+    lines = err.file.getvalue().splitlines()
+    assert lines[0] == "scoring 3 photographs (3) ..." and lines[1].startswith("scoring 3 photographs: done in ") and len(lines) == 2
+
+
+@pytest.mark.parametrize("offline", ["1", "0"])
+def test_weights_missing_with_the_hub_offline_or_unreachable_fail_at_once(tmp_path, offline):
+    """No download retries to sit through: HF_HUB_OFFLINE=1, or a hub endpoint that refuses connections."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from PIL import Image
+
+    image = tmp_path / "x.png"
+    Image.new("RGB", (64, 64), (120, 30, 200)).save(image)
+    env = {**os.environ, "HF_HUB_OFFLINE": offline, "HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    env.pop("HF_HUB_CACHE", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", "from aedr.cli import main; main()", "score", str(image), "--model", "SD1.5"], env=env, capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 2, proc.stderr
+    assert "Cannot load the autoencoder of model 'SD1.5'" in proc.stderr and "not in the local cache" in proc.stderr
+    assert ("HF_HUB_OFFLINE is set" if offline == "1" else "http://127.0.0.1:9 cannot be reached") in proc.stderr
+    assert "Retrying" not in proc.stderr and seconds < 30  # start-up included, on a loaded machine

@@ -212,7 +212,8 @@ def _print_summary(result, elapsed: float) -> None:
     st = result.stats
     out.print(
         f"{st.generated} images generated, {st.scored} scores computed, {st.already_saved} reused, {st.skipped} skipped; "
-        f"{elapsed:.1f} s. Results in [bold]{markup(result.config.out)}[/]: " + markup(", ".join(p.name for p in result.files.values()))
+        f"{elapsed:.1f} s. Results in [bold]{markup(result.config.out)}[/]: " + markup(", ".join(p.name for p in result.files.values())),
+        soft_wrap=False,
     )
 
 
