@@ -170,7 +170,7 @@ def test_methods_from_different_runs_are_not_ranked_against_each_other(tmp_path)
     assert rows["aeroblade"].intervals["pair:accuracy"] == pytest.approx((0.71, 0.78))
     table = merged.table()
     assert table.columns[0] == "rank in run" and not any(c.startswith("Δ") for c in table.columns)
-    assert "Δ" not in table.note and "no rank spans runs" in table.note  # the footer describes the columns shown
+    assert "Δ" not in table.note and "no rank compares methods of different runs" in table.note  # the footer describes the columns shown
     doc = json.loads(json.dumps([s.record() for s in merged.summaries]))
     assert [d["rank"] for d in doc] == ["1", "1=", "1", "2"]
 

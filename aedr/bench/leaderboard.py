@@ -8,10 +8,12 @@ A board is made of the clean pairs; a method benchmarked with perturbations in o
 run's robust AUC.
 
 Honesty across runs: a method whose pairs all come from one run keeps that run's intervals, rank and
-paired comparison with its leader. Runs score different images, so no comparison spans them: when
-the board's methods come from more than one run, each keeps the rank it had in its own run (and the
-board says so), the paired differences from a leader are left out, and a method whose pairs come
-from several runs has neither interval nor rank.
+paired comparison with its leader. Ranks and paired differences come from a run's own joint
+bootstrap over its images, so none spans runs: when the board's methods come from more than one
+run, each keeps the rank it had in its own run (and the board says so), the paired differences from
+a leader are left out, and a method whose pairs come from several runs has neither interval nor rank.
+(Runs of one configuration score the same images; a joint bootstrap over their score files could
+rank them together, which this merge does not do.)
 """
 
 from __future__ import annotations

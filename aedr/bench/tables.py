@@ -384,8 +384,8 @@ def leaderboard_table(
     if compared:
         note += " Δ: paired difference from the leader, p Holm-corrected over the methods."
     if ranks_within_runs:
-        note += (" Rank in run: the method's rank in the run it comes from (column runs); the runs scored different images, so no rank"
-                 " spans runs (–: pairs from several runs, unranked).")
+        note += (" Rank in run: the method's rank in the run it comes from (column runs), from that run's paired bootstrap; no rank"
+                 " compares methods of different runs (–: pairs from several runs, unranked).")
     if robust:
         over = "model pairs" if scope == "pair" else "the targets against real images"
         note += f" Robust{'' if scope == 'pair' else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."

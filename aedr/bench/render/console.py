@@ -66,6 +66,13 @@ def _rich(table: Table, cols: list[int], cells: list[list[str]], widths: list[in
 
     natural = [max(w, len(table.columns[i])) for i, w in zip(cols, widths)]
     fixed = table_width(natural) > width
+    if fixed:  # the room to spare widens the columns whose headers would wrap, left to right
+        spare, widened = width - table_width(widths), []
+        for w, n in zip(widths, natural):
+            extra = max(0, min(spare, n - w))
+            widened.append(w + extra)
+            spare -= extra
+        widths = widened
     t = RichTable(show_lines=any("\n" in row[i] for row in cells for i in cols))
     for i, w in zip(cols, widths):
         header, justify = markup(table.columns[i]), "left" if table.formats[i] == "text" else "right"
@@ -95,7 +102,7 @@ def fitted(table: Table, width: int) -> list:
         part.append(i)
     parts.append(part)
     shown = [_rich(table, labels + p, cells, [widths[j] for j in labels + p], width) for p in parts]
-    left_out = [c for c in table.columns if c in table.secondary and not layout.keep_secondary]
+    left_out = [c.strip() for c in table.columns if c in table.secondary and not layout.keep_secondary]
     said = []
     if layout.intervals == "none" and any(isinstance(v, Estimate) for row in table.rows for v in row):
         said.append("intervals")
