@@ -43,7 +43,7 @@ from .devices import DeviceError, check_device
 from .files import OutputError, check_output_file, json_text, prepare_output_folder, save_results, write_frame
 from .images import DEFAULT_PIXEL_BUDGET
 from .registry import RegistryError
-from .text import console, markup, print_widest_fitting, progress_display, safe_str
+from .text import console, markup, names_folded_to_fit, natural_width, print_widest_fitting, progress_display, safe_str
 
 out = console()
 """Standard output: results (tables, JSON, written files)."""
@@ -427,21 +427,29 @@ def score_cmd(
         out.print_json(json_text(table.with_skips().to_dict("records")))
     else:
         what = " of perturbed copies" if chains else ""
-        t = Table(title=f"{markup(m.label)} scores{what} under {markup(target.name)} (lower = belonging)")
-        t.add_column("image", overflow="fold")
-        if chains:
-            t.add_column("perturbation")
-        t.add_column("score", justify="right")
-        for r in table.rows.itertuples():
-            name = markup(r.image) + (f" [dim](from {r.downscaled_from})[/]" if r.downscaled_from else "")
-            t.add_row(name, *([markup(r.perturbation)] if chains else []), f"{r.score:.6g}")
-        out.print(t)
+        out.print(Text(f"{m.label} scores{what} under {target.name} (lower = belonging)", style="bold"), soft_wrap=False)
+        out.print(names_folded_to_fit(out, lambda names: score_table(table.rows, bool(chains), names)), soft_wrap=False)
     note = downscale_note(loaded.images, max_side)
     if note:
         err.print(f"note: {note}")
     print_skips(table.skipped)
     if problem is not None:
         raise problem
+
+
+def score_table(rows, perturbed: bool, names: int | None) -> Table:
+    """One row per image (and perturbation); ``names``: the width image names fold to (None: whole)."""
+    from .text import fold_name
+
+    t = Table()
+    t.add_column("image", no_wrap=True)
+    if perturbed:
+        t.add_column("perturbation", no_wrap=True)
+    t.add_column("score", justify="right", no_wrap=True)
+    for r in rows.itertuples():
+        name = markup(fold_name(r.image, names) if names else r.image) + (f" [dim](from {r.downscaled_from})[/]" if r.downscaled_from else "")
+        t.add_row(name, *([markup(r.perturbation)] if perturbed else []), f"{r.score:.6g}")
+    return t
 
 
 def stream_scores(executor: str, ray_address: str | None, executor_option: list[str], target, m, inputs: list[Path],
@@ -777,15 +785,13 @@ def print_attributions(results, cards, stability: bool, checks: str) -> None:
     calibration domain is marked "!" and explained under the table."""
     title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
     title += f"; stability: {checks}" if stability else ""
-    layouts = [attribution_table(results, stability, None, with_threshold=True)]
-    bare = attribution_table(results, stability, 1, with_threshold=False)  # the narrowest the other columns allow
-    from .text import natural_width
-
-    names = max(12, out.width - natural_width(out, bare))
-    layouts.append(attribution_table(results, stability, names, with_threshold=False))
+    wide = attribution_table(results, stability, None, with_threshold=True)
+    fits = natural_width(out, wide) <= out.width
     out.print(Text(title, style="bold"), soft_wrap=False)
-    print_widest_fitting(out, *layouts)
-    if natural_width(out, layouts[0]) > out.width:
+    if fits:
+        out.print(wide, soft_wrap=False)
+    else:  # the thresholds get a line of their own, the names fold to the room left
+        out.print(names_folded_to_fit(out, lambda names: attribution_table(results, stability, names, with_threshold=False)), soft_wrap=False)
         out.print("thresholds: " + markup(", ".join(f"{c.card.model} {c.card.threshold:.6g}" for c in cards)), soft_wrap=False)
     for a in results:
         for v in a.verdicts:

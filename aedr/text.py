@@ -137,3 +137,14 @@ def progress_display(target: Console, time_left: Any = None, **options: Any):
     what = TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=8))
     return Progress(what, BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), time_left or TimeRemainingColumn(),
                     console=target, expand=True, **options)
+
+
+def names_folded_to_fit(target: Console, build: Any, least: int = 12) -> Any:
+    """``build(width)`` makes a table whose name cells are folded to ``width`` (None: whole). The
+    table with whole names where it fits ``target``, else with names folded to the room the other
+    columns leave (at least ``least``)."""
+    whole = build(None)
+    if natural_width(target, whole) <= target.width:
+        return whole
+    narrowest = build(1)
+    return build(max(least, target.width - natural_width(target, narrowest) + 1))
