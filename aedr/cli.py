@@ -291,16 +291,22 @@ def plugins_cmd(as_json: bool = JsonOpt) -> None:
     if as_json:
         out.print_json(json.dumps([dataclasses.asdict(i) | {"ok": i.ok} for i in infos]))
         return
-    table = Table(title="aedr plugins")
+    wide, narrow = Table(title="aedr plugins"), Table(title="aedr plugins")
     for col in ("plugin", "version", "hooks", "registers", "status"):
-        table.add_column(col)
+        wide.add_column(col)
+    narrow.add_column("plugin", no_wrap=True)  # the hooks go under the name, the status under what it registers
+    narrow.add_column("version", no_wrap=True)
+    narrow.add_column("registers and status", overflow="fold")
     for i in infos:
         kinds = ("models", "methods", "datasets", "metrics", "perturbations", "executors")
         registers = markup("; ".join(f"{k}: {', '.join(getattr(i, k))}" for k in kinds if getattr(i, k)) or "-")
         status = "[green]ok[/]" if i.ok else "[red]" + markup("\n".join(i.errors)) + "[/]"
         name = f"{markup(i.name)} [dim](built-in)[/]" if i.builtin else markup(i.name)
-        table.add_row(name, markup(i.version or "-"), markup(", ".join(i.hooks) or "-"), registers, status)
-    out.print(table)
+        hooks = markup(", ".join(i.hooks) or "-")
+        wide.add_row(name, markup(i.version or "-"), hooks, registers, status)
+        narrow.add_row(f"{markup(i.name)}\n[dim]{'built-in; ' if i.builtin else ''}{markup(chr(10).join(i.hooks) or '-')}[/]",
+                       markup(i.version or "-"), f"{registers}\n{status}")
+    print_widest_fitting(out, wide, narrow)
 
 
 @app.command("models")

@@ -283,3 +283,19 @@ def test_weights_missing_with_the_hub_offline_or_unreachable_fail_at_once(tmp_pa
     assert "Cannot load the autoencoder of model 'SD1.5'" in proc.stderr and "not in the local cache" in proc.stderr
     assert ("HF_HUB_OFFLINE is set" if offline == "1" else "http://127.0.0.1:9 cannot be reached") in proc.stderr
     assert "Retrying" not in proc.stderr and seconds < 30  # start-up included, on a loaded machine
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("command", ["models", "methods", "plugins"])
+def test_listings_fit_without_cutting_a_cell(monkeypatch, width, command):
+    from typer.testing import CliRunner
+
+    from aedr.cli import build_app, out
+
+    monkeypatch.setattr(out, "_width", width)
+    res = CliRunner().invoke(build_app(), [command])
+    assert res.exit_code == 0, res.output
+    assert_fits(res.output, width)
+    assert "…" not in res.output  # no name, option list or description cut short
+    if command == "methods":  # every option and its default is shown
+        assert "halve_every=50" in res.output
