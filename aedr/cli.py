@@ -17,6 +17,11 @@ plugins' commands written this way):
   error): the process's two rich consoles, :func:`aedr.text.console`. User-provided text printed on
   them goes through :func:`aedr.text.markup`.
 
+- Tables fit the console's width (a pipe: ``COLUMNS``, else 80): a listing gives a wide and a narrow
+  layout to :func:`aedr.text.print_widest_fitting`, a table of file or model names folds them with
+  :func:`aedr.text.names_folded_to_fit`, and long work shows :func:`aedr.text.progress_display`
+  (through :func:`progress_bar`), which is one line per stage off a terminal.
+
 A plugin's command imports them: ``from aedr.cli import err, fail, out``.
 """
 

@@ -11,6 +11,10 @@ Two hazards, one helper each:
   is shown mangled and one with ``[/]`` raises. Every user-provided string (paths, names, config
   text, error messages) goes through :func:`markup` before it is printed with rich.
 
+Fitting a console's width: :func:`fold_name` breaks a name after its separators,
+:func:`names_folded_to_fit` and :func:`print_widest_fitting` choose a table's layout,
+:func:`progress_display` is the one progress display.
+
 One pair of consoles: :func:`console` gives the process's rich console for standard output and the
 one for standard error (``aedr.cli.out`` and ``aedr.cli.err`` are these two). Every command, built-in
 or a plugin's, prints through them, so that a setting (a width, a capture) applies to all output.
