@@ -175,6 +175,18 @@ def test_methods_from_different_runs_are_not_ranked_against_each_other(tmp_path)
     assert [d["rank"] for d in doc] == ["1", "1=", "1", "2"]
 
 
+def test_a_method_in_both_runs_keeps_the_latest_runs_figures_intervals_and_rank(tmp_path):
+    """The issue's case: aedr and aeroblade-ssim benchmarked in runs/small and again in aedr-runs/bench."""
+    small = write_run(tmp_path / "runs" / "small", {"aedr": (0.8, "1="), "aeroblade-ssim": (0.82, "1")}, finished="2026-01-01")
+    bench = write_run(tmp_path / "aedr-runs" / "bench", {"latenttracer": (0.97, "1"), "aedr": (0.91, "2"), "aeroblade-ssim": (0.84, "3")},
+                      finished="2026-01-02")
+    merged, rows = board(small, bench)
+    assert not merged.ranked_within_runs  # every method's pairs come from the latest run: its own board
+    assert {label: s.rank for label, s in rows.items()} == {"latenttracer": "1", "aedr": "2", "aeroblade-ssim": "3"}
+    assert rows["aedr"].intervals["pair:accuracy"] == pytest.approx((0.87, 0.94)) and rows["aedr"].versus_leader
+    assert any("appear in more than one run" in n for n in merged.notes)
+
+
 def test_a_method_whose_pairs_span_runs_is_unranked_without_intervals(tmp_path):
     a = write_run(tmp_path / "a", {"aedr": (0.8, "1")}, finished="2026-01-01")
     b = write_run(tmp_path / "b", {"aedr": (0.9, "1"), "ronan": (0.5, "2")}, finished="2026-01-02")
