@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -72,18 +71,6 @@ def console(stderr: bool = False) -> Console:
 
             _consoles[stderr] = Console(stderr=True) if stderr else Console(soft_wrap=True)
         return _consoles[stderr]
-
-
-@contextmanager
-def widened(target: Console, columns: int) -> Iterator[Console]:
-    """``target`` at least ``columns`` wide inside the block: a wide table stays whole in a narrow
-    terminal or a pipe (where rich assumes 80 columns)."""
-    saved = target._width
-    target.width = max(target.width, columns)
-    try:
-        yield target
-    finally:
-        target._width = saved
 
 
 # A name is broken after one of these when it must fold (zoo-kl-a -> "zoo-kl-" / "a"), never mid-word
