@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .card import CalibrationCard, CardError
+from .domain import outside
 from .methods.base import Method
 from .models import ModelPlugin
 from .plugins import Plugins, get_plugins
@@ -96,6 +97,7 @@ class Verdict:
     belongs: bool
     tail_probability: float
     stability: Stability | None = None  # with the stability check
+    outside_domain: list[str] = field(default_factory=list)  # why the image lies outside the card's calibration domain (aedr.domain)
 
     @property
     def uncertain(self) -> bool:
@@ -241,7 +243,7 @@ def attribute(
                 copies = [PerturbedScore(pid, float(x), bool(x < card.threshold)) for pid, x in copies]
                 check = Stability(copies, sum(c.belongs == belongs for c in copies), (low, high), bool(low < s < high), list(errors))
             results[im.id].verdicts.append(
-                Verdict(card.model, card.method, float(s), card.threshold, belongs, float(t), check)
+                Verdict(card.model, card.method, float(s), card.threshold, belongs, float(t), check, outside(card.domain, im))
             )
     out = []
     for a in results.values():

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from .calibration import DEFAULT_ALPHA, belongs, choose_alpha, finite_scores, kde_tail_probability, kde_threshold
+from .domain import CalibrationDomain, describe_images
 from .images import LoadedImage, PathLike
 from .methods.base import RUNTIME_OPTIONS, Method, MethodOptionsError, build_method
 from .models import ModelPlugin
@@ -102,6 +103,13 @@ class CalibrationCard:
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     score_direction: Literal[SCORE_DIRECTION] = SCORE_DIRECTION  # type: ignore[valid-type]
     format: Literal[CARD_FORMAT] = CARD_FORMAT  # type: ignore[valid-type]
+    # The calibration images' sizes and formats (aedr.domain); absent in older cards: unknown, nothing marked.
+    domain: CalibrationDomain | None = None
+
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _domain_from_json(cls, value: Any) -> Any:
+        return CalibrationDomain(**value) if isinstance(value, dict) else value
 
     # The file the card was loaded from (set by :meth:`load`), for messages; not part of the card.
     origin: ClassVar[str | None] = None
@@ -306,4 +314,5 @@ def calibrate(
         summary=summarize(finite),
         source=source,
         estimation_accuracy=accuracy,
+        domain=describe_images(images),
     )

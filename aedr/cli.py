@@ -17,6 +17,11 @@ plugins' commands written this way):
   error): the process's two rich consoles, :func:`aedr.text.console`. User-provided text printed on
   them goes through :func:`aedr.text.markup`.
 
+- Tables fit the console's width (a pipe: ``COLUMNS``, else 80): a listing gives a wide and a narrow
+  layout to :func:`aedr.text.print_widest_fitting`, a table of file or model names folds them with
+  :func:`aedr.text.names_folded_to_fit`, and long work shows :func:`aedr.text.progress_display`
+  (through :func:`progress_bar`), which is one line per stage off a terminal.
+
 A plugin's command imports them: ``from aedr.cli import err, fail, out``.
 """
 
@@ -34,8 +39,8 @@ import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import compat
 from .calibration import CALIBRATION_TOO_SMALL, DEFAULT_ALPHA, calibration_too_small, parse_alpha
@@ -43,7 +48,7 @@ from .devices import DeviceError, check_device
 from .files import OutputError, check_output_file, json_text, prepare_output_folder, save_results, write_frame
 from .images import DEFAULT_PIXEL_BUDGET
 from .registry import RegistryError
-from .text import console, markup, safe_str
+from .text import console, markup, names_folded_to_fit, natural_width, print_widest_fitting, progress_display, safe_str
 
 out = console()
 """Standard output: results (tables, JSON, written files)."""
@@ -114,13 +119,20 @@ LONG_BATCH_PIXELS = 1024 * 1024
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[typing.Callable[[int], None]]:
-    """A rich progress bar on stderr (``total`` None: not known ahead); yields ``advance(n)``. While a large batch (one huge image,
-    say) is scored, the bar names it, so that a long wait on one image is visibly work on it."""
+    """A progress bar on stderr (``total`` None: not known ahead); yields ``advance(n)``. Not on a
+    terminal (a pipe, CI), a line as the work starts and one as it ends instead. While a large batch
+    (one huge image, say) is scored, the bar names it (a line when not on a terminal), so that a long
+    wait on one image is visibly work on it."""
+    import time
+
     from .methods.base import watch_batches
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     plain = markup(description)
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+    live = err.is_terminal
+    if not live:
+        err.print(f"{plain}{'' if total is None else f' ({total})'} ...", soft_wrap=False)
+    t0 = time.perf_counter()
+    with progress_display(err, transient=True, disable=not live) as bar:
         task = bar.add_task(plain, total=total)
 
         def on_batch(images, size: tuple[int, int]) -> None:
@@ -130,11 +142,13 @@ def progress_bar(description: str, total: int | None) -> Iterator[typing.Callabl
             what = images[0].id if len(images) == 1 else f"{len(images)} images"
             note = f"{what} at {size[0]}x{size[1]} ({size[0] * size[1] * len(images) / 1e6:.1f} MP)"
             bar.update(task, description=f"{plain} · {markup(note)}")
-            if not err.is_terminal:
+            if not live:
                 err.print(f"scoring {markup(note)} ...")
 
         with watch_batches(on_batch):
             yield lambda n: bar.advance(task, n)
+        if not live:
+            err.print(f"{plain}: done in {time.perf_counter() - t0:.1f} s", soft_wrap=False)
 
 
 def check_device_option(device: str | None) -> None:
@@ -282,16 +296,22 @@ def plugins_cmd(as_json: bool = JsonOpt) -> None:
     if as_json:
         out.print_json(json.dumps([dataclasses.asdict(i) | {"ok": i.ok} for i in infos]))
         return
-    table = Table(title="aedr plugins")
+    wide, narrow = Table(title="aedr plugins"), Table(title="aedr plugins")
     for col in ("plugin", "version", "hooks", "registers", "status"):
-        table.add_column(col)
+        wide.add_column(col)
+    narrow.add_column("plugin", no_wrap=True)  # the hooks go under the name, the status under what it registers
+    narrow.add_column("version", no_wrap=True)
+    narrow.add_column("registers and status", overflow="fold")
     for i in infos:
         kinds = ("models", "methods", "datasets", "metrics", "perturbations", "executors")
         registers = markup("; ".join(f"{k}: {', '.join(getattr(i, k))}" for k in kinds if getattr(i, k)) or "-")
         status = "[green]ok[/]" if i.ok else "[red]" + markup("\n".join(i.errors)) + "[/]"
         name = f"{markup(i.name)} [dim](built-in)[/]" if i.builtin else markup(i.name)
-        table.add_row(name, markup(i.version or "-"), markup(", ".join(i.hooks) or "-"), registers, status)
-    out.print(table)
+        hooks = markup(", ".join(i.hooks) or "-")
+        wide.add_row(name, markup(i.version or "-"), hooks, registers, status)
+        narrow.add_row(f"{markup(i.name)}\n[dim]{'built-in; ' if i.builtin else ''}{markup(chr(10).join(i.hooks) or '-')}[/]",
+                       markup(i.version or "-"), f"{registers}\n{status}")
+    print_widest_fitting(out, wide, narrow)
 
 
 @app.command("models")
@@ -313,13 +333,19 @@ def models_cmd(as_json: bool = JsonOpt) -> None:
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title="aedr models")
+    wide, narrow = Table(title="aedr models"), Table(title="aedr models", caption="plugins and more: aedr models --json", caption_justify="left")
     for col in ("model", "family", "generator", "weights", "plugin", "description"):
-        table.add_column(col)
+        wide.add_column(col)
+    for col in ("model", "family", "weights", "description"):  # the availability detail goes under the description
+        narrow.add_column(col, no_wrap=col != "description", overflow="fold")
     for r in rows:
-        weights = ("[green]local[/]" if r["local_weights"] else "[yellow]not local[/]") + (f" [dim]{markup(r['availability'])}[/]" if r["availability"] else "")
-        table.add_row(markup(r["name"]), markup(r["family"]), "yes" if r["generator"] else "no", weights, markup(r["plugin"]), markup(r["description"]))
-    out.print(table)
+        state = "[green]local[/]" if r["local_weights"] else "[yellow]not local[/]"
+        detail = f"[dim]{markup(r['availability'])}[/]" if r["availability"] else ""
+        name = markup(r["name"]) + ("" if r["generator"] else "\n[dim](no generator)[/]")
+        wide.add_row(markup(r["name"]), markup(r["family"]), "yes" if r["generator"] else "no", f"{state} {detail}".strip(), markup(r["plugin"]),
+                     markup(r["description"]))
+        narrow.add_row(name, markup(r["family"]), state, markup(r["description"]) + (f"\n{detail}" if detail else ""))
+    print_widest_fitting(out, wide, narrow)
 
 
 @app.command("methods")
@@ -336,13 +362,18 @@ def methods_cmd(as_json: bool = JsonOpt) -> None:
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
-    table = Table(title="aedr methods (lower score = belonging)")
+    title = "aedr methods (lower score = belonging)"
+    wide, narrow = Table(title=title), Table(title=title, caption="plugins and more: aedr methods --json", caption_justify="left")
     for col in ("method", "gradients", "cost per image", "options (defaults)", "plugin", "description"):
-        table.add_column(col)
+        wide.add_column(col)
+    narrow.add_column("method", no_wrap=True)
+    narrow.add_column("cost per image", overflow="fold", max_width=18)
+    narrow.add_column("description and options (defaults)", overflow="fold")  # the options wrap after their commas
     for r in rows:
         opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
-        table.add_row(markup(r["name"]), "yes" if r["needs_grad"] else "no", markup(r["cost"]), markup(opts), markup(r["plugin"]), markup(r["description"]))
-    out.print(table)
+        wide.add_row(markup(r["name"]), "yes" if r["needs_grad"] else "no", markup(r["cost"]), markup(opts), markup(r["plugin"]), markup(r["description"]))
+        narrow.add_row(markup(r["name"]), markup(r["cost"]), f"{markup(r['description'])}\n[dim]{markup(opts)}[/]")
+    print_widest_fitting(out, wide, narrow)
 
 
 # -- score / calibrate / attribute ---------------------------------------------------------------
@@ -405,21 +436,29 @@ def score_cmd(
         out.print_json(json_text(table.with_skips().to_dict("records")))
     else:
         what = " of perturbed copies" if chains else ""
-        t = Table(title=f"{markup(m.label)} scores{what} under {markup(target.name)} (lower = belonging)")
-        t.add_column("image", overflow="fold")
-        if chains:
-            t.add_column("perturbation")
-        t.add_column("score", justify="right")
-        for r in table.rows.itertuples():
-            name = markup(r.image) + (f" [dim](from {r.downscaled_from})[/]" if r.downscaled_from else "")
-            t.add_row(name, *([markup(r.perturbation)] if chains else []), f"{r.score:.6g}")
-        out.print(t)
+        out.print(Text(f"{m.label} scores{what} under {target.name} (lower = belonging)", style="bold"), soft_wrap=False)
+        out.print(names_folded_to_fit(out, lambda names: score_table(table.rows, bool(chains), names)), soft_wrap=False)
     note = downscale_note(loaded.images, max_side)
     if note:
         err.print(f"note: {note}")
     print_skips(table.skipped)
     if problem is not None:
         raise problem
+
+
+def score_table(rows, perturbed: bool, names: int | None) -> Table:
+    """One row per image (and perturbation); ``names``: the width image names fold to (None: whole)."""
+    from .text import fold_name
+
+    t = Table()
+    t.add_column("image", no_wrap=True)
+    if perturbed:
+        t.add_column("perturbation", no_wrap=True)
+    t.add_column("score", justify="right", no_wrap=True)
+    for r in rows.itertuples():
+        name = markup(fold_name(r.image, names) if names else r.image) + (f" [dim](from {r.downscaled_from})[/]" if r.downscaled_from else "")
+        t.add_row(name, *([markup(r.perturbation)] if perturbed else []), f"{r.score:.6g}")
+    return t
 
 
 def stream_scores(executor: str, ray_address: str | None, executor_option: list[str], target, m, inputs: list[Path],
@@ -664,6 +703,8 @@ def calibrate_cmd(
         f"[bold]{markup(card.model)}[/] / {markup(m.label)}: threshold = {card.threshold!r} at alpha = {card.alpha} ({markup(card.alpha_selection)}); "
         f"{card.n_images} images, scores {s['min']:.4g} .. {s['max']:.4g} (median {s['median']:.4g})"
     )
+    if card.domain is not None:  # aedr attribute marks images outside it
+        out.print(f"calibration domain: {markup(card.domain.describe())}")
     if card.estimation_accuracy is not None:
         out.print(f"estimation-split accuracy: {card.estimation_accuracy:.4f}")
     if calibration_too_small(card.n_images, card.alpha):
@@ -736,7 +777,8 @@ def attribute_cmd(
     records = [
         {"image": a.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
          "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": a.verdict, "status": verdict_status(v),
-         "downscaled_from": downscaled.get(a.image, ""), **({"decision": a.decision} if stability else {}), **stability_record(v)}
+         "downscaled_from": downscaled.get(a.image, ""), "outside_domain": "; ".join(v.outside_domain),
+         **({"decision": a.decision} if stability else {}), **stability_record(v)}
         for a in results for v in a.verdicts
     ]
     problem = None
@@ -765,38 +807,7 @@ def attribute_cmd(
         if problem is not None:
             raise problem
         return
-    title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
-    if stability:
-        title += f"; stability: {', '.join(c.id for c in chains)}, band ±{band:g} IQR"
-    table = Table(title=title)
-    # in a narrow terminal the names fold; the figures and the decision are never cut
-    table.add_column("image", overflow="fold")
-    table.add_column("model", overflow="fold")
-    for col in ("score", "threshold"):
-        table.add_column(col, justify="right", no_wrap=True, min_width=8)
-    table.add_column("belongs")
-    table.add_column("tail", justify="right", no_wrap=True, min_width=8)
-    if stability:
-        table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
-        table.add_column("in band")
-    table.add_column("decision" if stability else "verdict", style="bold", overflow="fold", min_width=10)
-    for a in results:
-        for k, v in enumerate(a.verdicts):
-            cells = [
-                markup(a.image) if k == 0 else "", markup(v.model), f"{v.score:.6g}", f"{v.threshold:.6g}",
-                "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}",
-            ]
-            if stability and v.stability is not None:
-                flag = "[yellow]" if v.stability.disagree else ""
-                cells += [f"{flag}{v.stability.agreeing}{'[/]' if flag else ''}", "[yellow]yes[/]" if v.stability.in_band else "no"]
-            if k == 0:
-                shown = a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
-                cells.append(("[yellow]" + markup(shown) + "[/]") if a.decision == "uncertain" else markup(shown))
-            else:
-                cells.append("")
-            table.add_row(*cells)
-        table.add_section()
-    out.print(table)
+    print_attributions(results, cards, stability, f"{', '.join(c.id for c in chains)}, band ±{band:g} IQR" if stability else "")
     for a in results:  # why each uncertain card is uncertain, a line each (never folded)
         for v in a.verdicts:
             if v.uncertain:
@@ -805,6 +816,67 @@ def attribute_cmd(
     print_skips(skipped)
     if problem is not None:
         raise problem
+
+
+def print_attributions(results, cards, stability: bool, checks: str) -> None:
+    """The verdicts as a table that fits the terminal: names fold after separators (a narrow terminal
+    gives the thresholds a line of their own instead of a column); a verdict outside its card's
+    calibration domain is marked "!" and explained under the table."""
+    title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
+    title += f"; stability: {checks}" if stability else ""
+    wide = attribution_table(results, stability, None, with_threshold=True)
+    fits = natural_width(out, wide) <= out.width
+    out.print(Text(title, style="bold"), soft_wrap=False)
+    if fits:
+        out.print(wide, soft_wrap=False)
+    else:  # the thresholds get a line of their own, the names fold to the room left
+        out.print(names_folded_to_fit(out, lambda names: attribution_table(results, stability, names, with_threshold=False)), soft_wrap=False)
+        out.print("thresholds: " + markup(", ".join(f"{c.card.model} {c.card.threshold:.6g}" for c in cards)), soft_wrap=False)
+    for a in results:
+        for v in a.verdicts:
+            if v.outside_domain:
+                out.print(f"[yellow]![/] {markup(a.image)} under {markup(v.model)}: outside the card's calibration domain, the verdict is an "
+                          f"extrapolation: {markup('; '.join(v.outside_domain))}", soft_wrap=False)
+
+
+def attribution_table(results, stability: bool, names: int | None, *, with_threshold: bool) -> Table:
+    """One row per image and card; ``names``: the width image and model names fold to (None: whole)."""
+    from .text import fold_name
+
+    def name(text: str) -> str:
+        return markup(fold_name(text, names) if names else text)
+
+    table = Table()
+    table.add_column("image", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    for col in ("score", *(["threshold"] if with_threshold else [])):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("belongs", no_wrap=True)
+    table.add_column("tail", justify="right", no_wrap=True)
+    if stability:
+        table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
+        table.add_column("in band", no_wrap=True)
+    table.add_column("decision" if stability else "verdict", style="bold")  # model names, wrapped after their commas
+    for a in results:
+        for k, v in enumerate(a.verdicts):
+            mark = " [yellow]![/]" if v.outside_domain else ""
+            cells = [name(a.image) if k == 0 else "", name(v.model), f"{v.score:.6g}{mark}", *([f"{v.threshold:.6g}"] if with_threshold else []),
+                     "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}"]
+            if stability and v.stability is not None:
+                flag = "[yellow]" if v.stability.disagree else ""
+                cells += [f"{flag}{v.stability.agreeing}{'[/]' if flag else ''}", "[yellow]yes[/]" if v.stability.in_band else "no"]
+            cells.append(verdict_cell(a, stability) if k == 0 else "")
+            table.add_row(*cells)
+        table.add_section()
+    return table
+
+
+def verdict_cell(a, stability: bool) -> str:
+    shown = a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
+    text = ("[yellow]" + markup(shown) + "[/]") if a.decision == "uncertain" else markup(shown)
+    if any(v.outside_domain for v in a.verdicts if v.model in a.attributed_to):
+        text += " [yellow]![/]"
+    return text
 
 
 # -- compatibility with the original's files -----------------------------------------------------

@@ -11,6 +11,10 @@ Two hazards, one helper each:
   is shown mangled and one with ``[/]`` raises. Every user-provided string (paths, names, config
   text, error messages) goes through :func:`markup` before it is printed with rich.
 
+Fitting a console's width: :func:`fold_name` breaks a name after its separators,
+:func:`names_folded_to_fit` and :func:`print_widest_fitting` choose a table's layout,
+:func:`progress_display` is the one progress display.
+
 One pair of consoles: :func:`console` gives the process's rich console for standard output and the
 one for standard error (``aedr.cli.out`` and ``aedr.cli.err`` are these two). Every command, built-in
 or a plugin's, prints through them, so that a setting (a width, a capture) applies to all output.
@@ -20,8 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -70,13 +73,69 @@ def console(stderr: bool = False) -> Console:
         return _consoles[stderr]
 
 
-@contextmanager
-def widened(target: Console, columns: int) -> Iterator[Console]:
-    """``target`` at least ``columns`` wide inside the block: a wide table stays whole in a narrow
-    terminal or a pipe (where rich assumes 80 columns)."""
-    saved = target._width
-    target.width = max(target.width, columns)
-    try:
-        yield target
-    finally:
-        target._width = saved
+# A name is broken after one of these when it must fold (zoo-kl-a -> "zoo-kl-" / "a"), never mid-word
+# where it has one.
+NAME_BREAKS = "-_/.,+ "
+
+
+def fold_name(name: str, width: int) -> str:
+    """``name`` in lines of at most ``width`` characters, broken after separators (``-``, ``_``,
+    ``/``, ``.`` ...) and before brackets; a piece longer than ``width`` is split where it must."""
+    pieces, piece = [], ""
+    for ch in name:
+        if ch in "[(" and piece:  # an option list starts a piece of its own
+            pieces.append(piece)
+            piece = ""
+        piece += ch
+        if ch in NAME_BREAKS:
+            pieces.append(piece)
+            piece = ""
+    pieces += [piece] if piece else []
+    lines = [""]
+    for p in pieces:
+        if len(lines[-1]) + len(p.rstrip()) > width and lines[-1]:
+            lines.append("")
+        while len(p) > width:
+            lines[-1:] = [p[:width], ""]
+            p = p[width:]
+        lines[-1] += p
+    return "\n".join(line.rstrip() for line in lines if line.strip())
+
+
+
+def natural_width(target: Console, renderable: Any) -> int:
+    """How wide ``renderable`` is drawn with room to spare (a table: every cell on one line)."""
+    from rich.measure import Measurement
+
+    return Measurement.get(target, target.options.update_width(1_000_000), renderable).maximum
+
+
+def print_widest_fitting(target: Console, *layouts: Any) -> None:
+    """The first of ``layouts`` (widest first) that fits ``target``'s width without wrapping a
+    cell, else the last (the narrow one, whose long cells wrap at spaces); not soft-wrapped."""
+    chosen = next((r for r in layouts if natural_width(target, r) <= target.width), layouts[-1])
+    target.print(chosen, soft_wrap=False)
+
+
+def progress_display(target: Console, time_left: Any = None, **options: Any):
+    """The one progress display (``aedr score``, ``calibrate``, ``attribute``, ``reconstruct``, the
+    bench): what is being done, cut with an ellipsis to the room the others leave, then a bar,
+    done/total, the elapsed time and the time left, which therefore always show, at 80 columns too.
+    ``time_left``: a column of the caller's own for the last one; ``options`` go to rich's Progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Column
+
+    what = TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=8))
+    return Progress(what, BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), time_left or TimeRemainingColumn(),
+                    console=target, expand=True, **options)
+
+
+def names_folded_to_fit(target: Console, build: Any, least: int = 12) -> Any:
+    """``build(width)`` makes a table whose name cells are folded to ``width`` (None: whole). The
+    table with whole names where it fits ``target``, else with names folded to the room the other
+    columns leave (at least ``least``)."""
+    whole = build(None)
+    if natural_width(target, whole) <= target.width:
+        return whole
+    narrowest = build(1)
+    return build(max(least, target.width - natural_width(target, narrowest) + 1))

@@ -102,6 +102,29 @@ def hub_offline() -> bool:
     return bool(constants.is_offline_mode())
 
 
+# How long a connection to the hub may take before it counts as unreachable.
+HUB_CONNECT_SECONDS = 3.0
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+def hub_reachable(timeout: float = HUB_CONNECT_SECONDS) -> bool:
+    """Whether a TCP connection to the hub's endpoint (``HF_ENDPOINT``) opens within ``timeout``."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(hub_endpoint())
+    try:
+        with socket.create_connection((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def looks_like_path(value: str) -> bool:
     """A local path rather than a hub id: it exists, or it is written as a path (absolute, ``./``,
     ``~``, or with more than one ``/`` -- hub ids have exactly one)."""
@@ -192,7 +215,14 @@ class WeightSource:
     @contextmanager
     def loading(self, *, pipeline: bool = False) -> Iterator[None]:
         """Within the block, a failure to load from this source (missing files, the hub refusing or
-        unreachable, offline mode) becomes :class:`WeightsUnavailableError` with :meth:`message`."""
+        unreachable, offline mode) becomes :class:`WeightsUnavailableError` with :meth:`message`.
+        Weights that are not here fail at once, before any download is tried, when the hub is offline
+        (``HF_HUB_OFFLINE``) or cannot be reached: no retries to wait through."""
+        if not self.is_local and not self.availability().local and (hub_offline() or not hub_reachable()):
+            from huggingface_hub.errors import LocalEntryNotFoundError
+
+            why = "HF_HUB_OFFLINE is set" if hub_offline() else f"{hub_endpoint()} cannot be reached"
+            raise self.error(LocalEntryNotFoundError(f"not in the local cache and {why}"), pipeline=pipeline)
         try:
             yield
         except WeightsUnavailableError:

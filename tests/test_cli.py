@@ -96,6 +96,34 @@ def test_calibrate_and_attribute(cli, generated_dir, photo_dir, tmp_path, tiny_m
     assert len(pd.read_csv(out)) == 10
 
 
+@pytest.mark.parametrize("width", [80, 100])
+def test_a_verdict_outside_the_calibration_domain_is_marked(cli, generated_dir, tmp_path, monkeypatch, width):
+    from skimage import data
+
+    from aedr.cli import out
+
+    card_path = tmp_path / "card.json"
+    cli("calibrate", "--model", "tiny-kl", "--images", generated_dir, "--out", card_path)
+    domain = aedr.CalibrationCard.load(card_path).domain
+    assert domain.formats == {"PNG": 10} and domain.sizes == ["32x32"] and domain.jpeg_qualities == []
+    photo = tmp_path / "a-large-photograph-from-a-camera.jpg"
+    Image.fromarray(data.astronaut()).save(photo, quality=80)  # 512 x 512: 256 times the pixels, and lossy
+    records = json.loads(cli("attribute", generated_dir / "000.png", photo, "--card", card_path, "--json").stdout)
+    inside, outside = (r["verdicts"][0]["outside_domain"] for r in records)
+    assert inside == [] and outside == ["512x512 has 256x the pixels of the largest calibration image (32x32)", "JPEG, calibrated on lossless images only"]
+    monkeypatch.setattr(out, "_width", width)
+    table = cli("attribute", generated_dir / "000.png", photo, "--card", card_path).output
+    assert all(len(line) <= width for line in table.splitlines()), table
+    assert "! " in table and "outside the card's calibration domain" in table and "256x the pixels" in table
+    assert "a-large-" in table and "camera.jpg" in table  # the name folds after its separators
+    # a card from before cards recorded their domain: unknown, nothing marked
+    doc = json.loads(card_path.read_text())
+    del doc["domain"]
+    card_path.write_text(json.dumps(doc))
+    records = json.loads(cli("attribute", photo, "--card", card_path, "--json").stdout)
+    assert records[0]["verdicts"][0]["outside_domain"] == []
+
+
 def test_compat_loss_ratio_file(cli, photo_dir, tmp_path):
     out = tmp_path / "ratio.txt"
     cli("compat", "loss-ratio", "--model", "tiny-kl", "--images", photo_dir, "--out", out)

@@ -14,10 +14,10 @@ import pytest
 
 import aedr
 from aedr.bench import Metric, load_config, run_bench, stats
-from aedr.bench.leaderboard import LeaderboardError, merge_runs, rank_by_overlap, read_run
-from aedr.bench.metrics import BUILTIN_METRICS, MetricInfo, accuracy
+from aedr.bench.leaderboard import LeaderboardError, merge_runs, read_run
+from aedr.bench.metrics import BUILTIN_METRICS, accuracy
 from aedr.bench.schema import FORMAT, Scope, ScopedMetric
-from aedr.bench.tables import MethodSummary, apply_uncertainty, summarize
+from aedr.bench.tables import apply_uncertainty, summarize
 from aedr.methods.aedr_method import AEDR
 from test_bench_support import BenchModels, make_models
 from test_stats import make_scores
@@ -130,22 +130,6 @@ def test_summaries_are_ordered_and_ranked_in_the_metric_direction(boot):
         assert versus["difference"] > 0 and versus["p_holm"] == pytest.approx(s.versus_leader["pair:accuracy"]["p_holm"], abs=0.02)
     with pytest.raises(ValueError, match="not a leaderboard metric"):
         summarize(pairs, timings, BUILTIN_METRICS, rank_by="tpr_at_1pct_fpr")
-
-
-def test_a_merged_board_ranks_by_overlap_in_the_metric_direction():
-    def summary(name: str, low: float, high: float) -> MethodSummary:
-        s = MethodSummary(method=name, options_hash="h", label=name, pair={"error_rate": (low + high) / 2}, real={}, seconds_per_image=0.0,
-                          n_pairs=1, n_real_pairs=0, n_targets=1, images_timed=0)
-        s.intervals[ScopedMetric(Scope.PAIR, "error_rate").key] = (low, high)
-        return s
-
-    lower = MetricInfo.of(ERROR_RATE)
-    board = [summary("A", 0.10, 0.20), summary("B", 0.18, 0.30), summary("C", 0.25, 0.40)]
-    rank_by_overlap(board, lower)
-    assert [s.rank for s in board] == ["1", "1=", "3"]  # B's interval reaches below A's high end; C's does not
-    higher = MetricInfo("error_rate", "x", leaderboard=True)  # the same numbers read as higher-is-better
-    rank_by_overlap(board, higher)
-    assert [s.rank for s in board] == ["1", "1=", "1="]
 
 
 # -- a tiny bench: the metrics in every file and on the merged leaderboard -------------------------------------

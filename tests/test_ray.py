@@ -139,6 +139,8 @@ def test_options_are_checked(plugins, tmp_path):
         RayExecutor(actors=0)
     with pytest.raises(ConfigError, match=r"num_gpus must be a number"):
         RayExecutor(num_gpus="one")
+    with pytest.raises(ConfigError, match=r"ray_logs must be true or false"):
+        RayExecutor(ray_logs="yes")
     with pytest.raises(ConfigError, match=r"\[executors.ray\]"):
         run_bench(ray_config(tmp_path, methods=["aedr"], workers=3), plugins=plugins, progress=False)
     ex = RayExecutor(actors=[1, 4], num_gpus=0.25, batch_size=2)

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..cli import batch_size_flag, err, fail, out
-from ..text import markup, safe_str
+from ..text import markup
 from .config import SHIPPED, ConfigError, load_config, split_names
 
 
@@ -191,44 +191,45 @@ def _print_plan(cfg, plugins) -> None:
 def _print_summary(result, elapsed: float) -> None:
     import dataclasses
 
-    from .render.console import to_rich
+    from .render.console import print_table
+    from .render.format import first_line
     from .tables import Estimate, leaderboard_table
 
-    out.print(to_rich(leaderboard_table(result.summaries, metrics=result.metrics)))
+    print_table(out, leaderboard_table(result.summaries, metrics=result.metrics))
     # one model: no model pairs (no Table 1), so the robustness table shown is the one against real images
     robust_key = "robust_real_auc" if len(result.plan.models) == 1 else "robust_auc"
     for t in result.tables:
         if t.key in ("table1", "table2"):
-            out.print(to_rich(t))
+            print_table(out, t)
         elif t.key == robust_key:  # one column per perturbation: values only (the files have the intervals)
             rows = [[v.value if isinstance(v, Estimate) else v for v in row] for row in t.rows]
-            out.print(to_rich(dataclasses.replace(t, rows=rows, note=t.note + " Intervals: leaderboard.md, report.html.")))
-    for m in result.plan.methods:
+            print_table(out, dataclasses.replace(t, rows=rows, note=t.note + " Intervals: leaderboard.md, report.html."))
+    for m in result.plan.methods:  # its full message was printed as the run started; a reminder here
         if m.error:
-            out.print(f"[yellow]not run:[/] {markup(m.name)}: {markup(m.error)}")
+            out.print(f"[yellow]not run:[/] {markup(m.name)}: {markup(first_line(m.error))} (in full: the warning above, metrics.json)", soft_wrap=False)
     for f in result.failures:
         out.print(f"[yellow]failed:[/] {markup(f.label)} under {markup(f.target)}: {markup(f.error)}")
     st = result.stats
     out.print(
         f"{st.generated} images generated, {st.scored} scores computed, {st.already_saved} reused, {st.skipped} skipped; "
-        f"{elapsed:.1f} s. Results in [bold]{markup(result.config.out)}[/]: " + markup(", ".join(p.name for p in result.files.values()))
+        f"{elapsed:.1f} s. Results in [bold]{markup(result.config.out)}[/]: " + markup(", ".join(p.name for p in result.files.values())),
+        soft_wrap=False,
     )
 
 
 def leaderboard_command(
     runs: List[Path] = typer.Argument(..., help="Output folders of `aedr bench` runs (or their metrics.json)."),
-    out_dir: Path = typer.Option(Path("leaderboard"), "--out", "-O", help="Where to write leaderboard.md, .html and .json."),
+    out_dir: Path = typer.Option(Path("aedr-runs/leaderboard"), "--out", "-O", help="Where to write leaderboard.md, .html and .json."),
 ) -> None:
     """Merge several bench runs into one leaderboard (Markdown, HTML and JSON)."""
     from .leaderboard import LeaderboardError, write_leaderboard
-    from .render.console import to_rich
-    from .tables import leaderboard_table
+    from .render.console import print_table
 
     try:
         merged, files = write_leaderboard(list(runs), out_dir)
     except LeaderboardError as exc:
         fail(str(exc))
-    out.print(to_rich(leaderboard_table(merged.summaries, with_runs=merged.runs_by_method, metrics=merged.metrics)))
+    print_table(out, merged.table())
     for note in merged.notes:
-        out.print(f"[yellow]note:[/] {markup(note)}")
-    out.print("written: " + markup(", ".join(safe_str(p) for p in files.values())))
+        out.print(f"[yellow]note:[/] {markup(note)}", soft_wrap=False)
+    out.print(f"written to {markup(out_dir)}: " + markup(", ".join(p.name for p in files.values())))

@@ -6,6 +6,14 @@ the one that finished last wins (and the merge says so). Means are over the pair
 so the "pairs" and "targets" columns tell whether two rows are averaged over the same work.
 A board is made of the clean pairs; a method benchmarked with perturbations in one run keeps that
 run's robust AUC.
+
+Honesty across runs: a method whose pairs all come from one run keeps that run's intervals, rank and
+paired comparison with its leader. Ranks and paired differences come from a run's own joint
+bootstrap over its images, so none spans runs: when the board's methods come from more than one
+run, each keeps the rank it had in its own run (and the board says so), the paired differences from
+a leader are left out, and a method whose pairs come from several runs has neither interval nor rank.
+(Runs of one configuration score the same images; a joint bootstrap over their score files could
+rank them together, which this merge does not do.)
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ from ..files import jsonable, write_text_atomic
 from .metrics import MetricInfo
 from .outputs import METRICS_JSON
 from .render.format import first_line
-from .schema import BenchDocument, SchemaError, Scope, ScopedMetric
-from .tables import DIRECTION, MethodSummary, summarize
+from .schema import BenchDocument, SchemaError
+from .tables import DIRECTION, MethodSummary, Table, leaderboard_table, summarize
 
 FORMAT = "aedr-leaderboard/1"
+# What a run's figures depend on besides the method: runs that differ in any of these are compared with care.
+RUN_SETTINGS = ("n_cal", "n_eval", "n_real", "alpha", "seed", "real", "real_cal", "perturbations", "calibrate_perturbed")
 
 
 @dataclass
@@ -42,6 +52,8 @@ class RunRecord:
     not_run: list[str] = field(default_factory=list)
     intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)  # per method's summary
     robust: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # per method's robust figures
+    ranks: dict[tuple[str, str], str] = field(default_factory=dict)  # per method's rank in the run ("1=")
+    versus_leader: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # per method's paired comparison
 
     def describe(self) -> str:
         c = self.config
@@ -69,10 +81,11 @@ def read_run(folder: str | Path) -> RunRecord:
         raise LeaderboardError(str(exc)) from None
     pairs = doc.pairs_frame(perturbation="").drop(columns="perturbation")
     not_run = [f"{m['name']}: {first_line(m['error'])}" for m in doc.methods if m.get("error")]
-    intervals = {(s.method, s.options_hash): s.intervals for s in doc.summaries}
-    robust = {(s.method, s.options_hash): s.robust for s in doc.summaries if s.robust}
+    keyed = {(s.method, s.options_hash): s for s in doc.summaries}
     name = path.parent.name if path.name == METRICS_JSON else path.stem
-    return RunRecord(path.parent, name, doc.finished, doc.config, doc.models, pairs, doc.timings_frame(), doc.metrics, not_run, intervals, robust)
+    return RunRecord(path.parent, name, doc.finished, doc.config, doc.models, pairs, doc.timings_frame(), doc.metrics, not_run,
+                     {k: s.intervals for k, s in keyed.items()}, {k: s.robust for k, s in keyed.items() if s.robust},
+                     {k: s.rank for k, s in keyed.items()}, {k: dict(s.versus_leader) for k, s in keyed.items()})
 
 
 @dataclass
@@ -84,11 +97,38 @@ class Merged:
     runs_by_method: dict[tuple[str, str], str]
     notes: list[str]
     metrics: list[MetricInfo] = field(default_factory=list)
+    ranked_within_runs: bool = False  # methods from several runs: each rank is its own run's
+
+    def table(self) -> Table:
+        return leaderboard_table(self.summaries, with_runs=self.runs_by_method, metrics=self.metrics, ranks_within_runs=self.ranked_within_runs)
+
+
+def distinct_names(paths: list[Path]) -> list[str]:
+    """Each run's name: its folder's name, with as many parent folders as tell it from the others
+    (``x/run``, ``y/run``)."""
+    parts = [p.resolve().parts for p in paths]
+    names = []
+    for mine in parts:
+        for k in range(1, len(mine) + 1):
+            if sum(1 for other in parts if other[-k:] == mine[-k:]) == 1 or k == len(mine):
+                names.append("/".join(mine[-k:]))
+                break
+    return names
+
+
+def differing_settings(runs: list[RunRecord]) -> list[str]:
+    """The settings (and the model sets) in which the runs differ."""
+    differ = [k for k in RUN_SETTINGS if len({json.dumps(r.config.get(k), sort_keys=True, default=str) for r in runs}) > 1]
+    if len({tuple(sorted(m.get("name", "") for m in r.models)) for r in runs}) > 1:
+        differ.append("models")
+    return differ
 
 
 def merge_runs(runs: list[RunRecord]) -> Merged:
     if not runs:
         raise LeaderboardError("no runs to merge")
+    for r, name in zip(runs, distinct_names([r.path for r in runs])):
+        r.name = name
     ordered = sorted(runs, key=lambda r: r.finished)
     pairs = pd.concat([r.pairs.assign(run=r.name) for r in ordered], ignore_index=True)
     timings = pd.concat([r.timings.assign(run=r.name) for r in ordered], ignore_index=True)
@@ -102,39 +142,35 @@ def merge_runs(runs: list[RunRecord]) -> Merged:
     runs_by_method: dict[tuple[str, str], str] = {}
     for (m, h), g in pairs.groupby(["method", "options_hash"], sort=False):
         runs_by_method[(str(m), str(h))] = ", ".join(dict.fromkeys(g["run"]))
-    configs = {json.dumps({k: r.config.get(k) for k in ("n_cal", "n_eval", "alpha", "seed")}, sort_keys=True) for r in runs}
-    if len(configs) > 1:
-        notes.append("the runs differ in budgets, alpha or seed (see the run list): compare rows with care")
+    differ = differing_settings(runs)
+    if differ:
+        notes.append(f"the runs differ in {', '.join(differ)} (see the run list): compare rows with care")
     metrics = list({m.name: m for r in ordered for m in r.metrics}.values())  # order of first appearance; the latest run describes each
     summaries = summarize(pairs, timings, metrics)
-    by_name = {r.name: r for r in ordered}
-    for s in summaries:  # a method benchmarked in one run keeps that run's intervals
-        runs_of = runs_by_method.get((s.method, s.options_hash), "").split(", ")
-        if len(runs_of) == 1 and runs_of[0] in by_name:
-            s.intervals = dict(by_name[runs_of[0]].intervals.get((s.method, s.options_hash), {}))
-            s.robust = dict(by_name[runs_of[0]].robust.get((s.method, s.options_hash), {}))
-    rank_by_overlap(summaries)
-    if any(s.intervals for s in summaries):
-        notes.append("ranks: \"k=\" where a method's pair-accuracy interval overlaps that of the method heading its group "
-                     "(intervals are each run's own; no paired comparison spans runs)")
-    return Merged(ordered, pairs, timings, summaries, runs_by_method, notes, metrics)
+    within = keep_run_figures(summaries, runs_by_method, {r.name: r for r in ordered})
+    if within:  # the table's note says why
+        order = {r.name: i for i, r in enumerate(ordered)}
+        summaries.sort(key=lambda s: (order.get(runs_by_method.get((s.method, s.options_hash), ""), len(order)), *s.rank_key))
+    return Merged(ordered, pairs, timings, summaries, runs_by_method, notes, metrics, within)
 
 
-def rank_by_overlap(summaries: list[MethodSummary], metric: MetricInfo | None = None) -> None:
-    """Ranks with ties for a merged board, where no joint bootstrap spans the runs: a method whose
-    pair interval of ``metric`` (accuracy unless given) overlaps that of the method heading its
-    group, in the metric's direction, shares its rank (a conservative, unpaired rule). Methods
-    without an interval get plain ranks."""
-    key = ScopedMetric(Scope.PAIR, "accuracy" if metric is None else metric.name).key
-    higher = metric is None or metric.higher_is_better
-    head = None
-    for i, s in enumerate(summaries, 1):
-        mine = s.intervals.get(key)
-        lead = head.intervals.get(key) if head is not None else None
-        if head is not None and mine and lead and (mine[1] >= lead[0] if higher else mine[0] <= lead[1]):
-            s.rank = f"{head.rank.rstrip('=')}="
-        else:
-            head, s.rank = s, str(i)
+def keep_run_figures(summaries: list[MethodSummary], runs_by_method: dict[tuple[str, str], str], by_name: dict[str, RunRecord]) -> bool:
+    """Give each method whose pairs all come from one run that run's intervals, robust figures and
+    rank, and (when every method comes from the same run) its paired comparison with the leader.
+    Returns whether the methods come from more than one run (ranks are then each run's own)."""
+    sources = {runs_by_method.get((s.method, s.options_hash), "") for s in summaries}
+    within = len(sources) > 1
+    for s in summaries:
+        k = (s.method, s.options_hash)
+        run = by_name.get(runs_by_method.get(k, ""))
+        if run is None:  # pairs from several runs: no interval or rank of any one run describes them
+            s.rank = "–"
+            continue
+        s.intervals = dict(run.intervals.get(k, {}))
+        s.robust = dict(run.robust.get(k, {}))
+        s.rank = run.ranks.get(k, "")
+        s.versus_leader = {} if within else dict(run.versus_leader.get(k, {}))
+    return within
 
 
 def merged_json(m: Merged) -> dict[str, Any]:
@@ -145,7 +181,8 @@ def merged_json(m: Merged) -> dict[str, Any]:
             "runs": [{"name": r.name, "path": str(r.path), "finished": r.finished, "config": r.config, "models": r.models, "not_run": r.not_run} for r in m.runs],
             "notes": m.notes,
             "metrics": [asdict(x) for x in m.metrics],
-            "leaderboard": [{"rank": i, **s.record(), "runs": m.runs_by_method.get((s.method, s.options_hash), "")} for i, s in enumerate(m.summaries, 1)],
+            "ranks_within_runs": m.ranked_within_runs,
+            "leaderboard": [{**s.record(), "runs": m.runs_by_method.get((s.method, s.options_hash), "")} for s in m.summaries],
             "pairs": m.pairs.to_dict("records"),
         }
     )

@@ -13,9 +13,8 @@ from typing import Hashable
 from rich.console import Console
 
 from ..text import console as text_console
-from ..text import markup
-from rich.table import Column
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from ..text import markup, progress_display
+from rich.progress import Progress, TaskID, TextColumn
 
 
 def format_seconds(s: float | None) -> str:
@@ -80,12 +79,8 @@ class PlanProgress:
 
     def __enter__(self) -> "PlanProgress":
         if self.enabled:
-            self._progress = Progress(
-                TextColumn("{task.description}", table_column=Column(width=18, no_wrap=True)),
-                BarColumn(bar_width=30), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"),
-                TextColumn("[dim]{task.fields[unit]}", table_column=Column(no_wrap=True, overflow="ellipsis")),
-                console=self.console, transient=False,
-            )
+            # what is scored goes in the description, cut to the room left: the bar and the figures always show
+            self._progress = progress_display(self.console, TextColumn("ETA {task.fields[eta]}"), transient=False)
             self._progress.__enter__()
         return self
 
@@ -98,7 +93,7 @@ class PlanProgress:
     def start_generation(self, total: int) -> None:
         self._gen_started = time.perf_counter()
         if self._progress is not None and total:
-            self._gen = self._progress.add_task("generating images", total=total, eta="–:––", unit="")
+            self._gen = self._progress.add_task("generating images", total=total, eta="–:––")
 
     def generated(self, n: int) -> None:
         if self._progress is None or self._gen is None:
@@ -113,12 +108,17 @@ class PlanProgress:
     def start_scoring(self, total: int, remaining: dict[Hashable, int], priors: dict[Hashable, float]) -> None:
         self.eta_model = RateEta(dict(remaining), dict(priors))
         self._total = total
+        if self._progress is not None and self._gen is not None:  # its line gives way to scoring's, summed up
+            done = int(self._progress.tasks[self._gen].completed)
+            self._progress.remove_task(self._gen)
+            self._gen = None
+            self._progress.console.print(f"generated {done} images in {time.perf_counter() - self._gen_started:.1f} s")
         if self.log_lines:
             self.console.print(f"scoring: {total} image scores to compute")
         if self._progress is not None:
-            self._score = self._progress.add_task("scoring", total=total, eta=format_seconds(self.eta_model.eta()), unit="")
+            self._score = self._progress.add_task("scoring", total=total, eta=format_seconds(self.eta_model.eta()))
             if not total:
-                self._progress.update(self._score, total=1, completed=1, unit="nothing left to do: every score is saved")
+                self._progress.update(self._score, total=1, completed=1, description="scoring: nothing left to do, every score is saved")
 
     def unit(self, description: str, target: str | None = None) -> None:
         if self.log_lines and target is not None and target != self._target:
@@ -126,7 +126,7 @@ class PlanProgress:
             eta = self.eta_model.eta() if self.eta_model else None
             self.console.print(f"scoring under {markup(target)}: {self._done}/{self._total} done, ETA {format_seconds(eta)}")
         if self._progress is not None and self._score is not None:
-            self._progress.update(self._score, unit=markup(description))
+            self._progress.update(self._score, description=f"scoring · {markup(description)}")
 
     def scored(self, key: Hashable, n: int, seconds: float) -> None:
         if self.eta_model is not None:

@@ -449,6 +449,8 @@ class RayExecutor(Executor):
       are recorded as failures and left for the next run.
     - ``runtime_env``: Ray's runtime environment for the job (``pip``, ``env_vars``,
       ``working_dir``...), used when this executor starts or joins Ray.
+    - ``ray_logs``: show Ray's own logging (its start-up lines, the workers' output) on the console;
+      off by default: Ray's errors and aedr's messages are shown either way.
     """
 
     name = "ray"
@@ -464,6 +466,7 @@ class RayExecutor(Executor):
         decode_cpus: float | None = None,
         max_attempts: int = 3,
         runtime_env: dict | None = None,
+        ray_logs: bool = False,
     ):
         if address is not None and not isinstance(address, str):
             raise ExecutorError(f"{OPTIONS_TABLE}: address must be a string (\"auto\", \"ray://host:10001\"), got {address!r}")
@@ -485,6 +488,9 @@ class RayExecutor(Executor):
         self.decode_cpus = _number("decode_cpus", decode_cpus, allow_none=True)
         self.max_attempts = _number("max_attempts", max_attempts, minimum=1, integer=True)
         self.runtime_env = dict(runtime_env) if runtime_env else None
+        if not isinstance(ray_logs, bool):
+            raise ExecutorError(f"{OPTIONS_TABLE}: ray_logs must be true or false, got {ray_logs!r}")
+        self.ray_logs = ray_logs
         import_ray()
 
     # -- setup -------------------------------------------------------------------------------------
@@ -526,7 +532,8 @@ class RayExecutor(Executor):
         ray = import_ray()
         if ray.is_initialized():
             return False
-        kwargs: dict[str, Any] = {"address": self.address, "runtime_env": self._runtime_env(), "log_to_driver": True}
+        kwargs: dict[str, Any] = {"address": self.address, "runtime_env": self._runtime_env(), "log_to_driver": self.ray_logs,
+                                  "logging_level": logging.INFO if self.ray_logs else logging.ERROR}
         if self.address is None:
             kwargs["include_dashboard"] = False
         try:
@@ -934,6 +941,9 @@ def _quiet_ray_data() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
+            # Ray 2.60 deprecates ray_remote_args_fn without a named parameter for an actor's restarts, which
+            # bound the retries of a file that kills its actor (see stream_on_ray): kept until Ray has one.
+            warnings.filterwarnings("ignore", message=r"`ray_remote_args_fn` is deprecated", category=DeprecationWarning)
             yield
     finally:
         logger.setLevel(level)

@@ -54,6 +54,7 @@ class Table:
     formats: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     note: str = ""
+    secondary: tuple[str, ...] = ()  # columns a narrow terminal leaves out (the result files keep them)
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=self.columns)
@@ -329,18 +330,21 @@ def _metrics_table(key: str, heading: str, metrics: Sequence[MetricLike], summar
 
 
 def leaderboard_table(
-    summaries: Sequence[MethodSummary], *, with_runs: dict[tuple[str, str], str] | None = None, metrics: Sequence[MetricLike] = BUILTIN_METRICS
+    summaries: Sequence[MethodSummary], *, with_runs: dict[tuple[str, str], str] | None = None, metrics: Sequence[MetricLike] = BUILTIN_METRICS,
+    ranks_within_runs: bool = False,
 ) -> Table:
     """Methods in rank order. With intervals (a run's joint bootstrap): every figure with its interval,
     ranks with ties ("1=": not distinguishable from the method heading its group), and each method's
-    paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value."""
+    paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value.
+    ``ranks_within_runs`` (a board merged from several runs): each rank is the method's rank in its
+    own run, the column says so and the note says why."""
     shown = [m for m in metrics if m.leaderboard]
     scope = ranking_scope(summaries)  # a run without model pairs is ranked and summed up against the real images
     scopes = (Scope.PAIR, Scope.REAL) if scope == Scope.PAIR else (Scope.REAL,)
     robust_key = robust_name(scope, "auc")
     compared = any(s.versus_leader for s in summaries)
     robust = any(math.isfinite(s.robust.get(robust_key, math.nan)) for s in summaries)
-    cols, formats = ["rank", "method"], ["text", "text"]
+    cols, formats = ["rank in run" if ranks_within_runs else "rank", "method"], ["text", "text"]
     for m in shown:
         cols += [f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}" for sc in scopes]
         formats += [m.format] * len(scopes)
@@ -358,7 +362,7 @@ def leaderboard_table(
         formats.append("text")
     rows = []
     for i, s in enumerate(summaries, 1):
-        row: list[Any] = [s.rank or str(i), s.label]
+        row: list[Any] = [s.rank or ("–" if ranks_within_runs else str(i)), s.label]
         for m in shown:
             row += [s.cell(sc, m.name) for sc in scopes]
         if robust:
@@ -376,10 +380,17 @@ def leaderboard_table(
     else:
         note = "No model pairs (one model): ranked by accuracy against real images (Table 2). " + SHORT_DIRECTION
     if any(s.intervals for s in summaries):
-        note += (" [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise). Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the"
-                 " method heading its group; Δ: paired difference from the leader, p Holm-corrected over the methods.")
+        note += " [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise)."
+    if any(s.rank.endswith("=") for s in summaries):
+        note += " Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the method heading its group."
+    if compared:
+        note += " Δ: paired difference from the leader, p Holm-corrected over the methods."
+    if ranks_within_runs:
+        note += (" Rank in run: the method's rank in the run it comes from (column runs), from that run's paired bootstrap; no rank"
+                 " compares methods of different runs (–: pairs from several runs, unranked).")
     if robust:
         over = "model pairs" if scope == Scope.PAIR else "the targets against real images"
         note += f" Robust{'' if scope == 'pair' else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
     heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
-    return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note)
+    secondary = [f"real {m.title}" for m in shown[1:] if scope == Scope.PAIR] + [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "s / image", "pairs", "targets")]
+    return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note, tuple(secondary))

@@ -14,7 +14,7 @@ import typer
 
 from aedr.cli import err, fail, out
 from aedr.devices import DeviceError, check_device, default_device
-from aedr.text import markup, safe_str
+from aedr.text import markup, progress_display, safe_str
 
 from .prompts import INTERROGATOR_CLIP, INTERROGATOR_MODE, read_prompt_file
 
@@ -39,7 +39,6 @@ def generate_command(
     overwrite: bool = typer.Option(False, help="Regenerate images that already exist (default: resume)."),
 ) -> None:
     """Generate one image per prompt with the model's own pipeline and settings."""
-    from rich.progress import Progress
 
     import aedr
 
@@ -61,7 +60,7 @@ def generate_command(
     def one(text: str, image_seed: int):
         return plugin.generate(1, seed=image_seed, prompts=[text], device=device)[0]
 
-    with Progress(console=err) as bar:
+    with progress_display(err) as bar:
         existing = 0 if overwrite else sum((folder / p.filename).exists() for p in items)
         task = bar.add_task(markup(f"{plugin.name}: generating"), total=len(items), completed=existing)
         try:

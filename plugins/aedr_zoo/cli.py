@@ -13,14 +13,11 @@ from typing import Optional
 import typer
 
 from aedr.cli import err, fail, out
-from aedr.text import markup, widened
+from aedr.text import markup, print_widest_fitting
 
 from .models import SPECS
 
 zoo_app = typer.Typer(help="The embedded model zoo: small latent diffusion models shipped with aedr.", no_args_is_help=True)
-
-INFO_WIDTH = 200
-"""Columns of the ``aedr zoo info`` table (wider if the terminal is): its 14 columns stay readable."""
 
 
 def _check_names(only: Optional[list[str]]) -> None:
@@ -92,8 +89,18 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
             f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k", f"{r['psnr_eval']:.2f}",
             f"{r['train_seconds'] / 60:.1f}", *gate_cells,
         )
-    with widened(out, INFO_WIDTH):
-        out.print(table, soft_wrap=False)  # not soft-wrapped: the title stays centred
+    # a narrower terminal gets the headline figures; the gates' measurements: aedr zoo gates, --json
+    narrow = Table(title="aedr model zoo (32x32 images; PSNR on zoo-real-eval)", caption="the quality gates in full: aedr zoo gates",
+                   caption_justify="left")
+    for col in ("model", "family", "latent", "params AE", "params UNet", "PSNR dB", "train min", "gates"):
+        narrow.add_column(col, no_wrap=col != "gates")
+    for r in rows:
+        g = r["gates"] if r["available"] else None
+        gates = "weights missing" if not r["available"] else ("not measured" if not g else ("passed" if g["passed"] else "FAILED: " + ", ".join(g["failed"])))
+        figures = ["x".join(map(str, r["latent_shape"])), f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k",
+                   f"{r['psnr_eval']:.2f}", f"{r['train_seconds'] / 60:.1f}"] if r["available"] else [""] * 5
+        narrow.add_row(r["name"], r["family"], *figures, gates)
+    print_widest_fitting(out, table, narrow)
 
 
 def _gate_summary(gates: Optional[dict]) -> Optional[dict]:

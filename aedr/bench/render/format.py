@@ -31,13 +31,21 @@ def fmt(value: Any, kind: str) -> str:
         return f"{100 * value:.1f}"
     if kind == "auc":
         return f"{value:.3f}"
-    if kind == "sec":
-        return f"{value:.3g}" if value >= 0.001 else f"{value:.2e}"
+    if kind == "sec":  # three significant digits, always in plain decimals (no 4.68e-04 beside 0.00243)
+        return significant(value, 3)
     if kind == "int":
         return str(int(value))
     if kind == "num":
         return f"{value:.4g}"
     return str(value)
+
+
+def significant(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits in plain decimal notation (0.000468, 0.00243, 1.23, 1230)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{round(value, decimals):.{decimals}f}"
 
 
 def first_line(text: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..tables import DIRECTION, Table, build_tables, leaderboard_table
+from ..tables import DIRECTION, Table, build_tables
 from .format import fmt, missing
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ h3 { font-size:14.5px; margin:18px 0 6px; }
 .scroll { overflow-x:auto; }
 table { border-collapse:collapse; background:#fff; font-size:12.5px; font-variant-numeric: tabular-nums; }
 th, td { border:1px solid var(--line); padding:3px 8px; text-align:right; white-space:nowrap; }
+th { white-space:normal; min-width:4em; }
+td .ci { display:block; font-size:11px; color:var(--muted); }
 th { background:#eef1f6; font-weight:600; text-align:center; }
 td.l { text-align:left; font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:12px; }
 p.note { color:var(--muted); font-size:12px; margin:4px 0 0; max-width:1100px; }
@@ -79,14 +81,26 @@ def _cell_style(value: Any, kind: str) -> str:
     return f' style="background:hsl({hue},70%,88%)"'
 
 
+NO_BREAK_HYPHEN = "\u2011"
+
+
+def _cell_text(value: Any, kind: str) -> str:
+    """A cell's text; an interval under its figure, smaller, so that a wide table fits the page."""
+    from ..tables import Estimate
+
+    if isinstance(value, Estimate):
+        return f'{html.escape(fmt(value.value, kind))}<span class="ci">[{html.escape(fmt(value.low, kind))}, {html.escape(fmt(value.high, kind))}]</span>'
+    return html.escape(fmt(value, kind))
+
+
 def to_html(table: Table, *, anchor: bool = True) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    head = "".join(f"<th>{html.escape(c).replace('-', NO_BREAK_HYPHEN)}</th>" for c in table.columns)  # headers wrap at spaces, not in a name
     rows = []
     for row in table.rows:
         cells = []
         for v, f in zip(row, table.formats):
             cls = ' class="l"' if f == "text" else ""
-            cells.append(f"<td{cls}{_cell_style(v, f)}>{html.escape(fmt(v, f))}</td>")
+            cells.append(f"<td{cls}{_cell_style(v, f)}>{_cell_text(v, f)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{table.key}"' if anchor else ""
     note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
@@ -108,7 +122,7 @@ def merged_html(m: "Merged") -> str:
     runs = kv((r.name, html.escape(r.describe().split(": ", 1)[1])) for r in m.runs)
     notes = "".join(f'<div class="warn">{html.escape(n)}</div>' for n in m.notes)
     body = [f'<div class="direction">{html.escape(DIRECTION)}</div>', notes, '<h2 id="runs">Runs</h2>', runs,
-            '<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(m.summaries, with_runs=m.runs_by_method, metrics=m.metrics)),
+            '<h2 id="leaderboard">Leaderboard</h2>', to_html(m.table()),
             '<h2 id="tables">Tables</h2>', *[to_html(t) for t in tables]]
     nav = [("runs", "Runs"), ("leaderboard", "Leaderboard"), *table_nav(tables)]
     return page("aedr leaderboard", f"{len(m.runs)} run(s) merged", nav, "\n".join(body))

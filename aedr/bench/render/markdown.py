@@ -54,7 +54,7 @@ def merged_markdown(m: "Merged") -> str:
     lines = ["# aedr leaderboard", "", f"**{DIRECTION}**", "", "Runs:", ""]
     lines += [f"- {r.describe()}" for r in m.runs]
     lines += [""] + [f"> {n}" for n in m.notes] + ([""] if m.notes else [])
-    lines.append(to_markdown(leaderboard_table(m.summaries, with_runs=m.runs_by_method, metrics=m.metrics), heading="##"))
+    lines.append(to_markdown(m.table(), heading="##"))
     not_run = [f"- {r.name}: {x}" for r in m.runs for x in r.not_run]
     if not_run:
         lines += ["Not run:", "", *not_run, ""]

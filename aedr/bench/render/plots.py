@@ -17,8 +17,9 @@ from matplotlib.ticker import NullFormatter
 
 from ...files import write_text_atomic
 from ..metrics import roc_auc, roc_curve
+from .format import fmt
 
-FIGURE_STYLE_VERSION = 2  # bump when a figure's drawing code changes, to invalidate cached figures
+FIGURE_STYLE_VERSION = 3  # bump when a figure's drawing code changes, to invalidate cached figures
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
 
@@ -139,14 +140,15 @@ def roc_figure(scores: pd.DataFrame, target: str, methods: Sequence[tuple[str, s
             continue
         fpr, tpr, _ = roc_curve(b, o)
         fpr, tpr = np.append(fpr, 1.0), np.append(tpr, 1.0)
-        ax.step(fpr, tpr, where="post", lw=1.4, color=PALETTE[k % len(PALETTE)], label=f"{_short(label, 22)} ({roc_auc(b, o):.3f})")
+        ax.step(fpr, tpr, where="post", lw=1.4, color=PALETTE[k % len(PALETTE)], label=f"{label} ({roc_auc(b, o):.3f})")
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_xlabel("false-positive rate", fontsize=8)
     ax.set_ylabel("true-positive rate", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_title(f"target {target}", fontsize=9)
-    ax.legend(fontsize=6.5, loc="lower right", title="method (AUC)", title_fontsize=6.5)
+    if ax.get_legend_handles_labels()[0]:  # below the axes, the figure growing to hold whole names
+        fig.legend(fontsize=6.5, loc="outside lower center", title="method (AUC)", title_fontsize=6.5, ncols=1)
     return data_uri(fig)
 
 
@@ -176,8 +178,10 @@ def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets:
         ]
         bins, log = _bins([v for _, v, _ in groups])
         for lab, v, color in groups:
-            if len(v):
-                ax.hist(v, bins=bins, density=True, alpha=0.45, color=color, label=f"{lab} ({len(v)})", histtype="stepfilled", edgecolor=color)
+            if len(v):  # each class scaled to its own peak: a tight class (LatentTracer's belonging scores) never flattens the others
+                counts, _ = np.histogram(v, bins=bins)
+                ax.stairs(counts / max(1, counts.max()), bins, fill=True, alpha=0.45, color=color, label=f"{lab} ({len(v)})")
+                ax.stairs(counts / max(1, counts.max()), bins, color=color, lw=0.8)
         tau = thresholds.get(t)
         if tau is not None and math.isfinite(tau):
             ax.axvline(tau, color="black", lw=1, ls="--", label="τ")
@@ -208,10 +212,9 @@ def time_chart(labels: Sequence[str], seconds: Sequence[float], per_target: dict
     if finite.size and finite.max() / finite.min() > 20:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-    for i, v in enumerate(vals):
-        if math.isfinite(v):
-            ax.text(v, i, f"  {v:.3g} s", va="center", fontsize=7.5)
-    ax.set_yticks(y, [_short(lab, 34) for lab in labels], fontsize=8)
+    # each bar's figure goes in its label, where the per-target ticks cannot cross it
+    names = [_short(lab, 34) + (f"  ({fmt(v, 'sec')} s)" if math.isfinite(v) else "") for lab, v in zip(labels, vals)]
+    ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("seconds per image (bars: mean; ticks: per target)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)

@@ -156,7 +156,7 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
         body.append(figure(uri, alt=f"ROC target {t}"))
     body.append("</div>")
 
-    body.append('<h2 id="histograms">Score distributions</h2><p class="note">Evaluation images under each target; dashed line: τ_T. Lower = belonging.</p><div class="figs">')
+    body.append('<h2 id="histograms">Score distributions</h2><p class="note">Evaluation images under each target; dashed line: τ_T. Lower = belonging. Each class (belonging, other models, real) is scaled to its own peak, so that a tight class does not flatten the others.</p><div class="figs">')
     for name, ohash, label in ordered:
         taus = {t.target: t.threshold for t in ev.thresholds if t.method == name and t.options_hash == ohash}
         sub = clean[(clean["method"] == name) & (clean["options_hash"] == ohash)]
