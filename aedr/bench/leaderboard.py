@@ -19,46 +19,22 @@ rank them together, which this merge does not do.)
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..files import jsonable, write_text_atomic
-from .metrics import MetricInfo
+from .merged import Merged, RunRecord
 from .outputs import METRICS_JSON
 from .render.format import first_line
 from .schema import BenchDocument, SchemaError
-from .tables import DIRECTION, MethodSummary, Table, leaderboard_table, summarize
+from .tables import DIRECTION, MethodSummary, summarize
 
 FORMAT = "aedr-leaderboard/1"
 # What a run's figures depend on besides the method: runs that differ in any of these are compared with care.
 RUN_SETTINGS = ("n_cal", "n_eval", "n_real", "alpha", "seed", "real", "real_cal", "perturbations", "calibrate_perturbed")
-
-
-@dataclass
-class RunRecord:
-    """What a leaderboard needs from one run folder (its ``metrics.json``)."""
-
-    path: Path
-    name: str
-    finished: str
-    config: dict[str, Any]
-    models: list[dict[str, Any]]
-    pairs: pd.DataFrame
-    timings: pd.DataFrame
-    metrics: list[MetricInfo] = field(default_factory=list)
-    not_run: list[str] = field(default_factory=list)
-    intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)  # per method's summary
-    robust: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # per method's robust figures
-    ranks: dict[tuple[str, str], str] = field(default_factory=dict)  # per method's rank in the run ("1=")
-    versus_leader: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # per method's paired comparison
-
-    def describe(self) -> str:
-        c = self.config
-        models = ", ".join(m["name"] for m in self.models)
-        return f"{self.name}: config {c.get('name', '?')}, models [{models}], {c.get('n_cal')} cal / {c.get('n_eval')} eval images, alpha {c.get('alpha')}, finished {self.finished}"
 
 
 class LeaderboardError(ValueError):
@@ -86,21 +62,6 @@ def read_run(folder: str | Path) -> RunRecord:
     return RunRecord(path.parent, name, doc.finished, doc.config, doc.models, pairs, doc.timings_frame(), doc.metrics, not_run,
                      {k: s.intervals for k, s in keyed.items()}, {k: s.robust for k, s in keyed.items() if s.robust},
                      {k: s.rank for k, s in keyed.items()}, {k: dict(s.versus_leader) for k, s in keyed.items()})
-
-
-@dataclass
-class Merged:
-    runs: list[RunRecord]
-    pairs: pd.DataFrame
-    timings: pd.DataFrame
-    summaries: list[MethodSummary]
-    runs_by_method: dict[tuple[str, str], str]
-    notes: list[str]
-    metrics: list[MetricInfo] = field(default_factory=list)
-    ranked_within_runs: bool = False  # methods from several runs: each rank is its own run's
-
-    def table(self) -> Table:
-        return leaderboard_table(self.summaries, with_runs=self.runs_by_method, metrics=self.metrics, ranks_within_runs=self.ranked_within_runs)
 
 
 def distinct_names(paths: list[Path]) -> list[str]:

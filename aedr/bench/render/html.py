@@ -10,7 +10,7 @@ from ..tables import DIRECTION, Table, build_tables
 from .format import fmt, missing
 
 if TYPE_CHECKING:
-    from ..leaderboard import Merged
+    from ..merged import Merged
 
 CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#dde1e8; --bg:#f6f7f9; --accent:#2b5fab; }

@@ -8,7 +8,7 @@ from ..tables import DIRECTION, Table, build_tables, leaderboard_table
 from .format import first_line, fmt
 
 if TYPE_CHECKING:
-    from ..leaderboard import Merged
+    from ..merged import Merged
     from ..result import BenchResult
 
 
