@@ -265,12 +265,15 @@ def test_the_bench_progress_keeps_its_bar_and_figures_at_the_width(width):
 
 
 def test_cli_progress_is_one_line_per_stage_off_a_terminal(tmp_path, monkeypatch):
-    from aedr.cli import err, progress_bar
+    from aedr.cli import progress_bar
 
-    monkeypatch.setattr(err, "file", io.StringIO())
+    import sys
+
+    captured = io.StringIO()  # the console writes to whatever sys.stderr is (setting its file would outlive the test)
+    monkeypatch.setattr(sys, "stderr", captured)
     with progress_bar("scoring 3 photographs", 3) as advance:
         advance(3)
-    lines = err.file.getvalue().splitlines()
+    lines = captured.getvalue().splitlines()
     assert lines[0] == "scoring 3 photographs (3) ..." and lines[1].startswith("scoring 3 photographs: done in ") and len(lines) == 2
 
 

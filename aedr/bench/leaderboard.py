@@ -111,7 +111,7 @@ def merge_runs(runs: list[RunRecord]) -> Merged:
     within = keep_run_figures(summaries, runs_by_method, {r.name: r for r in ordered})
     if within:  # the table's note says why
         order = {r.name: i for i, r in enumerate(ordered)}
-        summaries.sort(key=lambda s: (order.get(runs_by_method.get((s.method, s.options_hash), ""), len(order)), *s.rank_key))
+        summaries.sort(key=lambda s: (order.get(runs_by_method.get((s.method, s.options_hash), ""), len(order)), *s.rank_key()))
     return Merged(ordered, pairs, timings, summaries, runs_by_method, notes, metrics, within)
 
 
