@@ -469,19 +469,16 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
 
     if ray_address is not None and executor != "ray":
         fail(f"--ray-address needs the ray executor, not {executor!r}")
-    options: dict[str, Any] = {}
+    options: dict[str, str] = {}
     for item in executor_option:
         if "=" not in item:
             fail(f"--executor-option expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
-        try:
-            options[key.strip().replace("-", "_")] = json.loads(raw)  # numbers, true/false, [1, 4]
-        except ValueError:
-            options[key.strip().replace("-", "_")] = raw
+        options[key.strip().replace("-", "_")] = raw  # parsed to the option's declared type, as -o is
     if ray_address is not None:
         options["address"] = ray_address
     try:
-        runner = build_executor(plugins(), executor, options, options_from=f"executor {executor!r} (--executor-option)")
+        runner = build_executor(plugins(), executor, options, options_from=f"executor {executor!r} (--executor-option)", text=True)
     except ExecutorError as exc:
         fail(str(exc))
     except ImportError as exc:

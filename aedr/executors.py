@@ -41,17 +41,41 @@ class Executor:
         raise NotImplementedError(f"executor {self.name!r} does not score files (aedr score --executor); use local or ray")
 
 
-def build_executor(plugins: Any, name: str, options: dict[str, Any], *, options_from: str = "[executors.{name}]") -> Executor:
-    """The registered executor ``name`` built with ``options``. An unknown name or an option it does
-    not take is an :class:`ExecutorError`; ``options_from`` says where the options came from
-    (``{name}``: the executor's name)."""
+def option_types(cls: type[Executor]) -> dict[str, Any]:
+    """An executor's options and their declared types: its constructor's keyword parameters."""
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(cls.__init__)
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return {p.name: hints.get(p.name, Any) for p in params if p.kind in kinds}
+
+
+def build_executor(plugins: Any, name: str, options: dict[str, Any], *, options_from: str = "[executors.{name}]",
+                   text: bool = False) -> Executor:
+    """The registered executor ``name`` built with ``options``, each checked against the type its
+    constructor declares (:mod:`aedr.fieldtypes`, as method options are; with ``text``, command-line
+    text parsed to it). An unknown name, an option it does not take or a value of the wrong type is
+    an :class:`ExecutorError` naming where the options came from (``options_from``; ``{name}``: the
+    executor's name)."""
+    import difflib
+
+    from .fieldtypes import FieldTypeError, check_value, parse_text
     from .registry import RegistryError
 
     try:
         cls = plugins.executors.get(name)
     except RegistryError as exc:
         raise ExecutorError(f"executor: {exc}") from None
+    where, types = options_from.format(name=cls.name), option_types(cls)
+    for key in options:
+        if key not in types:
+            close = difflib.get_close_matches(key, list(types), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ExecutorError(f"{where}: executor {cls.name!r} has no option {key!r}{hint}; its options: {', '.join(types) or 'none'}")
     try:
-        return cls(**options)
-    except TypeError as exc:
-        raise ExecutorError(f"{options_from.format(name=cls.name)}: {exc}") from None
+        values = {k: parse_text(k, v, types[k]) if text else check_value(k, v, types[k]) for k, v in options.items()}
+    except FieldTypeError as exc:
+        raise ExecutorError(f"{where}: {exc}") from None
+    return cls(**values)

@@ -438,3 +438,18 @@ def test_a_streams_actor_that_dies_is_retried_by_one_mechanism_and_nothing_is_lo
 
     frame = ScoreShards(tmp_path / "s.parquet").read()
     assert (frame["error"] == "").sum() == 9 and frame["image"].is_unique
+
+
+def test_executor_options_are_checked_like_method_options(plugins, tmp_path):
+    """One mechanism: the constructor's declared types (aedr.fieldtypes), for a config's table and for
+    --executor-option text alike; an unknown option names the table and the executor's options."""
+    from aedr.executors import ExecutorError, build_executor
+
+    ex = build_executor(plugins, "ray", {"actors": "1,4", "num_gpus": "0.25", "ray_logs": "yes"}, text=True)
+    assert ex.actors == (1, 4) and ex.num_gpus == 0.25 and ex.ray_logs is True
+    with pytest.raises(ExecutorError, match=r"\[executors.ray\]: executor 'ray' has no option 'actorz' \(did you mean 'actors'\?\)"):
+        build_executor(plugins, "ray", {"actorz": 2})
+    with pytest.raises(ConfigError, match=r"\[executors.ray\]: actors must be an integer or a list of integers"):
+        run_bench(ray_config(tmp_path, methods=["aedr"], actors="two"), plugins=plugins, progress=False)
+    cfg = load_config("default", executor="ray", executor_options={"ray": {"address": "auto"}})  # --ray-address: made so, not changed after
+    assert cfg.executor_options["ray"] == {"address": "auto"}

@@ -109,9 +109,7 @@ def bench_command(
     from .runner import BenchInterrupted, run_bench
 
     plugins = get_plugins()
-    try:
-        cfg = load_config(
-            config,
+    settings = dict(
             models=split_names(models) or None,
             methods=split_names(methods) or None,
             real=real,
@@ -130,16 +128,17 @@ def bench_command(
             executor=executor,
             perturbations=[spec for item in perturb for spec in item.split()] if perturb else None,
             calibrate_perturbed=calibrate_perturbed,
-            method_options=parse_method_options(option, plugins),
-        )
+    )
+    try:
+        settings["method_options"] = parse_method_options(option, plugins)
+        cfg = load_config(config, **settings)
+        if ray_address is not None:  # the ray executor joins that cluster: the config is made so, not changed after
+            if cfg.executor not in ("local", "ray"):
+                fail(f"--ray-address needs the ray executor, not {cfg.executor!r}")
+            cfg = load_config(config, **{**settings, "executor": "ray"}, executor_options={"ray": {"address": ray_address}})
         select_perturbations(cfg, plugins)  # a bad spec is reported before anything runs
     except ConfigError as exc:
         fail(str(exc))
-    if ray_address is not None:
-        if cfg.executor not in ("local", "ray"):
-            fail(f"--ray-address needs the ray executor, not {cfg.executor!r}")
-        cfg.executor = "ray"
-        cfg.executor_options.setdefault("ray", {})["address"] = ray_address
     if dry_run:
         _print_plan(cfg, plugins)
         return

@@ -271,10 +271,12 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> BenchConf
     """The shipped ``default`` config, or ``source`` (shipped name or TOML file), then ``overrides``
     (``None`` values are ignored, so command-line flags can be passed straight through).
 
-    ``method_options`` in overrides are merged per method into the file's tables.
+    ``method_options`` and ``executor_options`` in overrides are merged per method (executor) into
+    the file's tables.
     """
     merged, name = _resolve(source if source is not None else "default")
     extra_options = overrides.pop("method_options", None) or {}
+    extra_executor_options = overrides.pop("executor_options", None) or {}
     unknown = sorted(set(overrides) - BENCH_KEYS)
     if unknown:
         raise ConfigError(f"unknown setting(s) {unknown}")
@@ -285,6 +287,8 @@ def load_config(source: str | Path | None = None, **overrides: Any) -> BenchConf
     for method, options in extra_options.items():
         merged.setdefault("method_options", {}).setdefault(method, {}).update(options)
         merged.setdefault("method_origins", {})[method] = "the overrides (--option)"
+    for executor, options in extra_executor_options.items():
+        merged.setdefault("executor_options", {}).setdefault(executor, {}).update(options)
     try:
         return BenchConfig(name=name, **merged)
     except TypeError as exc:

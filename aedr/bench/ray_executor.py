@@ -459,7 +459,7 @@ class RayExecutor(Executor):
     def __init__(
         self,
         address: str | None = None,
-        actors: int | Sequence[int] | None = None,
+        actors: int | list[int] | None = None,
         num_gpus: float | None = None,
         num_cpus: float = 1.0,
         batch_size: int = 1,
@@ -941,9 +941,6 @@ def _quiet_ray_data() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray(\.|$)")
-            # Ray 2.60 deprecates ray_remote_args_fn without a named parameter for an actor's restarts, which
-            # bound the retries of a file that kills its actor (see stream_on_ray): kept until Ray has one.
-            warnings.filterwarnings("ignore", message=r"`ray_remote_args_fn` is deprecated", category=DeprecationWarning)
             yield
     finally:
         logger.setLevel(level)
