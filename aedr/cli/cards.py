@@ -1,0 +1,301 @@
+"""``aedr calibrate`` and ``aedr attribute``: making calibration cards and applying them."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..calibration import CALIBRATION_TOO_SMALL, DEFAULT_ALPHA, calibration_too_small, parse_alpha
+from ..files import check_output_file, json_text, prepare_output_folder, save_results, write_frame
+from ..text import markup, names_folded_to_fit, natural_width, safe_str
+from .shared import (
+    app,
+    BatchOpt,
+    check_device_option,
+    DeviceOpt,
+    downscale_note,
+    DtypeOpt,
+    err,
+    fail,
+    JsonOpt,
+    load_inputs,
+    MaxSideOpt,
+    method_from_flags,
+    MethodOpt,
+    OptionOpt,
+    out,
+    perturbations_from_flags,
+    PixelBudgetOpt,
+    plugins,
+    print_skips,
+    progress_bar,
+    report_saved,
+    SeedOpt,
+    verdict_status,
+)
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Model whose own images calibrate the threshold."),
+    out_file: Path = typer.Option(..., "--out", help="Where to write the calibration card (JSON)."),
+    method: str = MethodOpt,
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of the model's own images (default: the model's calibration source)."),
+    generate: Optional[int] = typer.Option(None, "--generate", help="Generate N images with the model instead."),
+    save_images: Optional[Path] = typer.Option(None, "--save-images", help="With --generate: also save them as NNN.png here."),
+    alpha: str = typer.Option(str(DEFAULT_ALPHA), "--alpha", help="False-rejection rate, or 'auto' (needs --non-belonging)."),
+    non_belonging: Optional[Path] = typer.Option(None, "--non-belonging", help="With --alpha auto: folder of images NOT from the model."),
+    option: List[str] = OptionOpt,
+    device: Optional[str] = DeviceOpt,
+    dtype: Optional[str] = DtypeOpt,
+    batch_size: Optional[str] = BatchOpt,
+    seed: Optional[int] = SeedOpt,
+    max_side: Optional[int] = MaxSideOpt,
+    pixel_budget: int = PixelBudgetOpt,
+) -> None:
+    """Fit a model's threshold on its own images and save a calibration card."""
+    from ..card import calibrate
+    from ..images import LoadedImage
+
+    if images is not None and generate is not None:
+        fail("give exactly one of --images DIR or --generate N (neither: the model's own calibration source)")
+    # Every argument is checked here, before any model is loaded or image generated.
+    if images is not None and save_images is not None:
+        fail("--save-images saves generated images: it goes with --generate N, not --images DIR")
+    if generate is not None and generate < 2:
+        fail(f"--generate must be at least 2 (a threshold needs two calibration scores), got {generate}")
+    try:
+        alpha_value = parse_alpha(alpha)
+    except ValueError as exc:
+        fail(f"--{exc}")
+    if alpha_value == "auto" and non_belonging is None:
+        fail("--alpha auto needs --non-belonging DIR (images not made by the model)")
+    if alpha_value != "auto" and non_belonging is not None:
+        fail(f"--non-belonging is used only with --alpha auto (got --alpha {alpha})")
+    target = plugins().model(model)
+    m = method_from_flags(method, option, device, dtype, batch_size, seed)
+    check_output_file(out_file, suffixes=None)
+    if save_images is not None:
+        prepare_output_folder(save_images, option="--save-images", create=False)
+    if images is None and generate is None:
+        images, generate = target.calibration.folder, target.calibration.generate
+        if images is None and not generate:
+            fail(f"model {target.name!r} declares no calibration source; give --images DIR or --generate N")
+    if images is not None and save_images is not None:  # the model's own calibration source is a folder
+        fail(f"--save-images saves generated images, but model {target.name!r} calibrates on the folder {safe_str(images)}")
+    if images is None and not target.can_generate:
+        fail(f"model {target.name!r} has no generator; use --images DIR")
+    skipped = []
+    if images is not None:
+        loaded = load_inputs([images], pixel_budget=pixel_budget, max_side=max_side)
+        belonging, skipped, source = loaded.images, loaded.skipped, f"folder {safe_str(images)}"
+        if downscale_note(belonging, max_side):
+            source += f"; {downscale_note(belonging, max_side)}"
+        if len(belonging) < 2:
+            print_skips(skipped)
+            fail(f"--images {safe_str(images)}: {len(belonging)} usable image(s); a threshold needs at least 2")
+    else:
+        gen_seed = seed or 0
+        with progress_bar(f"generating {generate} images with {target.name}", 1):
+            pil = target.generate(generate, seed=gen_seed, device=m.options.device)
+        belonging = [LoadedImage.from_pil(im, f"{target.name}/{i:03d}.png") for i, im in enumerate(pil)]
+        source = f"generated {generate} images, seeds {gen_seed}..{gen_seed + generate - 1}"
+        if save_images is not None:
+            save_images.mkdir(parents=True, exist_ok=True)
+            for i, im in enumerate(pil):
+                im.save(save_images / f"{i + 1:03d}.png")
+    nb = load_inputs([non_belonging], pixel_budget=pixel_budget, max_side=max_side).images if non_belonging is not None else []
+    total = len(belonging) + len(nb)
+    with progress_bar(f"calibrating {m.label} on {target.name}", total) as advance:
+        try:
+            card = calibrate(target, m, belonging, alpha=alpha_value, non_belonging=nb, source=source, progress=advance)
+        except ValueError as exc:
+            fail(str(exc))
+    s = card.summary
+    out.print(
+        f"[bold]{markup(card.model)}[/] / {markup(m.label)}: threshold = {card.threshold!r} at alpha = {card.alpha} ({markup(card.alpha_selection)}); "
+        f"{card.n_images} images, scores {s['min']:.4g} .. {s['max']:.4g} (median {s['median']:.4g})"
+    )
+    if card.domain is not None:  # aedr attribute marks images outside it
+        out.print(f"calibration domain: {markup(card.domain.describe())}")
+    if card.estimation_accuracy is not None:
+        out.print(f"estimation-split accuracy: {card.estimation_accuracy:.4f}")
+    if calibration_too_small(card.n_images, card.alpha):
+        err.print(f"[yellow]warning:[/] {card.n_images} calibration images at alpha {card.alpha:g}: {CALIBRATION_TOO_SMALL}; "
+                  f"use at least {math.ceil(5 / card.alpha)}")
+    problem = report_saved(lambda: save_results(out_file, card.save, what="the calibration card"), "the calibration card", out)
+    print_skips(skipped)
+    if problem is not None:
+        raise problem
+
+
+@app.command("attribute")
+def attribute_cmd(
+    inputs: List[Path] = typer.Argument(..., help="Image files and/or folders."),
+    card: List[Path] = typer.Option(..., "--card", "-c", help="Calibration card(s) (repeatable): the candidate models."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write the per-image, per-card table (csv/parquet/json)."),
+    device: Optional[str] = DeviceOpt,
+    as_json: bool = JsonOpt,
+    max_side: Optional[int] = MaxSideOpt,
+    pixel_budget: int = PixelBudgetOpt,
+    stability: bool = typer.Option(
+        False, "--stability", help="Re-score each image under mild perturbations; a card whose verdicts disagree, or whose threshold is "
+        "within the band of the score, answers 'uncertain'."
+    ),
+    stability_perturb: List[str] = typer.Option(
+        [], "--stability-perturb", help="With --stability: the perturbations (repeatable SPEC; default: jpeg:95 resize:0.9 crop:0.95)."
+    ),
+    stability_band: Optional[float] = typer.Option(
+        None, "--stability-band", help="With --stability: the band's half-width around each threshold, as a fraction of the interquartile "
+        "range of the card's calibration scores (default 0.1; 0: no band)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="With --stability: the seed of the perturbations (with each image's content)."),
+) -> None:
+    """Which of the candidate models (one card each) made each image? 'none' if no card accepts it.
+
+    With --stability the answer is 'attributed' (to the models listed), 'none' or 'uncertain'."""
+    import pandas as pd
+
+    from ..attribution import STABILITY_BAND, STABILITY_PERTURBATIONS, attribute, prepare_cards
+    from ..card import CalibrationCard
+
+    check_device_option(device)
+    if not stability and (stability_perturb or stability_band is not None):
+        fail("--stability-perturb and --stability-band go with --stability")
+    band = STABILITY_BAND if stability_band is None else stability_band
+    if not (band >= 0 and math.isfinite(band)):
+        fail(f"--stability-band must be a fraction >= 0 of the calibration scores' interquartile range, got {band}")
+    chains = perturbations_from_flags(stability_perturb or list(STABILITY_PERTURBATIONS), "--stability-perturb") if stability else []
+    try:  # every card in full, before any image is read or scored
+        cards = prepare_cards([CalibrationCard.load(c) for c in card], plugins=plugins(), device=device)
+    except ValueError as exc:
+        fail(str(exc))
+    if out_file is not None:
+        check_output_file(out_file, suffixes=(".csv", ".parquet", ".json"))
+    loaded = load_inputs(inputs, pixel_budget=pixel_budget, max_side=max_side)
+    with progress_bar("attributing", len(loaded.images) * len(cards) * (1 + len(chains))) as advance:
+        results, skipped = attribute(loaded.images, cards, plugins=plugins(), device=device, progress=advance,
+                                     stability=stability, stability_perturbations=chains or None, band=band, seed=seed)
+    skipped = loaded.skipped + skipped
+    downscaled = {im.id: im.meta.get("downscaled_from", "") for im in loaded.images}
+
+    def stability_record(v) -> dict:
+        st = v.stability
+        if st is None:
+            return {}
+        return {"card_decision": v.decision, "uncertain": v.uncertain, "in_band": st.in_band, "band_low": st.band[0], "band_high": st.band[1],
+                "perturbed_agree": st.agreeing, "uncertain_reasons": "; ".join(st.reasons),
+                **{f"score[{p.perturbation}]": p.score for p in st.perturbed}}
+
+    records = [
+        {"image": a.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
+         "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": a.verdict, "status": verdict_status(v),
+         "downscaled_from": downscaled.get(a.image, ""), "outside_domain": "; ".join(v.outside_domain),
+         **({"decision": a.decision} if stability else {}), **stability_record(v)}
+        for a in results for v in a.verdicts
+    ]
+    problem = None
+    if out_file is not None:
+        columns = list(dict.fromkeys(k for r in records for k in r)) if records else ["image"]
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        what = f"{len(records)} verdicts"
+        problem = report_saved(lambda: save_results(out_file, lambda tmp: write_frame(frame, tmp, out_file.suffix), what=what), what)
+    if as_json:
+        # strict JSON: a number that is not finite is written as null, and its verdict's status says so
+        def verdict_json(v) -> dict:
+            d = dataclasses.asdict(v) | {"status": verdict_status(v)}
+            if v.stability is None:
+                d.pop("stability")
+            else:
+                d |= {"decision": v.decision, "uncertain": v.uncertain}
+                d["stability"] |= {"disagree": v.stability.disagree, "reasons": v.stability.reasons}
+            return d
+
+        out.print_json(json_text([
+            {"image": a.image, "status": "ok", "attributed_to": a.attributed_to,
+             **({"decision": a.decision, "uncertain_about": a.uncertain_about} if stability else {}),
+             "verdicts": [verdict_json(v) for v in a.verdicts],
+             "errors": a.errors, "downscaled_from": downscaled.get(a.image, "")} for a in results
+        ] + [{"image": s.id, "status": "skipped", "error": s.error} for s in skipped]))
+        if problem is not None:
+            raise problem
+        return
+    print_attributions(results, cards, stability, f"{', '.join(c.id for c in chains)}, band ±{band:g} IQR" if stability else "")
+    for a in results:  # why each uncertain card is uncertain, a line each (never folded)
+        for v in a.verdicts:
+            if v.uncertain:
+                why = "; ".join(v.stability.reasons) + (f" ({'; '.join(v.stability.errors)})" if not v.stability.perturbed else "")
+                err.print(f"note: {markup(a.image)}: {markup(v.model)} is uncertain: {markup(why)}", soft_wrap=True)
+    print_skips(skipped)
+    if problem is not None:
+        raise problem
+
+
+def print_attributions(results, cards, stability: bool, checks: str) -> None:
+    """The verdicts as a table that fits the terminal: names fold after separators (a narrow terminal
+    gives the thresholds a line of their own instead of a column); a verdict outside its card's
+    calibration domain is marked "!" and explained under the table."""
+    title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
+    title += f"; stability: {checks}" if stability else ""
+    wide = attribution_table(results, stability, None, with_threshold=True)
+    fits = natural_width(out, wide) <= out.width
+    out.print(Text(title, style="bold"), soft_wrap=False)
+    if fits:
+        out.print(wide, soft_wrap=False)
+    else:  # the thresholds get a line of their own, the names fold to the room left
+        out.print(names_folded_to_fit(out, lambda names: attribution_table(results, stability, names, with_threshold=False)), soft_wrap=False)
+        out.print("thresholds: " + markup(", ".join(f"{c.card.model} {c.card.threshold:.6g}" for c in cards)), soft_wrap=False)
+    for a in results:
+        for v in a.verdicts:
+            if v.outside_domain:
+                out.print(f"[yellow]![/] {markup(a.image)} under {markup(v.model)}: outside the card's calibration domain, the verdict is an "
+                          f"extrapolation: {markup('; '.join(v.outside_domain))}", soft_wrap=False)
+
+
+def attribution_table(results, stability: bool, names: int | None, *, with_threshold: bool) -> Table:
+    """One row per image and card; ``names``: the width image and model names fold to (None: whole)."""
+    from ..text import fold_name
+
+    def name(text: str) -> str:
+        return markup(fold_name(text, names) if names else text)
+
+    table = Table()
+    table.add_column("image", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    for col in ("score", *(["threshold"] if with_threshold else [])):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("belongs", no_wrap=True)
+    table.add_column("tail", justify="right", no_wrap=True)
+    if stability:
+        table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
+        table.add_column("in band", no_wrap=True)
+    table.add_column("decision" if stability else "verdict", style="bold")  # model names, wrapped after their commas
+    for a in results:
+        for k, v in enumerate(a.verdicts):
+            mark = " [yellow]![/]" if v.outside_domain else ""
+            cells = [name(a.image) if k == 0 else "", name(v.model), f"{v.score:.6g}{mark}", *([f"{v.threshold:.6g}"] if with_threshold else []),
+                     "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}"]
+            if stability and v.stability is not None:
+                flag = "[yellow]" if v.stability.disagree else ""
+                cells += [f"{flag}{v.stability.agreeing}{'[/]' if flag else ''}", "[yellow]yes[/]" if v.stability.in_band else "no"]
+            cells.append(verdict_cell(a, stability) if k == 0 else "")
+            table.add_row(*cells)
+        table.add_section()
+    return table
+
+
+def verdict_cell(a, stability: bool) -> str:
+    shown = a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
+    text = ("[yellow]" + markup(shown) + "[/]") if a.decision == "uncertain" else markup(shown)
+    if any(v.outside_domain for v in a.verdicts if v.model in a.attributed_to):
+        text += " [yellow]![/]"
+    return text
+
+
+# -- compatibility with the original's files -----------------------------------------------------
