@@ -110,11 +110,6 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         return self.entry(name).obj
 
-    def describe(self, name: str) -> str:
-        """An entry's description, without loading a lazy one."""
-        obj = self._entries[name].obj if name in self._entries else self.get(name)
-        return obj.description if isinstance(obj, Lazy) else str(getattr(obj, "description", ""))
-
     def names(self) -> list[str]:
         return list(self._entries)
 

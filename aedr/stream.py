@@ -108,19 +108,23 @@ class ScoreShards:
         return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
 
     def frames(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
-        """Every readable shard, oldest first, with the columns older shards lack filled in."""
+        """Every readable shard, oldest first, with ``columns`` only (those older shards lack filled in)."""
+        import pyarrow.parquet as pq
+
+        wanted = list(columns or COLUMNS)
         for part in self.parts():
             try:
-                frame = pd.read_parquet(part)
-                missing = [c for c in REQUIRED if c not in frame.columns]
+                present = set(pq.read_schema(part).names)
+                missing = [c for c in REQUIRED if c not in present]
                 if missing:
                     raise ValueError(f"lacks column(s) {', '.join(missing)}")
+                frame = pd.read_parquet(part, columns=[c for c in dict.fromkeys([*wanted, "image"]) if c in present])
             except (KeyboardInterrupt, MemoryError):
                 raise
             except Exception as exc:  # pyarrow raises its own error types
                 set_aside(part, self.folder / CORRUPT_DIR, f"score shard {safe_str(part)}", f"{type(exc).__name__}: {exc}", self.warn)
                 continue
-            yield upgraded(frame)[list(columns or COLUMNS)]
+            yield upgraded(frame, wanted)[wanted]
 
     def done(self, key: dict[str, str], perturbations: Sequence[str] = ("",)) -> dict[str, str]:
         """resolved path -> file stamp of every file a shard holds a score for under ``key`` (every
@@ -153,8 +157,9 @@ class ScoreShards:
         if not frames:
             return pd.DataFrame(columns=COLUMNS)
         frame = pd.concat(frames, ignore_index=True).drop_duplicates(KEY, keep="last")
-        gone = (frame["error"] != "") & ~frame["path"].map(lambda p: os.path.lexists(p))
-        return frame[~gone].reset_index(drop=True)
+        errors = frame.index[frame["error"] != ""]  # only these are looked up on disk
+        gone = [i for i in errors if not os.path.lexists(frame.at[i, "path"])]
+        return frame.drop(index=gone).reset_index(drop=True)
 
     def describe(self, task: FileScoring) -> None:
         """Record in ``_aedr.json`` which (model, weights, method, options, load options) the folder's
@@ -175,10 +180,10 @@ class ScoreShards:
         write_text_atomic(path, json_text({"columns": COLUMNS, "runs": runs}))
 
 
-def upgraded(frame: pd.DataFrame) -> pd.DataFrame:
-    """A shard in the current schema: shards written before a column existed get it empty (``path``
-    from ``image``), so their rows never match a key and their files are scored again."""
-    for column in COLUMNS:
+def upgraded(frame: pd.DataFrame, columns: Sequence[str] = COLUMNS) -> pd.DataFrame:
+    """A shard with ``columns`` of the current schema: shards written before a column existed get it
+    empty (``path`` from ``image``), so their rows never match a key and their files are scored again."""
+    for column in columns:
         if column not in frame.columns:
             frame[column] = frame["image"] if column == "path" else ("" if column != "score" else float("nan"))
     return frame

@@ -259,9 +259,10 @@ def plan_frame(plan: Plan) -> "pd.DataFrame":
     rows = []
     for spec in plan.runnable:
         for model in plan.models:
+            weights = model.autoencoder_fingerprint()
             for pid, source, split in plan.scored_sets(model.name):
                 for ref in plan.refs(pid, source, split):
-                    rows.append((spec.name, spec.options_hash, spec.label, model.name, model.autoencoder_fingerprint(), model.family,
+                    rows.append((spec.name, spec.options_hash, spec.label, model.name, weights, model.family,
                                  source, ref.kind, split, pid, ref.id, ref.content_hash, ref.base_hash))
     return pd.DataFrame(rows, columns=PLAN_COLUMNS).astype({c: "string" for c in PLAN_COLUMNS})
 

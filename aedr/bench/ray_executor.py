@@ -389,7 +389,8 @@ def watch_driver(ray):
     Linux, or a Ray whose processes this version does not list)."""
     import subprocess
 
-    node = getattr(getattr(ray, "_private", None) and ray._private.worker, "_global_node", None)
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(worker, "_global_node", None)
     processes = getattr(node, "all_processes", None)
     if not sys.platform.startswith("linux") or not processes:
         return None
