@@ -11,7 +11,6 @@ has none: nothing is marked.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Annotated, Sequence
 
 from pydantic import ConfigDict, Field
@@ -62,24 +61,9 @@ def image_format(image: LoadedImage) -> str:
     return image.format.upper() if image.format else IN_MEMORY
 
 
-def jpeg_quality(path: Path | None) -> int | None:
-    """A JPEG file's quality (1-100) estimated from its luminance quantisation table, by the IJG
-    scaling of the standard table; None when the file is not a JPEG or has no such table."""
-    if path is None:
-        return None
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            tables = getattr(im, "quantization", None) or {}
-    except OSError:
-        return None
-    table = tables.get(0)
-    if not table or len(table) != 64:
-        return None
-    scale = 100 * sum(table) / sum(STANDARD_LUMINANCE)  # the IJG scale factor, in percent
-    quality = (200 - scale) / 2 if scale <= 100 else 5000 / scale
-    return int(min(100, max(1, round(quality))))
+def jpeg_quality(image: LoadedImage) -> int | None:
+    """A JPEG image's estimated quality, as :func:`aedr.images.load_image` read it from the file."""
+    return image.meta.get("jpeg_quality")
 
 
 def describe_images(images: Sequence[LoadedImage]) -> CalibrationDomain | None:
@@ -91,7 +75,7 @@ def describe_images(images: Sequence[LoadedImage]) -> CalibrationDomain | None:
     kept = distinct if len(distinct) <= MAX_SIZES else distinct[: MAX_SIZES // 2] + distinct[-MAX_SIZES // 2 :]
     sizes = [f"{w}x{h}" for _, w, h in kept]
     formats = Counter(image_format(im) for im in images)
-    qualities = [q for im in images if image_format(im) == "JPEG" and (q := jpeg_quality(im.path)) is not None]
+    qualities = [q for im in images if image_format(im) == "JPEG" and (q := jpeg_quality(im)) is not None]
     return CalibrationDomain(min(pixels), max(pixels), sizes, dict(formats), [min(qualities), max(qualities)] if qualities else [])
 
 
@@ -111,14 +95,7 @@ def outside(domain: CalibrationDomain | None, image: LoadedImage) -> list[str]:
     elif fmt not in LOSSY and not domain.lossless:
         reasons.append("lossless, calibrated on JPEG images only")
     elif fmt in LOSSY and domain.jpeg_qualities:
-        q = jpeg_quality(image.path)
+        q = jpeg_quality(image)
         if q is not None and q < domain.jpeg_qualities[0] - QUALITY_MARGIN:
             reasons.append(f"JPEG quality {q}, calibrated on {domain.jpeg_qualities[0]}-{domain.jpeg_qualities[-1]}")
     return reasons
-
-
-# The IJG's standard luminance quantisation table (quality 50); only its sum is used.
-STANDARD_LUMINANCE = (
-    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35, 37, 29, 40, 58, 51, 61, 60, 57, 51,
-    56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
-)

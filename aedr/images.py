@@ -288,6 +288,7 @@ def load_image(
         if min(size) < min_side:
             raise ImageTooSmallError(p, f"{w}x{h} downscaled to {size[0]}x{size[1]}; at least {min_side} pixels per side are needed")
         fmt = image.format
+        quality = jpeg_quality(getattr(image, "quantization", None))
         previous = ImageFile.LOAD_TRUNCATED_IMAGES
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         try:
@@ -309,7 +310,27 @@ def load_image(
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = previous
     meta = {"downscaled_from": f"{w}x{h}"} if size != (w, h) else {}
+    if quality is not None:
+        meta["jpeg_quality"] = quality
     return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta, pixel_budget=pixel_budget)
+
+
+def jpeg_quality(tables) -> int | None:
+    """A JPEG file's quality (1-100) estimated from its luminance quantisation table (``tables``: PIL's
+    ``quantization``), by the IJG scaling of the standard table; None without such a table."""
+    table = (tables or {}).get(0)
+    if not table or len(table) != 64:
+        return None
+    scale = 100 * sum(table) / sum(STANDARD_LUMINANCE)  # the IJG scale factor, in percent
+    quality = (200 - scale) / 2 if scale <= 100 else 5000 / scale
+    return int(min(100, max(1, round(quality))))
+
+
+# The IJG's standard luminance quantisation table (quality 50); only its sum is used.
+STANDARD_LUMINANCE = (
+    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35, 37, 29, 40, 58, 51, 61, 60, 57, 51,
+    56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
+)
 
 
 # What the Python API takes as an image (Method.score, score_images, attribute, calibrate).

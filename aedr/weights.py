@@ -216,13 +216,12 @@ class WeightSource:
     def loading(self, *, pipeline: bool = False) -> Iterator[None]:
         """Within the block, a failure to load from this source (missing files, the hub refusing or
         unreachable, offline mode) becomes :class:`WeightsUnavailableError` with :meth:`message`.
-        Weights that are not here fail at once, before any download is tried, when the hub is offline
-        (``HF_HUB_OFFLINE``) or cannot be reached: no retries to wait through."""
-        if not self.is_local and not self.availability().local and (hub_offline() or not hub_reachable()):
+        Weights that are not here fail at once when the hub cannot be reached, before any download is
+        tried: no retries to wait through (with ``HF_HUB_OFFLINE`` the hub's own lookup fails at once)."""
+        if not self.is_local and not hub_offline() and not self.availability().local and not hub_reachable():
             from huggingface_hub.errors import LocalEntryNotFoundError
 
-            why = "HF_HUB_OFFLINE is set" if hub_offline() else f"{hub_endpoint()} cannot be reached"
-            raise self.error(LocalEntryNotFoundError(f"not in the local cache and {why}"), pipeline=pipeline)
+            raise self.error(LocalEntryNotFoundError(f"not in the local cache and {hub_endpoint()} cannot be reached"), pipeline=pipeline)
         try:
             yield
         except WeightsUnavailableError:

@@ -100,30 +100,36 @@ def merge_runs(runs: list[RunRecord]) -> Merged:
         notes.append(f"{int(dup.sum())} (method, target, source) cell(s) appear in more than one run; the latest run's values are used")
     pairs = pairs[~dup].reset_index(drop=True)
     timings = timings.drop_duplicates(["method", "options_hash", "target"], keep="last").reset_index(drop=True)
-    runs_by_method: dict[tuple[str, str], str] = {}
-    for (m, h), g in pairs.groupby(["method", "options_hash"], sort=False):
-        runs_by_method[(str(m), str(h))] = ", ".join(dict.fromkeys(g["run"]))
+    runs_of = {(str(m), str(h)): list(dict.fromkeys(g["run"])) for (m, h), g in pairs.groupby(["method", "options_hash"], sort=False)}
     differ = differing_settings(runs)
     if differ:
         notes.append(f"the runs differ in {', '.join(differ)} (see the run list): compare rows with care")
     metrics = list({m.name: m for r in ordered for m in r.metrics}.values())  # order of first appearance; the latest run describes each
     summaries = summarize(pairs, timings, metrics)
-    within = keep_run_figures(summaries, runs_by_method, {r.name: r for r in ordered})
+    within = keep_run_figures(summaries, runs_of, {r.name: r for r in ordered})
     if within:  # the table's note says why
         order = {r.name: i for i, r in enumerate(ordered)}
-        summaries.sort(key=lambda s: (order.get(runs_by_method.get((s.method, s.options_hash), ""), len(order)), *s.rank_key()))
+
+        def run_order(s: MethodSummary) -> int:
+            names = runs_of.get((s.method, s.options_hash), [])
+            return order[names[0]] if len(names) == 1 else len(order)
+
+        summaries.sort(key=lambda s: (run_order(s), *s.rank_key()))
+    runs_by_method = {k: ", ".join(names) for k, names in runs_of.items()}  # as the tables show them
     return Merged(ordered, pairs, timings, summaries, runs_by_method, notes, metrics, within)
 
 
-def keep_run_figures(summaries: list[MethodSummary], runs_by_method: dict[tuple[str, str], str], by_name: dict[str, RunRecord]) -> bool:
-    """Give each method whose pairs all come from one run that run's intervals, robust figures and
-    rank, and (when every method comes from the same run) its paired comparison with the leader.
-    Returns whether the methods come from more than one run (ranks are then each run's own)."""
-    sources = {runs_by_method.get((s.method, s.options_hash), "") for s in summaries}
+def keep_run_figures(summaries: list[MethodSummary], runs_of: dict[tuple[str, str], list[str]], by_name: dict[str, RunRecord]) -> bool:
+    """Give each method whose pairs all come from one run (``runs_of``: the runs of each method's
+    pairs) that run's intervals, robust figures and rank, and (when every method comes from the same
+    run) its paired comparison with the leader. Returns whether the methods come from more than one
+    run (ranks are then each run's own)."""
+    sources = {tuple(runs_of.get((s.method, s.options_hash), ())) for s in summaries}
     within = len(sources) > 1
     for s in summaries:
         k = (s.method, s.options_hash)
-        run = by_name.get(runs_by_method.get(k, ""))
+        names = runs_of.get(k, [])
+        run = by_name.get(names[0]) if len(names) == 1 else None
         if run is None:  # pairs from several runs: no interval or rank of any one run describes them
             s.rank = "–"
             continue

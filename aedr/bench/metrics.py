@@ -210,6 +210,9 @@ class Timing:
         return self.seconds / self.images if self.images else float("nan")
 
 
+TIMING_COLUMNS = [*Timing.__dataclass_fields__, "seconds_per_image"]  # a timings frame's columns
+
+
 _FIELDS = [f for f in PairMetrics.__dataclass_fields__ if f not in ("values", "intervals", "perturbation")]
 PAIR_COLUMNS = [*_FIELDS[: _FIELDS.index("pair_kind") + 1], "perturbation", *_FIELDS[_FIELDS.index("pair_kind") + 1 :]]
 
@@ -243,7 +246,7 @@ class Evaluation:
 
     def timings_frame(self) -> pd.DataFrame:
         rows = [{**asdict(t), "seconds_per_image": t.per_image} for t in self.timings]
-        return pd.DataFrame(rows, columns=[*Timing.__dataclass_fields__, "seconds_per_image"])
+        return pd.DataFrame(rows, columns=TIMING_COLUMNS)
 
 
 def evaluate(

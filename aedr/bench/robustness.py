@@ -26,7 +26,7 @@ import pandas as pd
 
 from .metrics import Evaluation, Metric, evaluate, pairs_columns
 from .schema import ROBUST_METRICS, Scope, ScopedMetric, robust_name
-from .tables import SHORT_DIRECTION, MethodSummary, Table, summarize
+from .tables import SHORT_DIRECTION, MethodSummary, Table, attach_intervals, summarize
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -99,14 +99,6 @@ def bootstrap_frame(scores: pd.DataFrame, perturbation: str, calibrate_perturbed
     return frame
 
 
-def _attach_summary_intervals(summaries: Sequence[MethodSummary], boot: "BenchBootstrap") -> None:
-    by_key = {(s.method, s.options_hash): s for s in summaries}
-    for r in boot.summaries.itertuples(index=False):
-        s = by_key.get((r.method, r.options_hash))
-        if s is not None and Scope.of(r.scope) in SCOPES:
-            s.intervals[ScopedMetric(Scope.of(r.scope), r.metric).key] = (float(r.low), float(r.high))
-
-
 def evaluate_robustness(
     scores: pd.DataFrame, plan: "Plan", clean: Evaluation, *, metrics: Sequence[Metric], clusters: dict[str, str] | None = None,
 ) -> Robustness:
@@ -133,7 +125,7 @@ def evaluate_robustness(
                 boot = bootstrap_bench(frame, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed,
                                        confidence=config.confidence, clusters=clusters or None, metrics=metrics)
                 ev.add_intervals(boot.pairs)
-                _attach_summary_intervals(summaries, boot)
+                attach_intervals(summaries, boot, SCOPES)
         results.append(PerturbationResult(chain.describe(), ev, summaries, boot))
     out = Robustness(results, config.calibrate_perturbed, config.confidence)
     out.robust = robust_figures(results, config.confidence)

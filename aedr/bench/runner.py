@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 from rich.console import Console
@@ -95,25 +95,31 @@ def uncertainty_warnings(config: BenchConfig, ev, summaries) -> list[str]:
     return lines
 
 
+def executor_tables(config: BenchConfig, plugins) -> dict[str, dict[str, Any]]:
+    """The config's ``[executors.<name>]`` options by the registered name each table means (matched
+    as names are, case-insensitively); a table that names no registered executor is a ``ConfigError``."""
+    tables: dict[str, dict[str, Any]] = {}
+    for table, options in config.executor_options.items():
+        try:
+            tables.setdefault(plugins.executors.get(table).name, {}).update(options)
+        except RegistryError as exc:
+            raise ConfigError(f"[executors.{table}]: {exc}") from None
+    return tables
+
+
 def select_executor(config: BenchConfig, plugins) -> Executor:
-    """The executor the config names, built with its ``[executors.<name>]`` options. A table that
-    names no registered executor is a ``ConfigError`` naming it."""
-    for table in config.executor_options:
-        if table not in plugins.executors:
-            try:
-                plugins.executors.get(table)  # a case-insensitive match is the same executor
-            except RegistryError as exc:
-                raise ConfigError(f"[executors.{table}]: {exc}") from None
+    """The executor the config names, built with its ``[executors.<name>]`` options."""
+    tables = executor_tables(config, plugins)
     try:
         name = plugins.executors.get(config.executor).name
     except RegistryError as exc:
         raise ConfigError(f"executor: {exc}") from None
-    return build_executor(plugins, name, config.executor_options.get(name, {}))
+    return build_executor(plugins, name, tables.get(name, {}))
 
 
-def unused_executor_tables(config: BenchConfig, executor: Executor) -> list[str]:
+def unused_executor_tables(config: BenchConfig, plugins, executor: Executor) -> list[str]:
     """The ``[executors.<name>]`` tables of executors this run does not use (their options are ignored)."""
-    return [f"[executors.{name}]" for name, options in config.executor_options.items() if name != executor.name and options]
+    return [f"[executors.{name}]" for name, options in executor_tables(config, plugins).items() if name != executor.name and options]
 
 
 # -- scoring ------------------------------------------------------------------------------------------
@@ -155,7 +161,7 @@ def run_bench(
     methods = select_methods(config, plugins)
     perturbations = select_perturbations(config, plugins)
     executor = select_executor(config, plugins)
-    for table in unused_executor_tables(config, executor):
+    for table in unused_executor_tables(config, plugins, executor):
         console.print(f"[yellow]note:[/] {markup(table)} is not used: this run's executor is {executor.name!r} (--executor)")
     metrics = [entry.obj for entry in plugins.metrics]
     for spec in methods:

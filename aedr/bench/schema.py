@@ -21,11 +21,10 @@ from typing import Any, ClassVar, Sequence
 import pandas as pd
 
 from ..files import jsonable
-from .metrics import BUILTIN_METRICS, MetricInfo, pairs_columns
+from .metrics import BUILTIN_METRICS, TIMING_COLUMNS, MetricInfo, pairs_columns
 
 FORMAT = "aedr-bench/2"
 READS = ("aedr-bench/1", FORMAT)
-TIMING_COLUMNS = ["method", "options_hash", "label", "target", "images", "seconds", "seconds_per_image"]
 
 
 class SchemaError(ValueError):

@@ -452,7 +452,10 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
 
 def _ranked(result: BenchBootstrap, metric: str, scope: Scope | str) -> tuple[MetricInfo, Scope]:
     """The leaderboard metric ``metric`` of ``result`` and the scope (pair or real) it is compared on."""
-    info = next((m for m in result.metrics if m.name == metric), None)
+    try:
+        info = result.metric(metric)
+    except KeyError:
+        info = None
     if info is None or not info.leaderboard:
         names = ", ".join(repr(m.name) for m in result.metrics if m.leaderboard)
         raise ValueError(f"metric must be a leaderboard metric ({names}), got {metric!r}")

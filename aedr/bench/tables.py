@@ -171,6 +171,16 @@ def ranking_scope(summaries: Sequence[MethodSummary]) -> Scope:
     return Scope.PAIR if any(s.n_pairs for s in summaries) or not any(s.n_real_pairs for s in summaries) else Scope.REAL
 
 
+def attach_intervals(summaries: Sequence[MethodSummary], boot, scopes: Sequence[Scope] | None = None) -> None:
+    """Give each summary the intervals of its figures in the bootstrap ``boot`` (those of ``scopes``
+    only, when given)."""
+    by_key = {(s.method, s.options_hash): s for s in summaries}
+    for r in boot.summaries.itertuples(index=False):
+        s, scope = by_key.get((r.method, r.options_hash)), Scope.of(r.scope)
+        if s is not None and (scopes is None or scope in scopes):
+            s.intervals[ScopedMetric(scope, r.metric).key] = (float(r.low), float(r.high))
+
+
 def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0.05, *, rank_by: str = "accuracy") -> None:
     """Fill each summary's intervals, its rank with ties and its paired comparison with the leader
     (the first summary) in every leaderboard metric, from a joint bootstrap
@@ -184,11 +194,7 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
     without model pairs (one model) compares the means against the real images instead."""
     if not summaries:
         return
-    by_key = {(s.method, s.options_hash): s for s in summaries}
-    for r in boot.summaries.itertuples(index=False):
-        s = by_key.get((r.method, r.options_hash))
-        if s is not None:
-            s.intervals[ScopedMetric(Scope.of(r.scope), r.metric).key] = (float(r.low), float(r.high))
+    attach_intervals(summaries, boot)
     leader = summaries[0]
     present = set(boot.methods())  # a method with no usable score has no replicates
     if (leader.method, leader.options_hash) not in present:
@@ -390,7 +396,7 @@ def leaderboard_table(
                  " compares methods of different runs (–: pairs from several runs, unranked).")
     if robust:
         over = "model pairs" if scope == Scope.PAIR else "the targets against real images"
-        note += f" Robust{'' if scope == 'pair' else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
+        note += f" Robust{'' if scope == Scope.PAIR else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
     heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
     secondary = [f"real {m.title}" for m in shown[1:] if scope == Scope.PAIR] + [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "s / image", "pairs", "targets")]
     return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note, tuple(secondary))

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from ..calibration import CALIBRATION_TOO_SMALL, DEFAULT_ALPHA, calibration_too_small, parse_alpha
 from ..files import check_output_file, json_text, prepare_output_folder, save_results, write_frame
-from ..text import markup, names_folded_to_fit, natural_width, safe_str
+from ..text import fold_name, markup, names_folded_to_fit, natural_width, safe_str
 from .shared import (
     app,
     BatchOpt,
@@ -260,7 +260,6 @@ def print_attributions(results, cards, stability: bool, checks: str) -> None:
 
 def attribution_table(results, stability: bool, names: int | None, *, with_threshold: bool) -> Table:
     """One row per image and card; ``names``: the width image and model names fold to (None: whole)."""
-    from ..text import fold_name
 
     def name(text: str) -> str:
         return markup(fold_name(text, names) if names else text)
@@ -296,6 +295,3 @@ def verdict_cell(a, stability: bool) -> str:
     if any(v.outside_domain for v in a.verdicts if v.model in a.attributed_to):
         text += " [yellow]![/]"
     return text
-
-
-# -- compatibility with the original's files -----------------------------------------------------

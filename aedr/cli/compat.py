@@ -107,5 +107,3 @@ def compat_accuracy(
     except (OSError, ValueError) as exc:
         fail(str(exc))
     out.print(f"belonging, non_belonging = {b} {nb}", markup=False, highlight=False)
-
-

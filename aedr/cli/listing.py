@@ -96,6 +96,3 @@ def methods_cmd(as_json: bool = JsonOpt) -> None:
         wide.add_row(markup(r["name"]), "yes" if r["needs_grad"] else "no", markup(r["cost"]), markup(opts), markup(r["plugin"]), markup(r["description"]))
         narrow.add_row(markup(r["name"]), markup(r["cost"]), f"{markup(r['description'])}\n[dim]{markup(opts)}[/]")
     print_widest_fitting(out, wide, narrow)
-
-
-# -- score / calibrate / attribute ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..files import check_output_file, json_text, prepare_output_folder
-from ..text import markup, names_folded_to_fit, safe_str
+from ..text import fold_name, markup, names_folded_to_fit, safe_str
 from .shared import (
     app,
     BatchOpt,
@@ -110,7 +110,6 @@ def score_cmd(
 
 def score_table(rows, perturbed: bool, names: int | None) -> Table:
     """One row per image (and perturbation); ``names``: the width image names fold to (None: whole)."""
-    from ..text import fold_name
 
     t = Table()
     t.add_column("image", no_wrap=True)
@@ -279,5 +278,3 @@ def output_names(names: list[Path]) -> list[Path]:
         taken.add(unique)
         out.append(unique)
     return out
-
-

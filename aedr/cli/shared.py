@@ -259,6 +259,3 @@ PixelBudgetOpt = typer.Option(
     DEFAULT_PIXEL_BUDGET, "--pixel-budget", min=0,
     help="Skip images with more pixels than this (after --max-side), with a reason; 0: no budget.",
 )
-
-
-# -- listings ------------------------------------------------------------------------------------

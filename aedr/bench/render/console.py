@@ -43,9 +43,9 @@ def cell_text(value: Any, kind: str, layout: Layout) -> str:
     return fold_name(text, layout.name_width) if kind == "text" and layout.name_width else text
 
 
-def column_width(header: str, cells: list[str], kind: str) -> int:
-    """The narrowest a column can be: its widest cell line; a header folds at its spaces, a
-    figure's header no narrower than its longest word."""
+def column_width(header: str, cells: list[str]) -> int:
+    """The narrowest a column can be: its widest cell line, and its header's longest word (a header
+    folds at its spaces)."""
     widest = max((len(line) for c in cells for line in c.splitlines()), default=1)
     return max(widest, *(len(w) for w in header.split() or [header]))
 
@@ -90,7 +90,7 @@ def fitted(table: Table, width: int) -> list:
     for layout in LAYOUTS:
         cols = _columns(table, layout)
         cells = [[cell_text(v, f, layout) for v, f in zip(row, table.formats)] for row in table.rows]
-        widths = {i: column_width(table.columns[i], [r[i] for r in cells], table.formats[i]) for i in cols}
+        widths = {i: column_width(table.columns[i], [r[i] for r in cells]) for i in cols}
         if table_width([widths[i] for i in cols]) <= width or layout is LAYOUTS[-1]:
             break
     labels = [i for i in cols if table.formats[i] == "text" and i < 2]  # the row labels, repeated in each part

@@ -45,7 +45,7 @@ def significant(value: float, digits: int) -> str:
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{round(value, decimals):.{decimals}f}"
+    return f"{value:.{decimals}f}"
 
 
 def first_line(text: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any, Iterable
 
-from ..tables import DIRECTION, Table, build_tables
+from ..tables import DIRECTION, Estimate, Table, build_tables
 from .format import fmt, missing
 
 if TYPE_CHECKING:
@@ -29,9 +29,8 @@ h3 { font-size:14.5px; margin:18px 0 6px; }
 .scroll { overflow-x:auto; }
 table { border-collapse:collapse; background:#fff; font-size:12.5px; font-variant-numeric: tabular-nums; }
 th, td { border:1px solid var(--line); padding:3px 8px; text-align:right; white-space:nowrap; }
-th { white-space:normal; min-width:4em; }
+th { white-space:normal; min-width:4em; background:#eef1f6; font-weight:600; text-align:center; }
 td .ci { display:block; font-size:11px; color:var(--muted); }
-th { background:#eef1f6; font-weight:600; text-align:center; }
 td.l { text-align:left; font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:12px; }
 p.note { color:var(--muted); font-size:12px; margin:4px 0 0; max-width:1100px; }
 .kv { display:grid; grid-template-columns: max-content 1fr; gap:2px 16px; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 14px; font-size:13px; }
@@ -70,7 +69,6 @@ def figure(uri: str, caption: str = "", alt: str = "") -> str:
 
 def _cell_style(value: Any, kind: str) -> str:
     """Background shade for accuracy-like cells: red (0.5 = chance) to green (1.0)."""
-    from ..tables import Estimate
 
     if isinstance(value, Estimate):
         value = value.value
@@ -86,7 +84,6 @@ NO_BREAK_HYPHEN = "\u2011"
 
 def _cell_text(value: Any, kind: str) -> str:
     """A cell's text; an interval under its figure, smaller, so that a wide table fits the page."""
-    from ..tables import Estimate
 
     if isinstance(value, Estimate):
         return f'{html.escape(fmt(value.value, kind))}<span class="ci">[{html.escape(fmt(value.low, kind))}, {html.escape(fmt(value.high, kind))}]</span>'

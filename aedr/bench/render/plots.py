@@ -180,8 +180,9 @@ def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets:
         for lab, v, color in groups:
             if len(v):  # each class scaled to its own peak: a tight class (LatentTracer's belonging scores) never flattens the others
                 counts, _ = np.histogram(v, bins=bins)
-                ax.stairs(counts / max(1, counts.max()), bins, fill=True, alpha=0.45, color=color, label=f"{lab} ({len(v)})")
-                ax.stairs(counts / max(1, counts.max()), bins, color=color, lw=0.8)
+                heights = counts / max(1, counts.max())
+                ax.stairs(heights, bins, fill=True, alpha=0.45, color=color, label=f"{lab} ({len(v)})")
+                ax.stairs(heights, bins, color=color, lw=0.8)
         tau = thresholds.get(t)
         if tau is not None and math.isfinite(tau):
             ax.axvline(tau, color="black", lw=1, ls="--", label="τ")
