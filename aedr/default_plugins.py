@@ -36,9 +36,9 @@ def register_executors(register):
     from .registry import Lazy
 
     # imported when looked up, so that listing executors imports no Ray code
-    register(Lazy("local", "aedr.bench.execute:LocalExecutor",
-                  "in this process, unit after unit; first reconstructions shared across methods per chunk"))
-    register(Lazy("ray", "aedr.bench.ray_executor:RayExecutor",
+    register(Lazy("local", "aedr.executors:LocalExecutor",
+                  "in this process, item after item; first reconstructions shared across methods per chunk"))
+    register(Lazy("ray", "aedr.ray_executor:RayExecutor",
                   "on Ray: one actor pool per target model (a GPU node or a cluster); each unit saved as it comes back"))
 
 

@@ -1,14 +1,15 @@
-"""The executor seam: how a benchmark's units, and a stream of files, are run (in this process, on a
-Ray cluster, ...). Executors are registered through the ``register_executors`` hook, by class or
-lazily by import path (:class:`aedr.registry.Lazy`); :func:`build_executor` builds one from its
+"""The executor seam: where work items are scored (in this process, on a Ray cluster, ...).
+
+Executors are registered through the ``register_executors`` hook, by class or lazily by import path (:class:`aedr.registry.Lazy`); :func:`build_executor` builds one from its
 options for the bench (``executor = "NAME"`` and its ``[executors.NAME]`` table) and for ``aedr score
 --executor NAME``."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable, Iterator
 
 from .fieldtypes import ConfigError
+from .kernel import ItemScorer, Outcome, Progress, Scoring, WorkItem
 
 
 class ExecutorError(ConfigError):
@@ -17,28 +18,38 @@ class ExecutorError(ConfigError):
 
 
 class Executor:
-    """Runs a benchmark's units, or scores a stream of files.
+    """Maps work items to outcomes: in this process, on a Ray cluster, ...
 
     Subclasses set ``name`` and ``description``; their constructor takes the options of the config's
-    ``[executors.<name>]`` table as keyword arguments. :meth:`run` receives an
-    :class:`aedr.bench.execute.Job` (the plan, the score store, the progress display, the run's
-    statistics): it scores every unit with :func:`aedr.bench.execute.score_unit`, saves each
-    finished unit through ``job.store`` before going on, fills ``job.stats`` (scored, skipped,
-    chunks_written, scoring_seconds) and returns the failures. A method failing under a target is an
-    :class:`aedr.bench.records.Failure` (its remaining work there is dropped), never an exception; an
-    ``OSError`` while saving and ``KeyboardInterrupt`` propagate (the runner reports them and keeps
-    what was saved). :meth:`score_files` (optional) scores an :class:`aedr.stream.FileScoring`."""
+    ``[executors.<name>]`` table (or ``--executor-option``) as keyword arguments, each with a declared
+    type. :meth:`map` is the one method to implement: it yields one :class:`aedr.kernel.Outcome` per
+    :class:`aedr.kernel.WorkItem` (in any order), each made by :func:`aedr.kernel.score_item`, which
+    never raises for a bad image or a failing method. The drivers (the bench, the stream) keep the
+    books: progress, timing, saving, failures and resuming are theirs, so an executor only scores.
+    ``items`` may be consumed lazily (the driver leaves out the items of a method that has failed
+    under its target) or all at once. ``progress`` (optional to call): after each batch of an item,
+    with the item, the images just scored and the seconds they took. ``parallelism``: about how many
+    items run at once (it turns measured seconds into an ETA)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    parallelism: float = 1.0
 
-    def run(self, job: Any) -> list:
+    def map(self, items: Iterable[WorkItem], scoring: Scoring, progress: Progress | None = None) -> Iterator[Outcome]:
         raise NotImplementedError
 
-    def score_files(self, task: Any) -> Any:
-        """Score ``task``'s files into its shard folder (``aedr score --executor NAME``): optional;
-        :mod:`aedr.stream` has the shards, the resume rule and the rows every executor writes."""
-        raise NotImplementedError(f"executor {self.name!r} does not score files (aedr score --executor); use local or ray")
+
+class LocalExecutor(Executor):
+    """Scores the items one after the other in this process, keeping loaded images and first
+    reconstructions while consecutive items share a group (a bench chunk, a stream shard)."""
+
+    name = "local"
+    description = "in this process, item after item; first reconstructions shared across methods per chunk"
+
+    def map(self, items: Iterable[WorkItem], scoring: Scoring, progress: Progress | None = None) -> Iterator[Outcome]:
+        scorer = ItemScorer(scoring)
+        for item in items:
+            yield scorer(item, progress)
 
 
 def option_types(cls: type[Executor]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .files import save_results, write_frame
 from .images import ImageLoadError, LoadedImage, PathLike, as_loaded_image, image_inputs, input_id, load_image
+from .kernel import ImageResult, Perturbed, Pixels, WorkItem, score_item
 from .methods.base import Method
 from .models import ModelPlugin
 from .preprocess import target_size
@@ -131,42 +132,43 @@ def score_images(
 
 
 def _score_clean(model, method, images: Sequence[LoadedImage], cache, progress) -> ScoreTable:
-    ok, skipped = usable_for(model, method, images)
-    scores = method.score(model, ok, cache=cache, progress=progress) if ok else np.array([])
+    table, _ = _score_sources(model, method, [Pixels(im) for im in images], cache, progress)
+    return table
+
+
+def _score_sources(model, method, sources: Sequence, cache, progress) -> tuple[ScoreTable, list[ImageResult]]:
+    """The kernel's results as a table of scores and skips (a failing method raises, as it would
+    called directly)."""
+    item = WorkItem(0, model.name, (method.name, method.options_hash()), list(sources))
+    outcome = score_item(item, model, method, cache=cache, progress=(lambda _, n, __: progress(n)) if progress else None)
+    if outcome.status == "failed":
+        raise outcome.cause if outcome.cause is not None else RuntimeError(outcome.error)
+    ok = [r for r in outcome.results if r.ok]
     rows = pd.DataFrame(
         {
-            "image": [im.id for im in ok],
-            "content_hash": [im.content_hash for im in ok],
+            "image": [r.id for r in ok],
+            "content_hash": [r.content_hash for r in ok],
             "model": model.name,
             "method": method.label,
             "options_hash": method.options_hash(),
-            "score": scores,
-            "downscaled_from": [im.meta.get("downscaled_from", "") for im in ok],
+            "score": np.array([r.score for r in ok], dtype=float),
+            "downscaled_from": [r.downscaled_from for r in ok],
         },
         columns=list(ScoreTable.COLUMNS),
     )
-    bad = ~np.isfinite(rows["score"].to_numpy(dtype=float))
-    if bad.any():
-        for image in rows.loc[bad, "image"]:
-            skipped.append(Skip(image, "method returned a non-finite score"))
-        rows = rows.loc[~bad].reset_index(drop=True)
-    return ScoreTable(rows, skipped)
+    return ScoreTable(rows, [Skip(r.id, r.error) for r in outcome.results if not r.ok]), outcome.results
 
 
 def _score_perturbed(model, method, images, chains, seed: int, cache, progress) -> ScoreTable:
-    from .perturbations import perturb_images
-
     cache = cache if cache is not None else ReconstructionCache()
     frames, skipped = [], []
     for chain in chains:
-        copies, failed = perturb_images(chain, images, seed)
-        if failed and progress is not None:
-            progress(len(failed))
-        table = _score_clean(model, method, copies, cache, progress)
+        table, results = _score_sources(model, method, [Perturbed(Pixels(im), chain, seed) for im in images], cache, progress)
+        unmade = sum(1 for r in results if not r.content_hash)  # copies not made or not usable count as done
+        if unmade and progress is not None:
+            progress(unmade)
         clean = {im.id: im.content_hash for im in images}
-        rows = table.rows.assign(perturbation=chain.id, content_hash=table.rows["image"].map(clean))
-        frames.append(rows)
-        skipped += [Skip(f"{image} ({chain.id})", error) for image, error in failed.items()]
+        frames.append(table.rows.assign(perturbation=chain.id, content_hash=table.rows["image"].map(clean)))
         skipped += [Skip(f"{s.id} ({chain.id})", s.error) for s in table.skipped]
     columns = [*ScoreTable.COLUMNS, "perturbation"]
     rows = pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

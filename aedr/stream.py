@@ -15,8 +15,8 @@ every file that a shard already holds a score for under the same key (:data:`KEY
 model, weights, options, load options) whose size and modification time have not changed since,
 and tries the others again (the files with an error too: a later ``--max-side`` may make them
 usable), so an interrupted run resumes, and a run with another executor continues it: the rows are
-the same whichever executor computed them, as both call :func:`score_loaded` with the same torch
-thread count. One run at a time per folder (the bench's lock); an unreadable shard is set aside
+the same whichever executor computed them, as every executor scores with :func:`aedr.kernel.score_item`
+and the same torch thread count. One run at a time per folder (the bench's lock); an unreadable shard is set aside
 into ``_corrupt/`` and its files scored again.
 """
 
@@ -26,7 +26,6 @@ import itertools
 import json
 import os
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
-from .files import json_text, prepare_output_folder, set_aside, write_atomic, write_frame, write_text_atomic
-from .images import LoadedImage, iter_image_files, load_image
+from .executors import Executor
+from .files import json_text, prepare_output_folder, write_text_atomic
+from .images import iter_image_files
+from .kernel import ImageResult, Outcome, Scoring, WorkItem, file_sources
 from .lock import RunLock
 from .methods.base import Method
 from .models import ModelPlugin
-from .scoring import ScoreTable, Skip, score_images
+from .parts import PartStore
+from .scoring import ScoreTable
 from .text import safe_str
 
 if TYPE_CHECKING:
@@ -97,33 +99,21 @@ class StreamReport:
 
 
 class ScoreShards:
-    """A folder of parquet shards with one score table between them. A shard that cannot be read
-    (truncated, not parquet, lacking the columns) is moved into ``_corrupt/`` with a warning."""
+    """A folder of parquet shards with one score table between them (one :class:`aedr.parts.PartStore`
+    keyed by :data:`KEY`). A shard that cannot be read (truncated, not parquet, lacking the columns)
+    is moved into ``_corrupt/`` with a warning."""
 
     def __init__(self, folder: Path, warn: Callable[[str], None] | None = None):
         self.folder = Path(folder)
-        self.warn = warn
+        self.store = PartStore(self.folder, KEY, REQUIRED, self.folder / CORRUPT_DIR, what="score shard", warn=warn)
 
     def parts(self) -> list[Path]:
-        return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
+        return self.store.parts()
 
     def frames(self, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
         """Every readable shard, oldest first, with ``columns`` only (those older shards lack filled in)."""
-        import pyarrow.parquet as pq
-
         wanted = list(columns or COLUMNS)
-        for part in self.parts():
-            try:
-                present = set(pq.read_schema(part).names)
-                missing = [c for c in REQUIRED if c not in present]
-                if missing:
-                    raise ValueError(f"lacks column(s) {', '.join(missing)}")
-                frame = pd.read_parquet(part, columns=[c for c in dict.fromkeys([*wanted, "image"]) if c in present])
-            except (KeyboardInterrupt, MemoryError):
-                raise
-            except Exception as exc:  # pyarrow raises its own error types
-                set_aside(part, self.folder / CORRUPT_DIR, f"score shard {safe_str(part)}", f"{type(exc).__name__}: {exc}", self.warn)
-                continue
+        for frame in self.store.frames([*wanted, "image"]):
             yield upgraded(frame, wanted)[wanted]
 
     def done(self, key: dict[str, str], perturbations: Sequence[str] = ("",)) -> dict[str, str]:
@@ -146,17 +136,14 @@ class ScoreShards:
     def write(self, frame: pd.DataFrame) -> Path:
         """One shard, written atomically (a killed run leaves whole shards only); names sort in the
         order the shards were written."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        return write_atomic(path, lambda tmp: write_frame(normalised(frame), tmp, ".parquet"))
+        return self.store.write(normalised(frame))
 
     def read(self) -> pd.DataFrame:
         """One row per file and :data:`KEY`: the one written last (its score, or the error of the last
         try). The error rows of files that no longer exist are left out."""
-        frames = list(self.frames())
-        if not frames:
+        frame = self.store.latest(self.frames())
+        if frame is None:
             return pd.DataFrame(columns=COLUMNS)
-        frame = pd.concat(frames, ignore_index=True).drop_duplicates(KEY, keep="last")
         errors = frame.index[frame["error"] != ""]  # only these are looked up on disk
         gone = [i for i in errors if not os.path.lexists(frame.at[i, "path"])]
         return frame.drop(index=gone).reset_index(drop=True)
@@ -216,7 +203,7 @@ class Pending:
 
     def __init__(self, task: FileScoring, done: dict[str, str], key: dict[str, str]):
         self.task, self.done, self.key, self.already = task, done, key, 0
-        self.identity: dict[str, tuple[str, str]] = {}  # row name -> (resolved path, stamp), this window
+        self.identity: dict[str, tuple[str, str]] = {}  # row name -> (resolved path, stamp), files handed out
 
     def files(self) -> Iterator[Path]:
         for path in iter_image_files(self.task.inputs, recursive=self.task.recursive):
@@ -232,7 +219,6 @@ class Pending:
     def windows(self) -> Iterator[list[Path]]:
         files = self.files()
         while True:
-            self.identity = {}
             window = list(itertools.islice(files, self.task.window))
             if not window:
                 return
@@ -241,6 +227,8 @@ class Pending:
     def complete(self, frame: pd.DataFrame) -> pd.DataFrame:
         """A shard's rows with their files' identity and the task's weights and load options."""
         ids = [self.identity.get(name, (name, "")) for name in frame["image"]]
+        for name in set(frame["image"]):
+            self.identity.pop(name, None)
         frame = frame.assign(path=[p for p, _ in ids], file_stamp=[s for _, s in ids])
         return frame.assign(weights=self.key["weights"], load_options=self.key["load_options"])
 
@@ -262,39 +250,83 @@ def streaming(task: FileScoring) -> Iterator[tuple[ScoreShards, Pending]]:
         yield shards, pending
 
 
-def load_paths(paths: Sequence[Path], load_options: dict[str, Any] | None = None) -> tuple[list[LoadedImage], list[Skip]]:
-    """Each file loaded (:func:`aedr.images.load_image`), or its reason for being unusable."""
-    from .images import ImageLoadError
+class StreamBooks:
+    """The stream's driver books for one run: the pending files as work items (a window of names at a
+    time, ``shard_size`` files per shard, one item per shard and perturbation, the shard being the
+    items' group), and each shard written once all its items are back, in whatever order they come."""
 
-    images, skipped = [], []
-    for p in paths:
+    def __init__(self, task: FileScoring, shards: ScoreShards, pending: Pending, report: StreamReport):
+        self.task, self.shards, self.pending, self.report = task, shards, pending, report
+        self.chains = list(task.perturbations) or [None]
+        self.open: dict[int, tuple[list[Path], dict[int, pd.DataFrame]]] = {}  # shard -> its files, its frames by chain
+        self.where: dict[int, tuple[int, int]] = {}  # item -> (shard, chain)
+
+    def scoring(self) -> Scoring:
+        return Scoring({self.task.model.name: self.task.model}, {self.key: self.task.method}, share_reconstructions=False,
+                       device=str(self.task.method.options.device))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.task.method.name, self.task.method.options_hash())
+
+    def items(self) -> Iterator[WorkItem]:
+        task, index = self.task, 0
+        seed = task.method.options.seed if task.seed is None else task.seed
+        shard_numbers = itertools.count()
+        for window in self.pending.windows():
+            for paths in shards_of(window, task.shard_size):
+                shard = next(shard_numbers)
+                self.open[shard] = (paths, {})
+                for c, chain in enumerate(self.chains):
+                    self.where[index] = (shard, c)
+                    yield WorkItem(index, task.model.name, self.key, file_sources(paths, task.load_options, chain, seed), group=shard)
+                    index += 1
+
+    def receive(self, outcome: Outcome) -> None:
+        if outcome.index not in self.where:
+            return  # a duplicate: written once
+        shard, c = self.where.pop(outcome.index)
+        paths, frames = self.open[shard]
+        frames[c] = self.rows(paths, self.chains[c], outcome)
+        if len(frames) == len(self.chains):
+            del self.open[shard]
+            write_shard(self.shards, self.pending.complete(pd.concat([frames[i] for i in sorted(frames)], ignore_index=True)), self.report)
+            if self.task.progress is not None:
+                self.task.progress(len(paths))
+
+    def rows(self, paths: list[Path], chain: Any, outcome: Outcome) -> pd.DataFrame:
+        """One item's rows: a row per file, its score or its error (every file of an item whose
+        method failed, or that the executor lost, gets that reason)."""
+        results = outcome.results
+        if outcome.status != "done":
+            why = f"scoring failed ({outcome.error})" if outcome.status == "failed" else outcome.error
+            results = [ImageResult(safe_str(p), error=why) for p in paths]
+        frame = pd.DataFrame({
+            "image": [r.id for r in results],
+            "content_hash": [r.clean_hash if r.ok else "" for r in results],
+            "score": [r.score if r.ok else float("nan") for r in results],
+            "downscaled_from": [r.downscaled_from if r.ok else "" for r in results],
+            "error": [r.error for r in results],
+        })
+        method = self.task.method
+        return normalised(frame.assign(model=self.task.model.name, method=method.label, options_hash=method.options_hash(),
+                                       perturbation=chain.id if chain is not None else ""))
+
+
+def stream_files(task: FileScoring, executor: Executor) -> StreamReport:
+    """Score ``task``'s files with ``executor`` into its shard folder: the stream's driver (see the
+    module's docstring). A shard that cannot be written stops the run with the written ones kept."""
+    report = StreamReport()
+    t0 = time.perf_counter()
+    with streaming(task) as (shards, pending):
+        books = StreamBooks(task, shards, pending, report)
         try:
-            images.append(load_image(p, **(load_options or {})))
-        except ImageLoadError as exc:
-            skipped.append(Skip(safe_str(p), str(exc)))
-    return images, skipped
-
-
-def score_paths(model: ModelPlugin, method: Method, paths: Sequence[Path], load_options: dict[str, Any] | None = None,
-                perturbations: Sequence["Chain"] = (), seed: int | None = None) -> pd.DataFrame:
-    """One shard's rows: every file loaded and scored (lower = belonging), unusable ones with an
-    error; with ``perturbations``, a row per file and perturbation (see :class:`FileScoring`)."""
-    images, skipped = load_paths(paths, load_options)
-    return score_loaded(model, method, images, skipped, perturbations, seed)
-
-
-def score_loaded(model: ModelPlugin, method: Method, images: Sequence[LoadedImage], skipped: Sequence[Skip],
-                 perturbations: Sequence["Chain"] = (), seed: int | None = None) -> pd.DataFrame:
-    """The rows of :func:`score_paths` for files already loaded (``skipped``: those that could not be)."""
-    frames = []
-    for chain in list(perturbations) or [None]:
-        table = score_images(model, method, images, perturbations=[chain] if chain else (), seed=seed)
-        suffix = f" ({chain.id})" if chain else ""
-        table.skipped = list(skipped) + [Skip(s.id.removesuffix(suffix), s.error) for s in table.skipped]  # rows name their file
-        frames.append(table.with_skips().assign(perturbation=chain.id if chain else ""))
-    frame = pd.concat(frames, ignore_index=True)
-    frame["model"], frame["method"], frame["options_hash"] = model.name, method.label, method.options_hash()
-    return normalised(frame)
+            for outcome in executor.map(books.items(), books.scoring()):
+                books.receive(outcome)
+        finally:
+            report.already = pending.already
+            report.seconds = time.perf_counter() - t0
+    return report
 
 
 def normalised(frame: pd.DataFrame) -> pd.DataFrame:
@@ -313,24 +345,6 @@ def normalised(frame: pd.DataFrame) -> pd.DataFrame:
 def shards_of(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     return iter(lambda: list(itertools.islice(it, size)), [])
-
-
-def stream_locally(task: FileScoring) -> StreamReport:
-    """In this process: one shard at a time."""
-    report = StreamReport()
-    t0 = time.perf_counter()
-    with streaming(task) as (shards, pending):
-        try:
-            for window in pending.windows():
-                for paths in shards_of(window, task.shard_size):
-                    frame = score_paths(task.model, task.method, paths, task.load_options, task.perturbations, task.seed)
-                    write_shard(shards, pending.complete(frame), report)
-                    if task.progress is not None:
-                        task.progress(len(paths))
-        finally:
-            report.already = pending.already
-            report.seconds = time.perf_counter() - t0
-    return report
 
 
 def write_shard(shards: ScoreShards, frame: pd.DataFrame, report: StreamReport) -> None:

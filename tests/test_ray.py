@@ -18,8 +18,8 @@ pytest.importorskip("ray.data", reason='the ray executor needs Ray Data: pip ins
 
 import aedr  # noqa: E402
 from aedr.bench import BenchInterrupted, ConfigError, load_config, run_bench  # noqa: E402
-from aedr.bench.ray_executor import (  # noqa: E402
-    INSTALL_HINT, ActorModels, RayExecutor, RayUnavailableError, model_recipe, work_items,
+from aedr.ray_executor import (  # noqa: E402
+    INSTALL_HINT, ActorModels, RayExecutor, RayUnavailableError, model_recipe, packets,
 )
 from aedr.bench.store import ScoreStore  # noqa: E402
 from aedr.methods.aedr_method import AEDR, AEDROptions  # noqa: E402
@@ -188,10 +188,15 @@ def test_work_items_group_a_chunks_methods(plugins, tmp_path):
     with PlanProgress(enabled=False) as bar:
         sources = prepare_sources(cfg, models, plugins, bar, RunStats())
     units, _ = make_units(models, methods, sources, cfg, set())
-    items = work_items([(i, u) for i, u in enumerate(units) if u.target == "tiny-0"])
-    assert [len(it.units) for it in items] == [2] * len(items)  # every chunk: both methods
-    assert sorted(i for it in items for i, _ in it.units) == [i for i, u in enumerate(units) if u.target == "tiny-0"]
-    assert all(u.method.method is None and u.method.key == units[i].method.key for it in items for i, u in it.units)  # no method objects
+    from aedr.bench.execute import Job, PlanBooks
+    from aedr.bench.plan import Plan
+    from aedr.executors import LocalExecutor
+
+    job = Job(Plan(cfg, models, methods, sources, units), None, PlanProgress(enabled=False), RunStats(), None)
+    items = packets(i for i in PlanBooks(job, LocalExecutor()).items() if i.target == "tiny-0")
+    assert [len(it.items) for it in items] == [2] * len(items)  # every chunk: both methods
+    assert sorted(i.index for it in items for i in it.items) == [i for i, u in enumerate(units) if u.target == "tiny-0"]
+    assert all(i.method == units[i.index].method.key for it in items for i in it.items)  # no method objects: their keys
 
 
 # -- on Ray ----------------------------------------------------------------------------------------
@@ -302,12 +307,13 @@ def file_task(folder, out, method, model, **kw):
 @pytest.mark.slow
 @pytest.mark.parametrize("decode_cpus", [0, 1])
 def test_ray_streams_files_as_the_local_executor_does_and_resumes_its_run(local_ray, plugins, image_folder, tmp_path, decode_cpus):
-    from aedr.bench.execute import LocalExecutor
+    from aedr.executors import LocalExecutor
+    from aedr.stream import stream_files
 
     model = plugins.model("tiny-0")
     counter = tmp_path / "count.txt"
     method = plugins.method("counted", counter=str(counter), spare_pid=os.getpid())
-    local = LocalExecutor().score_files(file_task(image_folder, tmp_path / "local.parquet", method, model, shard_size=3))
+    local = stream_files(file_task(image_folder, tmp_path / "local.parquet", method, model, shard_size=3), LocalExecutor())
     assert (local.scored, local.skipped) == (9, 1)
     # a local run stopped after one shard, then finished on Ray: nothing scored twice
     mixed = tmp_path / "mixed.parquet"
@@ -318,10 +324,10 @@ def test_ray_streams_files_as_the_local_executor_does_and_resumes_its_run(local_
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        LocalExecutor().score_files(file_task(image_folder, mixed, method, model, shard_size=3, progress=stop))
+        stream_files(file_task(image_folder, mixed, method, model, shard_size=3, progress=stop), LocalExecutor())
     before = count_lines(counter)
     # 2 CPUs: two scoring actors, or one actor and a CPU for the decoding tasks (docs/scale.md)
-    report = RayExecutor(actors=2 - decode_cpus, decode_cpus=decode_cpus).score_files(file_task(image_folder, mixed, method, model, shard_size=2))
+    report = stream_files(file_task(image_folder, mixed, method, model, shard_size=2), RayExecutor(actors=2 - decode_cpus, decode_cpus=decode_cpus))
     assert report.already == 2 and report.scored + report.skipped == 8  # broken.png is tried again
     assert count_lines(counter) - before == 7  # the crops the first shard (broken.png and two crops) did not hold
     from aedr.stream import ScoreShards
@@ -340,15 +346,16 @@ def test_ray_rows_equal_local_rows_bit_for_bit(local_ray, image_folder, tmp_path
     same whichever executor computed them, so a run resumed across executors mixes nothing."""
     import torch
 
-    from aedr.bench.execute import LocalExecutor
+    from aedr.executors import LocalExecutor
+    from aedr.stream import stream_files
     from aedr.stream import ScoreShards
 
     model, method = aedr.get_plugins().model("zoo-kl-a"), aedr.get_method("aedr")
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # a count an actor of one CPU would not pick for itself
     try:
-        LocalExecutor().score_files(file_task(image_folder, tmp_path / "local.parquet", method, model))
-        RayExecutor(actors=1, num_cpus=1).score_files(file_task(image_folder, tmp_path / "ray.parquet", method, model))
+        stream_files(file_task(image_folder, tmp_path / "local.parquet", method, model), LocalExecutor())
+        stream_files(file_task(image_folder, tmp_path / "ray.parquet", method, model), RayExecutor(actors=1, num_cpus=1))
     finally:
         torch.set_num_threads(threads)
     mine, theirs = (ScoreShards(tmp_path / f"{n}.parquet").read().sort_values("image").reset_index(drop=True) for n in ("ray", "local"))
@@ -380,7 +387,7 @@ def test_the_ray_a_driver_started_ends_when_the_driver_is_killed(tmp_path):
     import time
 
     script = ("import time, ray\n"
-              "from aedr.bench.ray_executor import RayExecutor\n"
+              "from aedr.ray_executor import RayExecutor\n"
               "RayExecutor()._connect()\n"
               "node = ray._private.worker._global_node\n"
               "print(' '.join(str(i.process.pid) for v in node.all_processes.values() for i in v), flush=True)\n"
@@ -426,12 +433,14 @@ def test_a_streams_actor_that_dies_is_retried_by_one_mechanism_and_nothing_is_lo
     scored again; no deprecated Ray argument is passed (no warning of aedr's making)."""
     import warnings
 
+    from aedr.stream import stream_files
+
     model = plugins.model("tiny-0")
     counter = tmp_path / "count.txt"
     method = plugins.method("counted", counter=str(counter), spare_pid=os.getpid(), crash_after=3)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        report = RayExecutor(actors=1, max_attempts=3).score_files(file_task(image_folder, tmp_path / "s.parquet", method, model, shard_size=3))
+        report = stream_files(file_task(image_folder, tmp_path / "s.parquet", method, model, shard_size=3), RayExecutor(actors=1, max_attempts=3))
     assert (report.scored, report.skipped) == (9, 1) and (counter.with_suffix(".crashed")).exists()
     assert not [str(w.message) for w in seen if "deprecated" in str(w.message).lower() and "aedr" in (w.filename or "")]
     from aedr.stream import ScoreShards

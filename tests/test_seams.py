@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import types
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,8 @@ import pytest
 from PIL import Image
 
 import aedr
-from aedr.bench import Executor, Job, LocalExecutor, Metric, load_config, run_bench
-from aedr.bench.execute import UnitFailed, record_failure, save_rows, score_unit
+from aedr.bench import Executor, LocalExecutor, Metric, load_config, run_bench
+from aedr.kernel import ItemScorer
 from aedr.bench.metrics import tpr_at_fpr
 from aedr.perturbations import Chain, Perturbation, PerturbationError
 from test_bench_support import BenchModels, make_models
@@ -119,27 +120,22 @@ def test_a_broken_metric_registration_is_isolated(models):
 
 # -- an executor: one class, one registration -------------------------------------------------------
 class ReversedExecutor(Executor):
-    """Scores the units last to first, through ``score_unit`` as every executor does."""
+    """Scores the work items last to first, through the kernel as every executor does: the whole of
+    a third-party executor is its ``map``."""
 
     name = "reversed"
-    description = "units in reverse order (a test executor)"
+    description = "items in reverse order (a test executor)"
     runs: list[int] = []
 
     def __init__(self, note: str = ""):
         self.note = note
 
-    def run(self, job: Job):
-        failed = {}
-        models = {m.name: m for m in job.plan.models}
-        for unit in reversed(job.plan.units):
-            try:
-                rows, _ = score_unit(unit, models[unit.target])
-            except UnitFailed as exc:
-                record_failure(job, failed, unit, exc)
-                continue
-            save_rows(job, rows)
-        ReversedExecutor.runs.append(len(job.plan.units))
-        return list(failed.values())
+    def map(self, items, scoring, progress=None):
+        items = list(items)
+        score = ItemScorer(scoring)
+        for item in reversed(items):
+            yield score(item)
+        ReversedExecutor.runs.append(len(items))
 
 
 class ExecutorPlugin:
@@ -161,6 +157,27 @@ def test_a_registered_executor_runs_the_plan_and_scores_the_same(tmp_path, model
     assert len(both) == len(local.scores) > 0
     np.testing.assert_allclose(both["score"].to_numpy(float), both["score_rev"].to_numpy(float), rtol=1e-5)
     assert json.loads((tmp_path / "rev" / "metrics.json").read_text())["config"]["executor"] == "reversed"
+
+
+def contributing_example(heading: str) -> types.ModuleType:
+    """The first Python block after ``heading`` in CONTRIBUTING.md, run as a plugin module."""
+    text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    block = text[text.index(heading):].split("```python\n", 1)[1].split("```", 1)[0]
+    module = types.ModuleType("contributing_example")
+    exec(compile(block, "CONTRIBUTING.md", "exec"), module.__dict__)
+    return module
+
+
+def test_the_contributing_executor_example_is_complete_and_scores_as_the_local_executor(tmp_path, models):
+    example = contributing_example("### Executor (`aedr.executors.Executor`)")
+    plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(models), example])
+    assert plugins.executors.get("reversed") is example.ReversedExecutor
+    runs = {name: run_bench(load_config("default", models=["tiny-*"], out=str(tmp_path / name), executor=name, report=False, **BENCH),
+                            plugins=plugins, progress=False) for name in ("local", "reversed")}
+    key = ["method", "options_hash", "target", "image_hash"]
+    both = runs["local"].scores.merge(runs["reversed"].scores, on=key, suffixes=("", "_rev"))
+    assert len(both) == len(runs["local"].scores) > 0 and runs["reversed"].stats.scored == runs["local"].stats.scored
+    np.testing.assert_array_equal(both["score"].to_numpy(float), both["score_rev"].to_numpy(float))
 
 
 def test_an_unknown_executor_or_option_is_a_config_error(tmp_path, models):

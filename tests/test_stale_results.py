@@ -17,13 +17,15 @@ import aedr
 from aedr.attribution import prepare_cards
 from aedr.bench import load_config, run_bench
 from aedr.bench.config import ConfigError
-from aedr.bench.execute import LocalExecutor
+from aedr.executors import LocalExecutor
 from aedr.lock import FolderInUseError, RunLock
-from aedr.stream import FileScoring, ScoreShards
+from aedr.stream import FileScoring, ScoreShards, stream_files
 from aedr.card import CardError, calibrate
 from aedr.images import iter_image_files
 from conftest import FolderModel, cli_runner, photo_crops, tiny_kl_vae
 from test_bench_support import BenchModels
+
+LOCAL = LocalExecutor()
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -114,7 +116,7 @@ def stream_setup(tmp_path):
 
 
 def score(inputs, out, model, **kw):
-    return LocalExecutor().score_files(FileScoring(list(inputs), model, aedr.get_method("aedr"), out, **kw))
+    return stream_files(FileScoring(list(inputs), model, aedr.get_method("aedr"), out, **kw), LOCAL)
 
 
 def test_other_load_options_score_again_and_both_are_kept(stream_setup):

@@ -10,7 +10,8 @@ from PIL import Image
 
 import aedr
 from aedr import stream
-from aedr.bench.execute import LocalExecutor
+from aedr.executors import LocalExecutor
+from aedr import kernel
 from aedr.stream import COLUMNS, FileScoring, ScoreShards
 from aedr.images import iter_image_files
 from aedr.scoring import score_files
@@ -34,13 +35,16 @@ def model():
     return aedr.get_plugins().model("zoo-kl-a")
 
 
+LOCAL = LocalExecutor()
+
+
 def task(folder, out, model, **kw) -> FileScoring:
     return FileScoring([folder], model, aedr.get_method("aedr"), out, **kw)
 
 
 def test_shards_hold_the_in_memory_scores_and_the_skips(folder, model, tmp_path):
     out = tmp_path / "scores.parquet"
-    report = LocalExecutor().score_files(task(folder, out, model, shard_size=4))
+    report = stream.stream_files(task(folder, out, model, shard_size=4), LOCAL)
     assert (report.scored, report.skipped, report.already, report.shards) == (11, 2, 0, 4)
     shards = ScoreShards(out)
     assert len(shards.parts()) == 4
@@ -57,13 +61,13 @@ def test_shards_hold_the_in_memory_scores_and_the_skips(folder, model, tmp_path)
 def test_an_interrupted_stream_resumes_without_scoring_anything_twice(folder, model, tmp_path, monkeypatch):
     out = tmp_path / "scores.parquet"
     seen: list[str] = []
-    real = stream.score_paths
+    real = kernel.score_item
 
-    def counting(model, method, paths, *args):
-        seen.extend(str(p) for p in paths)
-        return real(model, method, paths, *args)
+    def counting(item, *args, **kw):
+        seen.extend(s.path for s in item.sources)
+        return real(item, *args, **kw)
 
-    monkeypatch.setattr(stream, "score_paths", counting)
+    monkeypatch.setattr(kernel, "score_item", counting)
 
     def stop_after_two_shards(n, calls=[0]):
         calls[0] += 1
@@ -71,9 +75,9 @@ def test_an_interrupted_stream_resumes_without_scoring_anything_twice(folder, mo
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        LocalExecutor().score_files(task(folder, out, model, shard_size=3, progress=stop_after_two_shards))
+        stream.stream_files(task(folder, out, model, shard_size=3, progress=stop_after_two_shards), LOCAL)
     assert len(ScoreShards(out).parts()) == 2 and len(seen) == 6  # broken.png and 5 crops
-    report = LocalExecutor().score_files(task(folder, out, model, shard_size=3))
+    report = stream.stream_files(task(folder, out, model, shard_size=3), LOCAL)
     assert report.already == 5 and report.scored + report.skipped == 8  # the error row is tried again
     assert len(seen) == 14 and len(set(seen)) == 13 and seen.count(str(folder / "broken.png")) == 2
     assert len(pd.read_parquet(out)) == 14  # the raw rows: broken.png's error twice
@@ -81,7 +85,7 @@ def test_an_interrupted_stream_resumes_without_scoring_anything_twice(folder, mo
     assert len(frame) == 13 and frame["image"].is_unique
     # another method (another options hash) in the same folder is scored afresh; both are kept
     other = FileScoring([folder], model, aedr.get_method("aedr", distance="l1"), out, shard_size=20)
-    assert LocalExecutor().score_files(other).already == 0
+    assert stream.stream_files(other, LOCAL).already == 0
     assert len(ScoreShards(out).read()) == 26
     import json
 
@@ -91,16 +95,16 @@ def test_an_interrupted_stream_resumes_without_scoring_anything_twice(folder, mo
 
 def test_the_stream_holds_one_shard_of_images_and_one_window_of_names(folder, model, tmp_path, monkeypatch):
     sizes: list[int] = []
-    real = stream.load_paths
+    real = kernel.score_item
 
-    def recording(paths, load_options=None):
-        sizes.append(len(paths))
-        return real(paths, load_options)
+    def recording(item, *args, **kw):
+        sizes.append(len(item.sources))
+        return real(item, *args, **kw)
 
-    monkeypatch.setattr(stream, "load_paths", recording)
+    monkeypatch.setattr(kernel, "score_item", recording)
     with stream.streaming(task(folder, tmp_path / "s.parquet", model, shard_size=5, window=7)) as (_, pending):
         assert [len(w) for w in pending.windows()] == [7, 6]
-    LocalExecutor().score_files(task(folder, tmp_path / "t.parquet", model, shard_size=5, window=7))
+    stream.stream_files(task(folder, tmp_path / "t.parquet", model, shard_size=5, window=7), LOCAL)
     assert sizes == [5, 2, 5, 1]  # shards never span windows, never exceed shard_size
 
 
@@ -122,11 +126,11 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_resumed(model, tmp_path):
     odd = Path(os.fsdecode(bytes(root) + b"/caf\xe9.png"))
     Image.fromarray(aedr.get_plugins().dataset("zoo-real-eval").images()[0].rgb).save(odd)
     out = tmp_path / "s.parquet"
-    report = LocalExecutor().score_files(task(root, out, model))
+    report = stream.stream_files(task(root, out, model), LOCAL)
     assert (report.scored, report.skipped) == (1, 0)
     frame = ScoreShards(out).read()
     assert frame["error"].tolist() == [""] and np.isfinite(frame["score"]).all()
-    assert LocalExecutor().score_files(task(root, out, model)).already == 1
+    assert stream.stream_files(task(root, out, model), LOCAL).already == 1
 
 
 def test_the_command(folder, tmp_path, monkeypatch):
@@ -162,7 +166,7 @@ def test_perturbed_copies_stream_as_aedr_score_perturb_scores_them(folder, model
 
     chains = aedr.get_plugins().perturbations_for("jpeg:90 crop:0.9")
     out = tmp_path / "p.parquet"
-    report = LocalExecutor().score_files(task(folder, out, model, perturbations=chains, shard_size=5))
+    report = stream.stream_files(task(folder, out, model, perturbations=chains, shard_size=5), LOCAL)
     assert (report.scored, report.skipped) == (22, 4)  # 11 files x 2 perturbations; broken.png and tiny.png under each
     frame = ScoreShards(out).read()
     ok = frame[frame["error"] == ""].set_index(["image", "perturbation"])["score"].sort_index()
@@ -171,6 +175,6 @@ def test_perturbed_copies_stream_as_aedr_score_perturb_scores_them(folder, model
     expected = ref.set_index(["image", "perturbation"])["score"].sort_index()
     assert ok.index.equals(expected.index)
     np.testing.assert_array_equal(ok.to_numpy(), expected.to_numpy())
-    assert LocalExecutor().score_files(task(folder, out, model, perturbations=chains)).already == 11
-    assert LocalExecutor().score_files(task(folder, out, model, perturbations=chains[:1])).already == 11
-    assert LocalExecutor().score_files(task(folder, out, model)).already == 0  # clean copies were never scored
+    assert stream.stream_files(task(folder, out, model, perturbations=chains), LOCAL).already == 11
+    assert stream.stream_files(task(folder, out, model, perturbations=chains[:1]), LOCAL).already == 11
+    assert stream.stream_files(task(folder, out, model), LOCAL).already == 0  # clean copies were never scored

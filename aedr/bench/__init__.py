@@ -20,7 +20,8 @@ from ..lazy import lazy_exports
 from .config import BenchConfig, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from .execute import Executor, Job, LocalExecutor, score_unit
+    from ..executors import Executor, LocalExecutor
+    from .execute import Job, run_plan
     from .metrics import Metric
     from .records import Failure, ProgressEvent, RunStats
     from .result import BenchResult
@@ -33,10 +34,10 @@ _EXPORTS = {
     "Failure": "records",
     "ProgressEvent": "records",
     "RunStats": "records",
-    "Executor": "execute",
+    "Executor": ".executors",  # aedr.executors, the core's seam
+    "LocalExecutor": ".executors",
     "Job": "execute",
-    "LocalExecutor": "execute",
-    "score_unit": "execute",
+    "run_plan": "execute",
     "Metric": "metrics",
 }
 
@@ -45,5 +46,5 @@ __getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "BenchConfig", "BenchInterrupted", "BenchResult", "ConfigError", "Executor", "Failure", "Job", "LocalExecutor", "Metric",
-    "ProgressEvent", "RunStats", "load_config", "run_bench", "score_unit",
+    "ProgressEvent", "RunStats", "load_config", "run_bench", "run_plan",
 ]

@@ -1,46 +1,35 @@
-"""Executing a plan: the :class:`Executor` seam and the built-in local executor.
+"""The bench's driver: a plan's units handed to an executor as work items, and the books kept.
 
-An executor receives a :class:`Job` (the plan's units, the score store, the progress display, the
-run statistics) and scores every unit, saving each finished chunk through ``job.store`` before the
-next starts, so that an interrupted run resumes where it stopped. :func:`score_unit` is the one
-place that turns a unit into score rows; every executor calls it, wherever it runs, so that a score
-is the same whichever executor computed it.
-
-Executors are registered like models and methods, through the ``register_executors`` hook; the
-config's ``executor`` setting picks one (``local`` by default) and its ``[executors.<name>]``
-table gives the options its constructor takes.
+Each unit of the plan becomes one :class:`aedr.kernel.WorkItem` (its chunk is the item's group, so
+every method scoring a chunk shares its images and first reconstructions); the executor maps the
+items to outcomes (:mod:`aedr.executors`) and :func:`run_plan` keeps the books, whatever the
+executor: it saves each unit's rows as a part file of the score store as it comes back (so an
+interrupted run resumes where it stopped), advances the progress display, sends the progress events,
+counts the run's statistics, and drops the remaining work of a method that fails under a target.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Callable, Iterator
 
-import numpy as np
 from rich.console import Console
 
 from ..executors import Executor
-from ..images import ImageLoadError, LoadedImage
-from ..models import ModelPlugin
-from ..preprocess import target_size
-from ..reconstruction import ReconstructionCache
+from ..kernel import ImageResult, Outcome, Scoring, WorkItem
 from ..text import markup
 from .plan import Plan, Unit
 from .progress import PlanProgress
 from .records import Failure, ProgressEvent, RunStats
 from .store import ScoreRow, ScoreStore
 
-if TYPE_CHECKING:
-    from ..stream import FileScoring, StreamReport
-
-__all__ = ["Executor", "Job", "LocalExecutor", "UnitFailed", "record_failure", "save_rows", "score_unit"]
+__all__ = ["Job", "run_plan", "unit_rows"]
 
 
 @dataclass
 class Job:
-    """Everything an executor needs to run a plan."""
+    """Everything the driver needs to run a plan."""
 
     plan: Plan
     store: ScoreStore
@@ -50,153 +39,126 @@ class Job:
     callback: Callable[[ProgressEvent], None] | None = None
 
 
-class UnitFailed(Exception):
-    """A method failed while scoring a unit; ``remaining``: its images left unscored."""
-
-    def __init__(self, cause: BaseException, remaining: int):
-        super().__init__(f"{type(cause).__name__}: {cause}")
-        self.cause, self.remaining = cause, remaining
-
-
-def score_unit(
-    unit: Unit,
-    model: ModelPlugin,
-    *,
-    images: dict[str, LoadedImage] | None = None,
-    cache: ReconstructionCache | None = None,
-    on_batch: Callable[[int], None] | None = None,
-) -> tuple[list[ScoreRow], int]:
-    """Score one unit: one row per image, "ok" with its score or "skipped" with the reason (an
-    unreadable image, a non-finite score), and the number of images that could not be read (they
-    never reach the method). ``images``: already loaded images by content hash (filled with the ones
-    this call loads). Raises :class:`UnitFailed` when the method itself fails."""
-    spec = unit.method
-    assert spec.method is not None
-    images = {} if images is None else images
+def run_plan(job: Job, executor: Executor) -> list[Failure]:
+    """Score every unit of ``job.plan`` with ``executor``; returns the methods that failed under a
+    target. An ``OSError`` while saving and ``KeyboardInterrupt`` propagate (what was saved is kept)."""
+    books = PlanBooks(job, executor)
+    t0 = time.perf_counter()
     try:
-        policy = spec.method.autoencoder(model).size_policy  # loaded once, outside the timing
-    except Exception as exc:
-        raise UnitFailed(exc, len(unit.refs)) from exc
-    rows: list[ScoreRow] = []
-    good: list[tuple[Any, LoadedImage]] = []
-    for ref in unit.refs:
-        try:
-            image = images.get(ref.content_hash) or ref.load()
-            images[ref.content_hash] = image
-            target_size(image, policy)
-            good.append((ref, image))
-        except ImageLoadError as exc:
-            rows.append(unit.row(ref, math.nan, 0.0, "skipped", str(exc)))
-    reported = 0
-
-    def counted(n: int) -> None:
-        nonlocal reported
-        reported += n
-        if on_batch is not None:
-            on_batch(n)
-
-    start = time.perf_counter()
-    scores: Sequence[float] = np.array([])
-    if good:
-        try:
-            scores = spec.method.score(model, [im for _, im in good], cache=cache, progress=counted)
-        except Exception as exc:
-            raise UnitFailed(exc, len(unit.refs) - reported) from exc  # the unreadable ones too
-    per_image = (time.perf_counter() - start) / len(good) if good else 0.0
-    for (ref, _), value in zip(good, scores):
-        if np.isfinite(value):
-            rows.append(unit.row(ref, float(value), per_image))
-        else:
-            rows.append(unit.row(ref, math.nan, per_image, "skipped", "method returned a non-finite score"))
-    return rows, len(unit.refs) - len(good)
+        for outcome in executor.map(books.items(), books.scoring(), books.on_batch):
+            books.receive(outcome)
+        books.unreturned()
+    finally:
+        job.stats.scoring_seconds += time.perf_counter() - t0
+    return list(books.failed.values())
 
 
-class LocalExecutor(Executor):
-    """Scores the units one after the other in this process, with one first-reconstruction cache
-    per chunk shared by every method (memory stays bounded by the chunk size)."""
+def unit_rows(unit: Unit, results: list[ImageResult]) -> list[ScoreRow]:
+    """A unit's rows, one per image: the unreadable ones first ("skipped", no score), then the rest
+    in order ("ok" with its score, or "skipped" with why)."""
+    pairs = list(zip(unit.refs, results))
+    unread = [(ref, r) for ref, r in pairs if not r.ok and not r.content_hash]
+    read = [(ref, r) for ref, r in pairs if r.ok or r.content_hash]
+    rows = [unit.row(ref, r.score, 0.0, "skipped", r.error) for ref, r in unread]
+    return rows + [unit.row(ref, r.score, r.seconds, "ok" if r.ok else "skipped", r.error) for ref, r in read]
 
-    name = "local"
-    description = "in this process, unit after unit; first reconstructions shared across methods per chunk"
 
-    def score_files(self, task: "FileScoring") -> "StreamReport":
-        from ..stream import stream_locally
+class PlanBooks:
+    """The driver's bookkeeping for one plan (see the module's docstring)."""
 
-        return stream_locally(task)
-
-    def run(self, job: Job) -> list[Failure]:
-        self.job = job
-        self.models = {m.name: m for m in job.plan.models}
+    def __init__(self, job: Job, executor: Executor):
+        self.job, self.executor = job, executor
+        self.units = job.plan.units
         self.failed: dict[tuple, Failure] = {}
-        self._chunk: int | None = None
-        self._images: dict[str, LoadedImage] = {}
-        self._cache: ReconstructionCache | None = None
-        t0 = time.perf_counter()
-        try:
-            for unit in job.plan.units:
-                self._run_unit(unit)
-        finally:
-            self._collect_cache_stats()
-            job.stats.scoring_seconds += time.perf_counter() - t0
-        return list(self.failed.values())
+        self.reported: dict[int, int] = {}  # item -> images reported by progress calls so far
+        self.settled: set[int] = set()  # items accounted for (an outcome, or left out)
+        self.lost: dict[tuple, list] = {}
 
-    def _enter_chunk(self, unit: Unit) -> None:
-        if unit.chunk == self._chunk:
-            return
-        self._collect_cache_stats()
-        self._chunk = unit.chunk
-        self._images = {}
+    def scoring(self) -> Scoring:
         config = self.job.plan.config
-        self._cache = ReconstructionCache(max_items=64 * config.chunk_size) if config.share_reconstructions else None
+        return Scoring({m.name: m for m in self.job.plan.models}, {s.key: s.method for s in self.job.plan.runnable},
+                       bool(config.share_reconstructions), 64 * config.chunk_size, str(config.device))
 
-    def _collect_cache_stats(self) -> None:
-        if self._cache is not None:
-            self.job.stats.cache_hits += self._cache.hits
-            self.job.stats.cache_misses += self._cache.misses
-            self._cache = None
+    def items(self) -> Iterator[WorkItem]:
+        """The units as work items, in plan order; a unit whose method has failed under its target
+        is left out (and dropped from the progress display) when the executor asks for it."""
+        for index, unit in enumerate(self.units):
+            if (unit.method.key, unit.target) in self.failed:
+                self.settled.add(index)
+                self.job.progress.dropped(unit.method.key, len(unit.refs))
+                continue
+            self._announce(unit)
+            yield WorkItem(index, unit.target, unit.method.key, list(unit.refs), group=unit.chunk)
 
-    def _run_unit(self, unit: Unit) -> None:
-        job, spec = self.job, unit.method
-        if (spec.key, unit.target) in self.failed:
-            job.progress.dropped(spec.key, len(unit.refs))
-            return
-        self._enter_chunk(unit)
-        job.progress.unit(f"{spec.label} · {unit.target} ← {unit.sets}", unit.target)
-        last = time.perf_counter()
-        reported = 0
+    def _announce(self, unit: Unit) -> None:
+        self.job.progress.unit(f"{unit.method.label} · {unit.target} ← {unit.sets}", unit.target)
 
-        def on_batch(n: int) -> None:
-            nonlocal last, reported
-            t = time.perf_counter()
-            reported += n
-            job.progress.scored(spec.key, n, t - last)
-            last = t
-            if job.callback is not None:
-                job.callback(ProgressEvent(spec.name, unit.target, unit.sets, n, job.stats.scored + reported))
+    def on_batch(self, item: WorkItem, n: int, seconds: float) -> None:
+        self.reported[item.index] = self.reported.get(item.index, 0) + n
+        self._scored(self.units[item.index], n, seconds, self.reported[item.index])
 
-        try:
-            rows, unscored = score_unit(unit, self.models[unit.target], images=self._images, cache=self._cache, on_batch=on_batch)
-        except UnitFailed as exc:
-            record_failure(job, self.failed, unit, exc)
-            return
-        if unscored:
-            job.progress.dropped(spec.key, unscored)
-        save_rows(job, rows)
+    def _scored(self, unit: Unit, n: int, seconds: float, in_unit: int) -> None:
+        job = self.job
+        job.progress.scored(unit.method.key, n, seconds)
+        if job.callback is not None:
+            job.callback(ProgressEvent(unit.method.name, unit.target, unit.sets, n, job.stats.scored + in_unit))
 
+    def receive(self, outcome: Outcome) -> None:
+        if outcome.index in self.settled or not 0 <= outcome.index < len(self.units):
+            return  # a duplicate (an item an executor ran again after it came back): saved once
+        self.settled.add(outcome.index)
+        unit = self.units[outcome.index]
+        self._announce(unit)
+        handle = {"done": self._done, "failed": self._failed, "dropped": self._dropped, "lost": self._lost}[outcome.status]
+        handle(unit, outcome)
 
-def record_failure(job: Job, failed: dict[tuple, Failure], unit: Unit, exc: UnitFailed) -> None:
-    """Note that ``unit``'s method failed under its target; its remaining work there is dropped."""
-    spec = unit.method
-    failure = Failure(spec.name, spec.label, unit.target, str(exc))
-    failed[(spec.key, unit.target)] = failure
-    job.console.print(
-        f"[yellow]warning:[/] {markup(spec.label)} failed under {markup(unit.target)}: {markup(failure.error)}; its remaining work there is skipped"
-    )
-    job.progress.dropped(spec.key, exc.remaining)
+    def _done(self, unit: Unit, outcome: Outcome) -> None:
+        job, key = self.job, unit.method.key
+        reported = self.reported.get(outcome.index, 0)
+        usable = len(unit.refs) - outcome.unusable
+        if usable > reported:  # what the executor did not report batch by batch
+            self._scored(unit, usable - reported, outcome.seconds / max(1.0, self.executor.parallelism), usable)
+        self.save(unit_rows(unit, outcome.results))
+        job.stats.cache_hits += outcome.cache_hits
+        job.stats.cache_misses += outcome.cache_misses
+        if outcome.unusable:
+            job.progress.dropped(key, outcome.unusable)
 
+    def save(self, rows: list[ScoreRow]) -> None:
+        """Save one unit's rows as a part file of the store and count them."""
+        job = self.job
+        job.store.write_chunk(rows)
+        job.stats.chunks_written += 1
+        job.stats.scored += sum(r.status == "ok" for r in rows)
+        job.stats.skipped += sum(r.status != "ok" for r in rows)
 
-def save_rows(job: Job, rows: list[ScoreRow]) -> None:
-    """Save one unit's rows as a chunk of the store and count them in the run's statistics."""
-    job.store.write_chunk(rows)
-    job.stats.chunks_written += 1
-    job.stats.scored += sum(r.status == "ok" for r in rows)
-    job.stats.skipped += sum(r.status != "ok" for r in rows)
+    def _failed(self, unit: Unit, outcome: Outcome) -> None:
+        spec, remaining = unit.method, len(unit.refs) - outcome.scored
+        if (spec.key, unit.target) not in self.failed:
+            self.failed[(spec.key, unit.target)] = Failure(spec.name, spec.label, unit.target, outcome.error)
+            self.job.console.print(f"[yellow]warning:[/] {markup(spec.label)} failed under {markup(unit.target)}: "
+                                   f"{markup(outcome.error)}; its remaining work there is skipped")
+        self.job.progress.dropped(spec.key, remaining)
+
+    def _dropped(self, unit: Unit, outcome: Outcome) -> None:
+        self.job.progress.dropped(unit.method.key, len(unit.refs))
+
+    def _lost(self, unit: Unit, outcome: Outcome) -> None:
+        """A unit the executor could not score: left unsaved (the next run computes it), reported
+        once per method and target."""
+        entry = self.lost.setdefault((unit.method.key, unit.target), [unit, 0, 0, outcome.error])
+        entry[1] += 1
+        entry[2] += len(unit.refs)
+        self.job.progress.dropped(unit.method.key, len(unit.refs))
+
+    def unreturned(self) -> None:
+        """Units the executor never returned are lost too; then every loss is reported."""
+        for index, unit in enumerate(self.units):
+            if index not in self.settled:
+                self._lost(unit, Outcome(index, "lost", error=f"executor {self.executor.name!r} did not return them"))
+        for (key, target), (unit, n_units, n_images, why) in self.lost.items():
+            error = f"UnitLost: {n_units} unit(s), {n_images} image(s) not scored: {why}; rerun to score them (saved work is kept)"
+            self.job.console.print(f"[yellow]warning:[/] {markup(unit.method.label)} under {markup(target)}: {markup(error)}")
+            if (key, target) not in self.failed:
+                self.failed[(key, target)] = Failure(unit.method.name, unit.method.label, target, error)
+        self.lost.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,7 +23,7 @@ from ..registry import RegistryError
 from ..text import console as text_console
 from ..text import markup, safe_str
 from .config import BenchConfig, ConfigError
-from .execute import Job
+from .execute import Job, run_plan
 from .metrics import evaluate
 from .plan import Plan, make_units, plan_scores, select_methods, select_models, select_perturbations
 from .progress import PlanProgress
@@ -146,7 +147,6 @@ def run_bench(
     (finished chunks are kept: run again to resume).
     """
     from ..plugins import get_plugins
-    from .outputs import write_outputs
     from .provenance import provenance
 
     console = console or text_console(stderr=True)
@@ -154,92 +154,143 @@ def run_bench(
     out = Path(config.out)
     stats = RunStats(started=now(), load_average_start=load_average(), executor=config.executor)
     t_start = time.perf_counter()
+    selection = select(config, plugins, console)
+    prepare_output_folder(out)
+    # One run per folder: a second one would redo the work and race this one's files.
+    with RunLock(out):
+        store = ScoreStore(out, warn=lambda message: console.print(f"[yellow]warning:[/] {markup(message)}"))
+        plan, failures = score_plan(config, selection, plugins, store, stats, console, progress, callback)
+        store_rows = consolidated(store)
+        result = evaluate_run(config, plan, plan_scores(plan, store_rows), selection.metrics, stats, failures, console)
+        result.provenance = provenance(config.device, plugins)
+        stats.finished = now()
+        stats.load_average_end = load_average()
+        stats.wall_seconds = time.perf_counter() - t_start
+        if write:
+            write_result(result, store)
+            stats.wall_seconds = time.perf_counter() - t_start
+        return result
+
+
+@dataclass
+class Selection:
+    """What a run uses: the models, methods, perturbations, executor and metrics the config selects."""
+
+    models: list
+    methods: list
+    perturbations: list
+    executor: Executor
+    metrics: list
+
+
+def select(config: BenchConfig, plugins, console: Console) -> Selection:
+    """The config's selections, with a note for each model not available locally, each executor table
+    not used and each method that cannot run here; no method able to run is a ``ConfigError``."""
     models = select_models(config, plugins)
-    missing = [(m.name, a.detail) for m in models if not (a := m.availability()).local]
-    for name, detail in missing:
-        console.print(f"[yellow]note:[/] model {markup(name)} is not available locally: {markup(detail)}")
+    for m in models:
+        if not (availability := m.availability()).local:
+            console.print(f"[yellow]note:[/] model {markup(m.name)} is not available locally: {markup(availability.detail)}")
     methods = select_methods(config, plugins)
     perturbations = select_perturbations(config, plugins)
     executor = select_executor(config, plugins)
     for table in unused_executor_tables(config, plugins, executor):
         console.print(f"[yellow]note:[/] {markup(table)} is not used: this run's executor is {executor.name!r} (--executor)")
-    metrics = [entry.obj for entry in plugins.metrics]
     for spec in methods:
         if spec.error:
             console.print(f"[yellow]warning:[/] method {markup(spec.name)} cannot run here and is skipped: {markup(spec.error)}")
     if not any(m.error is None for m in methods):
         raise ConfigError("no selected method can run here: " + "; ".join(f"{m.name}: {m.error}" for m in methods))
-    prepare_output_folder(out)
-    # One run per folder: a second one would redo the work and race this one's files.
-    with RunLock(out):
-        store = ScoreStore(out, warn=lambda message: console.print(f"[yellow]warning:[/] {markup(message)}"))
-        failures: list[Failure] = []
-        with PlanProgress(console, enabled=progress) as bar:
-            try:
-                sources = prepare_sources(config, models, plugins, bar, stats)
-                perturbed = {}
-                if perturbations:
-                    t_perturb = time.perf_counter()
-                    splits = ["eval", "cal"] if config.calibrate_perturbed else ["eval"]
-                    perturbed = perturbed_sources(sources, perturbations, splits=splits, seed=config.seed)  # type: ignore[arg-type]
-                    for cid, by_source in perturbed.items():  # copies refused (too large): one note per set
-                        for src in (s for s in by_source.values() if s.skipped):
-                            console.print(f"[yellow]note:[/] {markup(cid)}: {len(src.skipped)} {markup(src.name)} image(s) skipped, "
-                                          f"e.g. {markup(src.skipped[0].id)}: {markup(src.skipped[0].error)}")
-                    stats.perturbed = sum(len(src.cal) + len(src.eval) for by_source in perturbed.values() for src in by_source.values())
-                    stats.perturbation_seconds = time.perf_counter() - t_perturb
-                saved = store.load()
-                units, already = make_units(models, methods, sources, config, key_set(saved), perturbed)
-                plan = Plan(config, models, methods, sources, units, already, perturbations, perturbed)
-                stats.already_saved = already
-                bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
-                try:
-                    failures = executor.run(Job(plan, store, bar, stats, console, callback))
-                except OSError as exc:  # saving a chunk: a full disk, a folder made read-only meanwhile
-                    raise OutputError(
-                        f"could not save scores in {safe_str(out)} ({exc.strerror or exc}); the {stats.chunks_written} chunk(s) "
-                        f"saved before are kept in {safe_str(store.parts_dir)}: fix the problem and rerun to resume"
-                    ) from exc
-            except KeyboardInterrupt:
-                store.consolidate()
-                stats.finished = now()
-                raise BenchInterrupted(stats, out) from None
+    return Selection(models, methods, perturbations, executor, [entry.obj for entry in plugins.metrics])
+
+
+def score_plan(config: BenchConfig, selection: Selection, plugins, store: ScoreStore, stats: RunStats, console: Console,
+               progress: bool, callback) -> tuple[Plan, list[Failure]]:
+    """Images made or found, the plan of what is not saved yet, and its units scored (saved as they
+    finish; on Ctrl-C what was saved is folded into the store and :class:`BenchInterrupted` raised)."""
+    out = Path(config.out)
+    with PlanProgress(console, enabled=progress) as bar:
         try:
-            store_rows = store.consolidate()
-        except OSError as exc:
-            raise OutputError(
-                f"could not fold the scores into {safe_str(store.path)} ({exc.strerror or exc}); every score is kept "
-                f"in {safe_str(store.parts_dir)}: fix the problem and rerun (nothing is computed again)"
-            ) from exc
-        scores = plan_scores(plan, store_rows)
-        clean = scores[scores["perturbation"] == ""]  # the clean protocol sees only clean images
-        source_kinds = {name: src.kind for name, src in sources.items()}
-        ev = evaluate(clean, methods=plan.runnable, models=models, sources=list(sources), source_kinds=source_kinds,
-                      alpha=config.alpha, metrics=metrics)
-        summaries = summarize(ev.pairs_frame(), ev.timings_frame(), metrics)
-        uncertainty = estimate_uncertainty(config, clean, ev, summaries, sources)
-        if uncertainty is not None:
-            for line in uncertainty_warnings(config, ev, summaries):
-                console.print(f"[yellow]warning:[/] {markup(line)}")
-        tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries, metrics)
-        robustness = None
-        if perturbations:
-            clusters = {h: c for src in sources.values() for h, c in src.clusters().items()}
-            robustness = evaluate_robustness(scores, plan, ev, metrics=metrics, clusters=clusters)
-            apply_robustness(summaries, robustness)
-            tables += robustness_tables(summaries, robustness)
-        stats.finished = now()
-        stats.load_average_end = load_average()
-        stats.wall_seconds = time.perf_counter() - t_start
-        result = BenchResult(config, plan, scores, ev, summaries, tables, stats, metrics, failures,
-                             provenance=provenance(config.device, plugins), uncertainty=uncertainty, robustness=robustness)
-        if write:
+            sources = prepare_sources(config, selection.models, plugins, bar, stats)
+            perturbed = perturb_sources(config, sources, selection.perturbations, stats, console)
+            saved = store.load()
+            units, already = make_units(selection.models, selection.methods, sources, config, key_set(saved), perturbed)
+            plan = Plan(config, selection.models, selection.methods, sources, units, already, selection.perturbations, perturbed)
+            stats.already_saved = already
+            bar.start_scoring(plan.todo_images, plan.todo_by_method(), saved_rates(saved))
             try:
-                result.files = write_outputs(result)
-            except OSError as exc:
+                return plan, run_plan(Job(plan, store, bar, stats, console, callback), selection.executor)
+            except OSError as exc:  # saving a chunk: a full disk, a folder made read-only meanwhile
                 raise OutputError(
-                    f"could not write the result files in {safe_str(out)} ({exc.strerror or exc}); every score is kept in "
-                    f"{safe_str(store.path)}: fix the problem and rerun to write them (nothing is computed again)"
+                    f"could not save scores in {safe_str(out)} ({exc.strerror or exc}); the {stats.chunks_written} chunk(s) "
+                    f"saved before are kept in {safe_str(store.parts_dir)}: fix the problem and rerun to resume"
                 ) from exc
-            stats.wall_seconds = time.perf_counter() - t_start
-        return result
+        except KeyboardInterrupt:
+            store.consolidate()
+            stats.finished = now()
+            raise BenchInterrupted(stats, out) from None
+
+
+def perturb_sources(config: BenchConfig, sources: dict, perturbations: list, stats: RunStats, console: Console) -> dict:
+    """The sources' perturbed copies (evaluation split; calibration too with ``calibrate_perturbed``),
+    with a note for each set whose copies were refused (too large)."""
+    if not perturbations:
+        return {}
+    t0 = time.perf_counter()
+    splits = ["eval", "cal"] if config.calibrate_perturbed else ["eval"]
+    perturbed = perturbed_sources(sources, perturbations, splits=splits, seed=config.seed)  # type: ignore[arg-type]
+    for cid, by_source in perturbed.items():
+        for src in (s for s in by_source.values() if s.skipped):
+            console.print(f"[yellow]note:[/] {markup(cid)}: {len(src.skipped)} {markup(src.name)} image(s) skipped, "
+                          f"e.g. {markup(src.skipped[0].id)}: {markup(src.skipped[0].error)}")
+    stats.perturbed = sum(len(src.cal) + len(src.eval) for by_source in perturbed.values() for src in by_source.values())
+    stats.perturbation_seconds = time.perf_counter() - t0
+    return perturbed
+
+
+def consolidated(store: ScoreStore) -> pd.DataFrame:
+    """Every saved row, the parts folded into the store file."""
+    try:
+        return store.consolidate()
+    except OSError as exc:
+        raise OutputError(
+            f"could not fold the scores into {safe_str(store.path)} ({exc.strerror or exc}); every score is kept "
+            f"in {safe_str(store.parts_dir)}: fix the problem and rerun (nothing is computed again)"
+        ) from exc
+
+
+def evaluate_run(config: BenchConfig, plan: Plan, scores: pd.DataFrame, metrics: list, stats: RunStats,
+                 failures: list[Failure], console: Console) -> BenchResult:
+    """The run's figures: the clean protocol's thresholds, pair metrics, summaries, intervals and
+    tables, and the perturbation axis when there is one."""
+    clean = scores[scores["perturbation"] == ""]  # the clean protocol sees only clean images
+    sources = plan.sources
+    source_kinds = {name: src.kind for name, src in sources.items()}
+    ev = evaluate(clean, methods=plan.runnable, models=plan.models, sources=list(sources), source_kinds=source_kinds,
+                  alpha=config.alpha, metrics=metrics)
+    summaries = summarize(ev.pairs_frame(), ev.timings_frame(), metrics)
+    uncertainty = estimate_uncertainty(config, clean, ev, summaries, sources)
+    if uncertainty is not None:
+        for line in uncertainty_warnings(config, ev, summaries):
+            console.print(f"[yellow]warning:[/] {markup(line)}")
+    tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries, metrics)
+    robustness = None
+    if plan.perturbations:
+        clusters = {h: c for src in sources.values() for h, c in src.clusters().items()}
+        robustness = evaluate_robustness(scores, plan, ev, metrics=metrics, clusters=clusters)
+        apply_robustness(summaries, robustness)
+        tables += robustness_tables(summaries, robustness)
+    return BenchResult(config, plan, scores, ev, summaries, tables, stats, metrics, failures,
+                       uncertainty=uncertainty, robustness=robustness)
+
+
+def write_result(result: BenchResult, store: ScoreStore) -> None:
+    """The run's result files (:func:`aedr.bench.outputs.write_outputs`) into ``result.files``."""
+    from .outputs import write_outputs
+
+    try:
+        result.files = write_outputs(result)
+    except OSError as exc:
+        raise OutputError(
+            f"could not write the result files in {safe_str(store.out)} ({exc.strerror or exc}); every score is kept in "
+            f"{safe_str(store.path)}: fix the problem and rerun to write them (nothing is computed again)"
+        ) from exc

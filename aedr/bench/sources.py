@@ -25,6 +25,7 @@ from PIL import Image
 from ..datasets import take_turns
 from ..files import safe_name, write_atomic, write_text_atomic
 from ..images import ImageLoadError, LoadedImage, list_image_files, load_image
+from ..kernel import load_source
 from ..models import ModelPlugin
 from ..scoring import Skip
 from ..text import markup, safe_str
@@ -80,13 +81,21 @@ class ImageRef:
         """The clean image's content hash (the image's own for a clean image)."""
         return self.clean_hash or self.content_hash
 
-    def load(self) -> LoadedImage:
+    @property
+    def key(self) -> str:
+        """What names its pixels when a chunk's images are loaded once (:mod:`aedr.kernel`)."""
+        return self.content_hash
+
+    def load(self, memo: "dict | None" = None) -> LoadedImage:
+        """The image's pixels; a perturbed image's clean one comes from ``memo`` when it holds them
+        (and is kept there)."""
         if self.image is not None:
             return self.image
         if self.parent is not None and self.chain is not None:
             from ..perturbations import perturb_image
 
-            loaded = perturb_image(self.chain, self.parent.load(), self.seed)
+            parent = load_source(self.parent, memo) if memo is not None else self.parent.load()
+            loaded = perturb_image(self.chain, parent, self.seed)
             if loaded.content_hash != self.content_hash:
                 raise ImageLoadError(self.parent.path, f"perturbation {self.perturbation} gave other pixels than when the plan was made")
             return loaded

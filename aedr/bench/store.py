@@ -19,18 +19,14 @@ computes exactly those again.
 
 from __future__ import annotations
 
-import itertools
-import os
-import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 
-from ..files import set_aside, write_atomic
-from ..text import safe_str
+from ..files import write_atomic
+from ..parts import PartStore
 
 KEY = ("method", "options_hash", "target", "weights", "perturbation", "image_hash")
 STORE_DIR = "scores"
@@ -69,10 +65,7 @@ DTYPES = {
 
 
 def rows_frame(rows: Iterable[ScoreRow]) -> pd.DataFrame:
-    records = [asdict(r) for r in rows]
-    for r in records:  # ids and messages may hold undecodable file names; parquet needs UTF-8
-        r["image_id"], r["error"] = safe_str(r["image_id"]), safe_str(r["error"])
-    frame = pd.DataFrame(records, columns=COLUMNS)
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=COLUMNS)  # made UTF-8 safe when written
     return frame.astype(DTYPES)
 
 
@@ -85,7 +78,8 @@ def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
 
 
 class ScoreStore:
-    """The scores of one output folder: consolidated file plus part files not yet folded in.
+    """The scores of one output folder: consolidated file plus part files not yet folded in (one
+    :class:`aedr.parts.PartStore` keyed by :data:`KEY`).
 
     ``warn`` receives one sentence per unreadable file set aside (default: :func:`warnings.warn`);
     ``set_aside`` lists (original path, new path, reason) for each.
@@ -96,57 +90,33 @@ class ScoreStore:
         self.parts_dir = self.out / STORE_DIR / "parts"
         self.path = self.out / STORE_DIR / "store.parquet"
         self.corrupt_dir = self.out / STORE_DIR / CORRUPT_DIR
-        self._counter = itertools.count()
+        self.parts = PartStore(self.parts_dir, KEY, REQUIRED, self.corrupt_dir, what="score part file", warn=warn)
         self.rows_written = 0
-        self.warn = warn or (lambda message: warnings.warn(message, RuntimeWarning, stacklevel=3))
-        self.set_aside: list[tuple[Path, Path | None, str]] = []
+
+    @property
+    def set_aside(self) -> list[tuple[Path, Path | None, str]]:
+        return self.parts.set_aside
 
     def part_files(self) -> list[Path]:
-        if not self.parts_dir.is_dir():
-            return []
-        return sorted(p for p in self.parts_dir.glob("part-*.parquet"))
+        return self.parts.parts()
 
-    def _read(self, path: Path) -> pd.DataFrame | None:
-        """One saved file, or None after setting it aside when it cannot be read."""
-        try:
-            frame = pd.read_parquet(path)
-            missing = [c for c in REQUIRED if c not in frame.columns]
-            if missing:
-                raise ValueError(f"lacks column(s) {', '.join(missing)}")
-            return frame
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as exc:  # truncated or corrupt: pyarrow raises its own error types
-            self._set_aside(path, f"{type(exc).__name__}: {exc}")
-            return None
-
-    def _set_aside(self, path: Path, reason: str) -> None:
-        kind = "store file" if path == self.path else "part file"
-        dest = set_aside(path, self.corrupt_dir, f"score {kind} {safe_str(path)}", reason, self.warn)
-        self.set_aside.append((path, dest, reason))
+    def _frames(self) -> Iterator[pd.DataFrame]:
+        """The store file's rows, then each part's, in the current schema."""
+        store = [self.path] if self.path.is_file() else []
+        yield from (upgraded(frame) for frame in self.parts.frames(paths=store, what="score store file"))
+        yield from (upgraded(frame) for frame in self.parts.frames())
 
     def load(self) -> pd.DataFrame:
         """Every saved row, duplicates (same key) resolved to the most recently written.
         Unreadable files are set aside (see the module's docstring)."""
-        ignored = {p for p, dest, _ in self.set_aside if dest is None}
-        paths = ([self.path] if self.path.is_file() else []) + self.part_files()
-        frames = [f for p in paths if p not in ignored and (f := self._read(p)) is not None]
-        frames = [f for f in frames if len(f)]
-        if not frames:
-            return empty_frame()
-        frame = pd.concat([f.reindex(columns=COLUMNS) for f in frames], ignore_index=True).astype(DTYPES)
-        frame["perturbation"] = frame["perturbation"].fillna("")  # files from before the column: clean
-        frame["weights"] = frame["weights"].fillna("")  # files from before the column: never reused
-        return frame.drop_duplicates(list(KEY), keep="last").reset_index(drop=True)
+        frame = self.parts.latest(self._frames())
+        return empty_frame() if frame is None else frame
 
     def write_chunk(self, rows: list[ScoreRow]) -> Path | None:
         """Save one finished chunk as its own part file (atomically)."""
         if not rows:
             return None
-        self.parts_dir.mkdir(parents=True, exist_ok=True)
-        name = f"part-{time.time_ns():020d}-{os.getpid()}-{next(self._counter):06d}.parquet"
-        path = self.parts_dir / name
-        write_parquet_atomic(rows_frame(rows), path)
+        path = self.parts.write(rows_frame(rows))
         self.rows_written += len(rows)
         return path
 
@@ -160,6 +130,15 @@ class ScoreStore:
             for p in parts:
                 p.unlink(missing_ok=True)
         return frame
+
+
+def upgraded(frame: pd.DataFrame) -> pd.DataFrame:
+    """A saved file's rows in the current schema: files from before ``perturbation`` hold clean
+    images; files from before ``weights`` have it empty (never reused)."""
+    frame = frame.reindex(columns=COLUMNS).astype(DTYPES)
+    frame["perturbation"] = frame["perturbation"].fillna("")
+    frame["weights"] = frame["weights"].fillna("")
+    return frame
 
 
 def key_set(frame: pd.DataFrame) -> set[tuple[str, ...]]:

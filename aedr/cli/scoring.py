@@ -126,7 +126,7 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
                   out_file: Path, recursive: bool, shard_size: int | None, load_options: dict, as_json: bool, chains: list) -> None:
     """``aedr score --executor``: the files streamed through the executor into parquet shards."""
     from ..executors import ExecutorError, build_executor
-    from ..stream import FileScoring, StreamFailed
+    from ..stream import FileScoring, StreamFailed, stream_files
 
     if ray_address is not None and executor != "ray":
         fail(f"--ray-address needs the ray executor, not {executor!r}")
@@ -149,8 +149,8 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
                            load_options=load_options, progress=advance, warn=lambda message: err.print(f"[yellow]warning:[/] {markup(message)}"),
                            perturbations=chains)
         try:
-            report = runner.score_files(task)
-        except (NotImplementedError, FileNotFoundError, ExecutorError, StreamFailed) as exc:
+            report = stream_files(task, runner)
+        except (FileNotFoundError, ExecutorError, StreamFailed) as exc:
             fail(str(exc))
     if as_json:
         out.print_json(json_text({"out": str(out_file), **dataclasses.asdict(report)}))
