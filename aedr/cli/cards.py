@@ -79,7 +79,8 @@ def calibrate_cmd(
         except ValueError as exc:
             fail(str(exc))
     print_card(card, m.label)
-    finish(save_output(out_file, card.save, "the calibration card", out), skipped)
+    problem = save_output(out_file, card.save, "the calibration card", out)
+    finish(problem, skipped)
 
 
 def calibration_flags(images: Path | None, generate: int | None, save_images: Path | None, alpha: str, non_belonging: Path | None):
