@@ -108,6 +108,35 @@ class Verdict:
         """This card's answer: "belongs", "no" or "uncertain"."""
         return "uncertain" if self.uncertain else ("belongs" if self.belongs else "no")
 
+    @property
+    def status(self) -> str:
+        """"ok", or which of the verdict's numbers are not finite (strict JSON writes those as null)."""
+        bad = [k for k in ("score", "threshold", "tail_probability") if not np.isfinite(getattr(self, k))]
+        return "ok" if not bad else "not finite: " + ", ".join(bad)
+
+    def stability_columns(self) -> dict:
+        """The stability check's columns of this verdict's row in a table (none without the check):
+        the card's own answer, the band, the agreeing copies and the score of each perturbed copy."""
+        st = self.stability
+        if st is None:
+            return {}
+        return {"card_decision": self.decision, "uncertain": self.uncertain, "in_band": st.in_band, "band_low": st.band[0],
+                "band_high": st.band[1], "perturbed_agree": st.agreeing, "uncertain_reasons": "; ".join(st.reasons),
+                **{f"score[{p.perturbation}]": p.score for p in st.perturbed}}
+
+    def to_dict(self) -> dict:
+        """The verdict as nested JSON-ready values (its fields, its status; with the stability check,
+        the card's decision and why it is uncertain)."""
+        from dataclasses import asdict
+
+        d = asdict(self) | {"status": self.status}
+        if self.stability is None:
+            d.pop("stability")
+        else:
+            d |= {"decision": self.decision, "uncertain": self.uncertain}
+            d["stability"] |= {"disagree": self.stability.disagree, "reasons": self.stability.reasons}
+        return d
+
 
 @dataclass
 class Attribution:
@@ -144,6 +173,25 @@ class Attribution:
             return "uncertain"
         models = self.attributed_to
         return ", ".join(models) if models else "none"
+
+    def to_rows(self, stability: bool, downscaled_from: str = "") -> list[dict]:
+        """One flat row per card (a table's rows); ``stability``: the check was made (the image's
+        decision and each card's stability columns are added); ``downscaled_from``: the image's size
+        before ``--max-side`` ("" when it was not downscaled)."""
+        return [
+            {"image": self.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
+             "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": self.verdict, "status": v.status,
+             "downscaled_from": downscaled_from, "outside_domain": "; ".join(v.outside_domain),
+             **({"decision": self.decision} if stability else {}), **v.stability_columns()}
+            for v in self.verdicts
+        ]
+
+    def to_dict(self, stability: bool, downscaled_from: str = "") -> dict:
+        """The image's attribution as nested JSON-ready values, its verdicts in full (arguments as for
+        :meth:`to_rows`)."""
+        return {"image": self.image, "status": "ok", "attributed_to": self.attributed_to,
+                **({"decision": self.decision, "uncertain_about": self.uncertain_about} if stability else {}),
+                "verdicts": [v.to_dict() for v in self.verdicts], "errors": self.errors, "downscaled_from": downscaled_from}
 
 
 def _once(models: list[str]) -> list[str]:

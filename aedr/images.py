@@ -260,6 +260,20 @@ def load_image(
     refuses images with more pixels (after any downscale) with :class:`ImageOverBudgetError`.
     """
     p = Path(path)
+    with _open_image(p) as image:
+        w, h = image.size
+        size = _checked_size(p, w, h, max_pixels=max_pixels, min_side=min_side, pixel_budget=pixel_budget, max_side=max_side)
+        fmt = image.format
+        quality = jpeg_quality(getattr(image, "quantization", None))
+        rgb, gray = _decode(image, p, size, exif_transpose)
+    meta = {"downscaled_from": f"{w}x{h}"} if size != (w, h) else {}
+    if quality is not None:
+        meta["jpeg_quality"] = quality
+    return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta, pixel_budget=pixel_budget)
+
+
+def _open_image(p: Path) -> Image.Image:
+    """``p`` opened by Pillow (its header read, no pixels decoded yet), or the loader's error for it."""
     try:
         if not p.is_file():
             raise NotAnImageError(p, _not_a_file(p))
@@ -270,49 +284,55 @@ def load_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(p)
+            return Image.open(p)
     except Exception as exc:
         raise _decoder_error(p, exc) from exc
-    with image:
-        w, h = image.size
-        if w * h > max_pixels:
-            raise ImageTooLargeError(p, f"{w}x{h} = {w * h} pixels > limit {max_pixels}")
-        if min(w, h) < min_side:
-            raise ImageTooSmallError(p, f"{w}x{h}; at least {min_side} pixels per side are needed")
-        size = downscaled_size(w, h, max_side) if max_side is not None else (w, h)
-        if pixel_budget is not None and size[0] * size[1] > pixel_budget:
-            raise ImageOverBudgetError(
-                p, f"{w}x{h} = {w * h} pixels > budget {pixel_budget}; use --max-side {budget_side(pixel_budget)} "
-                "to downscale it, or raise --pixel-budget"
-            )
-        if min(size) < min_side:
-            raise ImageTooSmallError(p, f"{w}x{h} downscaled to {size[0]}x{size[1]}; at least {min_side} pixels per side are needed")
-        fmt = image.format
-        quality = jpeg_quality(getattr(image, "quantization", None))
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image.load()
-                if exif_transpose:
-                    image = ImageOps.exif_transpose(image)
-                rgb = _to_rgb_array(image, p)
-                if size != (w, h):
-                    rgb = np.asarray(Image.fromarray(rgb, "RGB").resize(size, Image.LANCZOS), dtype=np.uint8)
-                    gray = png_gray(rgb) if fmt == "PNG" else cv_gray(rgb)
-                else:
-                    gray = _opencv_gray(image, rgb, fmt) if not exif_transpose else png_gray(rgb)
-        except ImageLoadError:
-            raise
-        except Exception as exc:
-            raise _decoder_error(p, exc) from exc
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
-    meta = {"downscaled_from": f"{w}x{h}"} if size != (w, h) else {}
-    if quality is not None:
-        meta["jpeg_quality"] = quality
-    return LoadedImage(rgb=rgb, gray=gray, id=safe_str(p), path=p, format=fmt, meta=meta, pixel_budget=pixel_budget)
+
+
+def _checked_size(
+    p: Path, w: int, h: int, *, max_pixels: int, min_side: int, pixel_budget: int | None, max_side: int | None
+) -> tuple[int, int]:
+    """The size a ``w`` x ``h`` image is loaded at (downscaled to ``max_side``), or the error that
+    refuses it: over the decompression-bomb limit, over the pixel budget, or too small."""
+    if w * h > max_pixels:
+        raise ImageTooLargeError(p, f"{w}x{h} = {w * h} pixels > limit {max_pixels}")
+    if min(w, h) < min_side:
+        raise ImageTooSmallError(p, f"{w}x{h}; at least {min_side} pixels per side are needed")
+    size = downscaled_size(w, h, max_side) if max_side is not None else (w, h)
+    if pixel_budget is not None and size[0] * size[1] > pixel_budget:
+        raise ImageOverBudgetError(
+            p, f"{w}x{h} = {w * h} pixels > budget {pixel_budget}; use --max-side {budget_side(pixel_budget)} "
+            "to downscale it, or raise --pixel-budget"
+        )
+    if min(size) < min_side:
+        raise ImageTooSmallError(p, f"{w}x{h} downscaled to {size[0]}x{size[1]}; at least {min_side} pixels per side are needed")
+    return size
+
+
+def _decode(image: Image.Image, p: Path, size: tuple[int, int], exif_transpose: bool) -> tuple[np.ndarray, np.ndarray]:
+    """An opened image's pixels as (RGB, grayscale), brought to ``size`` (Lanczos) when that is not
+    its own. Truncated data is an error, never padded; whatever the decoder raises becomes the
+    loader's error for ``p``."""
+    fmt, original = image.format, image.size
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+            if exif_transpose:
+                image = ImageOps.exif_transpose(image)
+            rgb = _to_rgb_array(image, p)
+            if size != original:
+                rgb = np.asarray(Image.fromarray(rgb, "RGB").resize(size, Image.LANCZOS), dtype=np.uint8)
+                return rgb, png_gray(rgb) if fmt == "PNG" else cv_gray(rgb)
+            return rgb, _opencv_gray(image, rgb, fmt) if not exif_transpose else png_gray(rgb)
+    except ImageLoadError:
+        raise
+    except Exception as exc:
+        raise _decoder_error(p, exc) from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def jpeg_quality(tables) -> int | None:

@@ -7,13 +7,16 @@ under the keys :func:`cache_keys` makes.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Sequence
 
 import numpy as np
 
 from .autoencoder import Autoencoder, LatentMode, Posterior
+from .files import json_text
 from .lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -178,3 +181,35 @@ def reconstruct_images(
             for i, arr in zip(batch, tensor_to_uint8(decode_batch(ae, z))):
                 out[i] = arr
     return [a for a in out if a is not None]
+
+
+@dataclass(frozen=True)
+class ReconstructionSettings:
+    """What a folder of saved reconstructions (``aedr reconstruct``) is made with, recorded in its
+    ``reconstruct.json``: the model, its weights, the dtype and the load options. A folder is resumed
+    only with the same settings, so that reconstructions made otherwise are never mixed or relabelled."""
+
+    model: str
+    weights: str
+    dtype: str
+    max_side: int | None
+    pixel_budget: int | None
+
+    RECORD = "reconstruct.json"
+
+    def differences(self, folder: Path) -> list[str]:
+        """How the record in ``folder`` differs from these settings, a phrase per setting (none when
+        the folder has no record yet; an unreadable record records nothing)."""
+        record_file = folder / self.RECORD
+        if not record_file.is_file():
+            return []
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, ValueError):
+            record = {}
+        record = record if isinstance(record, dict) else {}
+        return [f"{k} {record.get(k, 'not recorded')!r} (now {v!r})" for k, v in asdict(self).items() if record.get(k) != v]
+
+    def to_json(self, inputs: Sequence[str], images: int) -> str:
+        """The folder's record: these settings, the inputs as given and how many images they hold."""
+        return json_text({**asdict(self), "inputs": list(inputs), "images": images, "latent": "posterior mean", "format": "PNG"})

@@ -176,3 +176,43 @@ def test_the_contributing_layout_map_names_every_module():
         if name not in layout:
             missing.append(path.relative_to(ROOT).as_posix())
     assert not missing, f"add these to CONTRIBUTING.md's layout map: {missing}"
+
+
+
+LONGEST_COMMAND_FUNCTION = 60  # lines, from the ``def`` to the last line of the body
+
+
+def long_functions(source: str, limit: int = LONGEST_COMMAND_FUNCTION) -> list[tuple[str, int, int]]:
+    """(name, first line, length) of each function in ``source`` longer than ``limit`` lines, methods
+    and nested functions included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            if length > limit:
+                found.append((node.name, node.lineno, length))
+    return found
+
+
+def test_the_length_check_finds_long_functions():
+    def statements(n: int, indent: str) -> str:
+        return "".join(f"{indent}x{i} = {i}\n" for i in range(n))
+
+    source = (
+        "def short():\n" + statements(59, "    ")  # 60 lines: the limit
+        + "class C:\n    def method(self):\n" + statements(60, "        ")  # 61
+        + "def outer():\n    def inner():\n" + statements(60, "        ") + "    return inner\n"  # 63 around 61
+    )
+    assert sorted((name, length) for name, _, length in long_functions(source)) == [("inner", 61), ("method", 61), ("outer", 63)]
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "aedr" / "cli").glob("*.py")) + [ROOT / "aedr" / "bench" / "commands.py"], ids=lambda p: p.name
+)
+def test_commands_are_thin(path):
+    """No function of the command line is over 60 lines: a command checks its flags, calls the
+    library and hands the results to their printers; records and JSON come from the result types."""
+    found = long_functions(path.read_text(encoding="utf-8"))
+    assert not found, "split these (records and JSON shaping belong to the result types): " + ", ".join(
+        f"{path.relative_to(ROOT).as_posix()}:{line} {name} ({length} lines)" for name, line, length in found
+    )

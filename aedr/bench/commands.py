@@ -105,32 +105,42 @@ def bench_command(
     Scores are "lower = belonging" everywhere. An interrupted run resumes when rerun with the same flags.
     """
     from ..plugins import get_plugins
-    from .plan import select_perturbations
-    from .runner import BenchInterrupted, run_bench
 
     plugins = get_plugins()
-    settings = dict(
-            models=split_names(models) or None,
-            methods=split_names(methods) or None,
-            real=real,
-            real_cal=real_cal,
-            n_cal=n_cal,
-            n_eval=n_eval,
-            n_real=n_real,
-            alpha=alpha,
-            device=device,
-            seed=seed,
-            batch_size=batch_size_flag(batch_size),
-            out=str(out_dir) if out_dir is not None else None,
-            chunk_size=chunk_size,
-            share_reconstructions=share,
-            report=report,
-            executor=executor,
-            perturbations=[spec for item in perturb for spec in item.split()] if perturb else None,
-            calibrate_perturbed=calibrate_perturbed,
+    settings = config_overrides(
+        models, methods, batch_size, out_dir, share, perturb, real=real, real_cal=real_cal, n_cal=n_cal, n_eval=n_eval, n_real=n_real,
+        alpha=alpha, device=device, seed=seed, chunk_size=chunk_size, report=report, executor=executor, calibrate_perturbed=calibrate_perturbed,
     )
+    cfg = checked_config(config, settings, option, ray_address, plugins)
+    if dry_run:
+        _print_plan(cfg, plugins)
+        return
+    _run(cfg, plugins, progress=not no_progress)
+
+
+def config_overrides(models, methods, batch_size: str | None, out_dir: Path | None, share: bool | None, perturb: list[str] | None,
+                     **same: Any) -> dict[str, Any]:
+    """The flags as :func:`load_config` overrides: lists of names split, ``--batch-size`` parsed, the
+    perturbations one spec each, the flags named otherwise renamed, the others (``same``) as given."""
+    return dict(
+        models=split_names(models) or None,
+        methods=split_names(methods) or None,
+        batch_size=batch_size_flag(batch_size),
+        out=str(out_dir) if out_dir is not None else None,
+        share_reconstructions=share,
+        perturbations=[spec for item in perturb for spec in item.split()] if perturb else None,
+        **same,
+    )
+
+
+def checked_config(config: str | None, settings: dict[str, Any], option: list[str], ray_address: str | None, plugins):
+    """The run's config: ``config`` with the overrides and the method options, joining the Ray
+    cluster at ``ray_address`` when given; a bad config or perturbation is a user error before
+    anything runs."""
+    from .plan import select_perturbations
+
     try:
-        settings["method_options"] = parse_method_options(option, plugins)
+        settings = {**settings, "method_options": parse_method_options(option, plugins)}
         cfg = load_config(config, **settings)
         if ray_address is not None:  # the ray executor joins that cluster: the config is made so, not changed after
             if cfg.executor not in ("local", "ray"):
@@ -139,12 +149,16 @@ def bench_command(
         select_perturbations(cfg, plugins)  # a bad spec is reported before anything runs
     except ConfigError as exc:
         fail(str(exc))
-    if dry_run:
-        _print_plan(cfg, plugins)
-        return
+    return cfg
+
+
+def _run(cfg, plugins, progress: bool) -> None:
+    """Run the bench and print its summary; an interruption says how to resume (exit status 130)."""
+    from .runner import BenchInterrupted, run_bench
+
     t0 = time.perf_counter()
     try:
-        result = run_bench(cfg, plugins=plugins, console=err, progress=not no_progress)
+        result = run_bench(cfg, plugins=plugins, console=err, progress=progress)
     except ConfigError as exc:
         fail(str(exc))
     except BenchInterrupted as exc:

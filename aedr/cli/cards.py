@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import List, Optional
@@ -12,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..calibration import CALIBRATION_TOO_SMALL, DEFAULT_ALPHA, calibration_too_small, parse_alpha
-from ..files import check_output_file, json_text, prepare_output_folder, save_results, write_frame
+from ..files import check_output_file, json_text, OutputError, prepare_output_folder, write_frame
 from ..text import fold_name, markup, names_folded_to_fit, natural_width, safe_str
 from .shared import (
     app,
@@ -23,6 +22,7 @@ from .shared import (
     DtypeOpt,
     err,
     fail,
+    finish,
     JsonOpt,
     load_inputs,
     MaxSideOpt,
@@ -35,9 +35,8 @@ from .shared import (
     plugins,
     print_skips,
     progress_bar,
-    report_saved,
+    save_output,
     SeedOpt,
-    verdict_status,
 )
 
 
@@ -61,11 +60,34 @@ def calibrate_cmd(
 ) -> None:
     """Fit a model's threshold on its own images and save a calibration card."""
     from ..card import calibrate
-    from ..images import LoadedImage
 
+    alpha_value = calibration_flags(images, generate, save_images, alpha, non_belonging)
+    target = plugins().model(model)
+    m = method_from_flags(method, option, device, dtype, batch_size, seed)
+    check_output_file(out_file, suffixes=None)
+    if save_images is not None:
+        prepare_output_folder(save_images, option="--save-images", create=False)
+    images, generate = calibration_source(target, images, generate, save_images)
+    if images is not None:
+        belonging, skipped, source = folder_images(images, pixel_budget=pixel_budget, max_side=max_side)
+    else:
+        belonging, skipped, source = generated_images(target, generate, seed or 0, m.options.device, save_images)
+    nb = load_inputs([non_belonging], pixel_budget=pixel_budget, max_side=max_side).images if non_belonging is not None else []
+    with progress_bar(f"calibrating {m.label} on {target.name}", len(belonging) + len(nb)) as advance:
+        try:
+            card = calibrate(target, m, belonging, alpha=alpha_value, non_belonging=nb, source=source, progress=advance)
+        except ValueError as exc:
+            fail(str(exc))
+    print_card(card, m.label)
+    problem = save_output(out_file, card.save, "the calibration card", out)
+    finish(problem, skipped)
+
+
+def calibration_flags(images: Path | None, generate: int | None, save_images: Path | None, alpha: str, non_belonging: Path | None):
+    """The calibration flags checked together, before any model is loaded or image generated; the
+    alpha they give (a number or "auto")."""
     if images is not None and generate is not None:
         fail("give exactly one of --images DIR or --generate N (neither: the model's own calibration source)")
-    # Every argument is checked here, before any model is loaded or image generated.
     if images is not None and save_images is not None:
         fail("--save-images saves generated images: it goes with --generate N, not --images DIR")
     if generate is not None and generate < 2:
@@ -78,11 +100,11 @@ def calibrate_cmd(
         fail("--alpha auto needs --non-belonging DIR (images not made by the model)")
     if alpha_value != "auto" and non_belonging is not None:
         fail(f"--non-belonging is used only with --alpha auto (got --alpha {alpha})")
-    target = plugins().model(model)
-    m = method_from_flags(method, option, device, dtype, batch_size, seed)
-    check_output_file(out_file, suffixes=None)
-    if save_images is not None:
-        prepare_output_folder(save_images, option="--save-images", create=False)
+    return alpha_value
+
+
+def calibration_source(target, images: Path | None, generate: int | None, save_images: Path | None) -> tuple[Path | None, int | None]:
+    """(folder, number to generate): the flags', or else the model's own calibration source."""
     if images is None and generate is None:
         images, generate = target.calibration.folder, target.calibration.generate
         if images is None and not generate:
@@ -91,35 +113,43 @@ def calibrate_cmd(
         fail(f"--save-images saves generated images, but model {target.name!r} calibrates on the folder {safe_str(images)}")
     if images is None and not target.can_generate:
         fail(f"model {target.name!r} has no generator; use --images DIR")
-    skipped = []
-    if images is not None:
-        loaded = load_inputs([images], pixel_budget=pixel_budget, max_side=max_side)
-        belonging, skipped, source = loaded.images, loaded.skipped, f"folder {safe_str(images)}"
-        if downscale_note(belonging, max_side):
-            source += f"; {downscale_note(belonging, max_side)}"
-        if len(belonging) < 2:
-            print_skips(skipped)
-            fail(f"--images {safe_str(images)}: {len(belonging)} usable image(s); a threshold needs at least 2")
-    else:
-        gen_seed = seed or 0
-        with progress_bar(f"generating {generate} images with {target.name}", 1):
-            pil = target.generate(generate, seed=gen_seed, device=m.options.device)
-        belonging = [LoadedImage.from_pil(im, f"{target.name}/{i:03d}.png") for i, im in enumerate(pil)]
-        source = f"generated {generate} images, seeds {gen_seed}..{gen_seed + generate - 1}"
-        if save_images is not None:
-            save_images.mkdir(parents=True, exist_ok=True)
-            for i, im in enumerate(pil):
-                im.save(save_images / f"{i + 1:03d}.png")
-    nb = load_inputs([non_belonging], pixel_budget=pixel_budget, max_side=max_side).images if non_belonging is not None else []
-    total = len(belonging) + len(nb)
-    with progress_bar(f"calibrating {m.label} on {target.name}", total) as advance:
-        try:
-            card = calibrate(target, m, belonging, alpha=alpha_value, non_belonging=nb, source=source, progress=advance)
-        except ValueError as exc:
-            fail(str(exc))
+    return images, generate
+
+
+def folder_images(images: Path, *, pixel_budget: int, max_side: int | None):
+    """(images, skipped inputs, how the card names its source) of a calibration folder, which must
+    give a threshold its two images at least."""
+    loaded = load_inputs([images], pixel_budget=pixel_budget, max_side=max_side)
+    belonging, source = loaded.images, f"folder {safe_str(images)}"
+    if downscale_note(belonging, max_side):
+        source += f"; {downscale_note(belonging, max_side)}"
+    if len(belonging) < 2:
+        print_skips(loaded.skipped)
+        fail(f"--images {safe_str(images)}: {len(belonging)} usable image(s); a threshold needs at least 2")
+    return belonging, loaded.skipped, source
+
+
+def generated_images(target, n: int, seed: int, device: str, save_images: Path | None):
+    """(images, skipped inputs: none, how the card names its source) of ``n`` images the model
+    generates from ``seed`` on, also saved as NNN.png in ``save_images`` when given."""
+    from ..images import LoadedImage
+
+    with progress_bar(f"generating {n} images with {target.name}", 1):
+        pil = target.generate(n, seed=seed, device=device)
+    belonging = [LoadedImage.from_pil(im, f"{target.name}/{i:03d}.png") for i, im in enumerate(pil)]
+    if save_images is not None:
+        save_images.mkdir(parents=True, exist_ok=True)
+        for i, im in enumerate(pil):
+            im.save(save_images / f"{i + 1:03d}.png")
+    return belonging, [], f"generated {n} images, seeds {seed}..{seed + n - 1}"
+
+
+def print_card(card, label: str) -> None:
+    """What a new card says: its threshold and scores, its domain, and a warning when it was fitted
+    on too few images for its alpha."""
     s = card.summary
     out.print(
-        f"[bold]{markup(card.model)}[/] / {markup(m.label)}: threshold = {card.threshold!r} at alpha = {card.alpha} ({markup(card.alpha_selection)}); "
+        f"[bold]{markup(card.model)}[/] / {markup(label)}: threshold = {card.threshold!r} at alpha = {card.alpha} ({markup(card.alpha_selection)}); "
         f"{card.n_images} images, scores {s['min']:.4g} .. {s['max']:.4g} (median {s['median']:.4g})"
     )
     if card.domain is not None:  # aedr attribute marks images outside it
@@ -129,10 +159,6 @@ def calibrate_cmd(
     if calibration_too_small(card.n_images, card.alpha):
         err.print(f"[yellow]warning:[/] {card.n_images} calibration images at alpha {card.alpha:g}: {CALIBRATION_TOO_SMALL}; "
                   f"use at least {math.ceil(5 / card.alpha)}")
-    problem = report_saved(lambda: save_results(out_file, card.save, what="the calibration card"), "the calibration card", out)
-    print_skips(skipped)
-    if problem is not None:
-        raise problem
 
 
 @app.command("attribute")
@@ -160,18 +186,11 @@ def attribute_cmd(
     """Which of the candidate models (one card each) made each image? 'none' if no card accepts it.
 
     With --stability the answer is 'attributed' (to the models listed), 'none' or 'uncertain'."""
-    import pandas as pd
-
-    from ..attribution import STABILITY_BAND, STABILITY_PERTURBATIONS, attribute, prepare_cards
+    from ..attribution import attribute, prepare_cards
     from ..card import CalibrationCard
 
     check_device_option(device)
-    if not stability and (stability_perturb or stability_band is not None):
-        fail("--stability-perturb and --stability-band go with --stability")
-    band = STABILITY_BAND if stability_band is None else stability_band
-    if not (band >= 0 and math.isfinite(band)):
-        fail(f"--stability-band must be a fraction >= 0 of the calibration scores' interquartile range, got {band}")
-    chains = perturbations_from_flags(stability_perturb or list(STABILITY_PERTURBATIONS), "--stability-perturb") if stability else []
+    chains, band = stability_options(stability, stability_perturb, stability_band)
     try:  # every card in full, before any image is read or scored
         cards = prepare_cards([CalibrationCard.load(c) for c in card], plugins=plugins(), device=device)
     except ValueError as exc:
@@ -184,57 +203,50 @@ def attribute_cmd(
                                      stability=stability, stability_perturbations=chains or None, band=band, seed=seed)
     skipped = loaded.skipped + skipped
     downscaled = {im.id: im.meta.get("downscaled_from", "") for im in loaded.images}
-
-    def stability_record(v) -> dict:
-        st = v.stability
-        if st is None:
-            return {}
-        return {"card_decision": v.decision, "uncertain": v.uncertain, "in_band": st.in_band, "band_low": st.band[0], "band_high": st.band[1],
-                "perturbed_agree": st.agreeing, "uncertain_reasons": "; ".join(st.reasons),
-                **{f"score[{p.perturbation}]": p.score for p in st.perturbed}}
-
-    records = [
-        {"image": a.image, "model": v.model, "method": v.method, "score": v.score, "threshold": v.threshold,
-         "belongs": v.belongs, "tail_probability": v.tail_probability, "verdict": a.verdict, "status": verdict_status(v),
-         "downscaled_from": downscaled.get(a.image, ""), "outside_domain": "; ".join(v.outside_domain),
-         **({"decision": a.decision} if stability else {}), **stability_record(v)}
-        for a in results for v in a.verdicts
-    ]
     problem = None
     if out_file is not None:
-        columns = list(dict.fromkeys(k for r in records for k in r)) if records else ["image"]
-        frame = pd.DataFrame.from_records(records, columns=columns)
-        what = f"{len(records)} verdicts"
-        problem = report_saved(lambda: save_results(out_file, lambda tmp: write_frame(frame, tmp, out_file.suffix), what=what), what)
-    if as_json:
-        # strict JSON: a number that is not finite is written as null, and its verdict's status says so
-        def verdict_json(v) -> dict:
-            d = dataclasses.asdict(v) | {"status": verdict_status(v)}
-            if v.stability is None:
-                d.pop("stability")
-            else:
-                d |= {"decision": v.decision, "uncertain": v.uncertain}
-                d["stability"] |= {"disagree": v.stability.disagree, "reasons": v.stability.reasons}
-            return d
-
-        out.print_json(json_text([
-            {"image": a.image, "status": "ok", "attributed_to": a.attributed_to,
-             **({"decision": a.decision, "uncertain_about": a.uncertain_about} if stability else {}),
-             "verdicts": [verdict_json(v) for v in a.verdicts],
-             "errors": a.errors, "downscaled_from": downscaled.get(a.image, "")} for a in results
-        ] + [{"image": s.id, "status": "skipped", "error": s.error} for s in skipped]))
-        if problem is not None:
-            raise problem
+        problem = save_rows(out_file, [row for a in results for row in a.to_rows(stability, downscaled.get(a.image, ""))], "verdicts")
+    if as_json:  # strict JSON: a number that is not finite is written as null, and its verdict's status says so
+        out.print_json(json_text([a.to_dict(stability, downscaled.get(a.image, "")) for a in results]
+                                 + [{"image": s.id, "status": "skipped", "error": s.error} for s in skipped]))
+        finish(problem)
         return
     print_attributions(results, cards, stability, f"{', '.join(c.id for c in chains)}, band ±{band:g} IQR" if stability else "")
-    for a in results:  # why each uncertain card is uncertain, a line each (never folded)
+    print_uncertain(results)
+    finish(problem, skipped)
+
+
+def stability_options(stability: bool, perturb: list[str], band: float | None) -> tuple[list, float]:
+    """(the perturbations, the band) of the stability check: the flags' or the defaults; none
+    without ``--stability``, where the other stability flags are errors."""
+    from ..attribution import STABILITY_BAND, STABILITY_PERTURBATIONS
+
+    if not stability and (perturb or band is not None):
+        fail("--stability-perturb and --stability-band go with --stability")
+    band = STABILITY_BAND if band is None else band
+    if not (band >= 0 and math.isfinite(band)):
+        fail(f"--stability-band must be a fraction >= 0 of the calibration scores' interquartile range, got {band}")
+    chains = perturbations_from_flags(perturb or list(STABILITY_PERTURBATIONS), "--stability-perturb") if stability else []
+    return chains, band
+
+
+def save_rows(out_file: Path, rows: list[dict], noun: str) -> OutputError | None:
+    """The rows as a table (csv, parquet or json by ``out_file``'s suffix; every key a column, in the
+    order the keys first appear) saved with :func:`save_output`."""
+    import pandas as pd
+
+    columns = list(dict.fromkeys(k for r in rows for k in r)) if rows else ["image"]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    return save_output(out_file, lambda tmp: write_frame(frame, tmp, out_file.suffix), f"{len(rows)} {noun}")
+
+
+def print_uncertain(results) -> None:
+    """Why each uncertain card is uncertain, a line each (never folded)."""
+    for a in results:
         for v in a.verdicts:
             if v.uncertain:
                 why = "; ".join(v.stability.reasons) + (f" ({'; '.join(v.stability.errors)})" if not v.stability.perturbed else "")
                 err.print(f"note: {markup(a.image)}: {markup(v.model)} is uncertain: {markup(why)}", soft_wrap=True)
-    print_skips(skipped)
-    if problem is not None:
-        raise problem
 
 
 def print_attributions(results, cards, stability: bool, checks: str) -> None:

@@ -10,22 +10,22 @@ import typer
 
 from .. import compat
 from ..calibration import DEFAULT_ALPHA
-from ..files import check_output_file, save_results
+from ..files import check_output_file
 from .shared import (
     BatchOpt,
     compat_app,
     DeviceOpt,
     DtypeOpt,
     fail,
+    finish,
     load_inputs,
     MaxSideOpt,
     method_from_flags,
     out,
     PixelBudgetOpt,
     plugins,
-    print_skips,
     progress_bar,
-    report_saved,
+    save_output,
     SeedOpt,
 )
 
@@ -53,12 +53,8 @@ def compat_loss_ratio(
     ok, bad = usable_for(target, m, loaded.images)
     with progress_bar(f"double reconstruction under {target.name}", len(ok)) as advance:
         l1, l2 = m.losses(target, ok, progress=advance)
-    text = compat.format_loss_ratio(l1, l2)
-    what = f"{len(ok)} lines"
-    problem = report_saved(lambda: save_results(out_file, lambda tmp: tmp.write_text(text), what=what), what, out)
-    print_skips(loaded.skipped + list(bad))
-    if problem is not None:
-        raise problem
+    problem = save_text(out_file, compat.format_loss_ratio(l1, l2), f"{len(ok)} lines")
+    finish(problem, loaded.skipped + list(bad))
 
 
 @compat_app.command("glcm")
@@ -71,12 +67,8 @@ def compat_glcm(
 
     check_output_file(out_file, suffixes=None)
     loaded = load_inputs([images])
-    text = compat.format_glcm([homogeneity(im) for im in loaded.images])
-    what = f"{len(loaded.images)} lines"
-    problem = report_saved(lambda: save_results(out_file, lambda tmp: tmp.write_text(text), what=what), what, out)
-    print_skips(loaded.skipped)
-    if problem is not None:
-        raise problem
+    problem = save_text(out_file, compat.format_glcm([homogeneity(im) for im in loaded.images]), f"{len(loaded.images)} lines")
+    finish(problem, loaded.skipped)
 
 
 @compat_app.command("threshold")
@@ -107,3 +99,8 @@ def compat_accuracy(
     except (OSError, ValueError) as exc:
         fail(str(exc))
     out.print(f"belonging, non_belonging = {b} {nb}", markup=False, highlight=False)
+
+
+def save_text(out_file: Path, text: str, what: str):
+    """``text`` saved to ``out_file`` with :func:`save_output`, said on standard output."""
+    return save_output(out_file, lambda tmp: tmp.write_text(text), what, out)

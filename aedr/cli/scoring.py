@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -22,7 +21,9 @@ from .shared import (
     DtypeOpt,
     err,
     fail,
+    finish,
     JsonOpt,
+    key_value,
     load_inputs,
     MaxSideOpt,
     method_from_flags,
@@ -78,8 +79,6 @@ def score_cmd(
     chains = perturbations_from_flags(perturb)
     m = method_from_flags(method, option, device, dtype, batch_size, seed)
     if executor is not None or ray_address is not None:
-        if out_file is None or out_file.suffix.lower() != ".parquet":
-            fail("--executor writes a folder of parquet shards: give --out NAME.parquet")
         stream_scores(executor or "ray", ray_address, executor_option, target, m, inputs, out_file, recursive, shard_size,
                       {"max_side": max_side, "pixel_budget": pixel_budget or None}, as_json, chains)
         return
@@ -91,21 +90,22 @@ def score_cmd(
     with progress_bar(f"{m.label} under {target.name}", len(loaded.images) * max(1, len(chains))) as advance:
         table = score_images(target, m, loaded.images, progress=advance, perturbations=chains)
     table.skipped = loaded.skipped + table.skipped
-    problem = None
-    if out_file is not None:
-        problem = report_saved(lambda: table.to_file(out_file), f"{len(table.rows)} scores")
-    if as_json:
-        out.print_json(json_text(table.with_skips().to_dict("records")))
-    else:
-        what = " of perturbed copies" if chains else ""
-        out.print(Text(f"{m.label} scores{what} under {target.name} (lower = belonging)", style="bold"), soft_wrap=False)
-        out.print(names_folded_to_fit(out, lambda names: score_table(table.rows, bool(chains), names)), soft_wrap=False)
+    problem = None if out_file is None else report_saved(lambda: table.to_file(out_file), f"{len(table.rows)} scores")
+    print_scores(table, f"{m.label} scores{' of perturbed copies' if chains else ''} under {target.name}", bool(chains), as_json)
     note = downscale_note(loaded.images, max_side)
     if note:
         err.print(f"note: {note}")
-    print_skips(table.skipped)
-    if problem is not None:
-        raise problem
+    finish(problem, table.skipped)
+
+
+def print_scores(table, title: str, perturbed: bool, as_json: bool) -> None:
+    """A score table (:class:`aedr.scoring.ScoreTable`) on standard output: its rows and skips as
+    JSON records, or a table whose image names fold to the terminal's width."""
+    if as_json:
+        out.print_json(json_text(table.with_skips().to_dict("records")))
+        return
+    out.print(Text(f"{title} (lower = belonging)", style="bold"), soft_wrap=False)
+    out.print(names_folded_to_fit(out, lambda names: score_table(table.rows, perturbed, names)), soft_wrap=False)
 
 
 def score_table(rows, perturbed: bool, names: int | None) -> Table:
@@ -128,14 +128,11 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
     from ..executors import ExecutorError, build_executor
     from ..stream import FileScoring, StreamFailed, stream_files
 
+    if out_file is None or out_file.suffix.lower() != ".parquet":
+        fail("--executor writes a folder of parquet shards: give --out NAME.parquet")
     if ray_address is not None and executor != "ray":
         fail(f"--ray-address needs the ray executor, not {executor!r}")
-    options: dict[str, str] = {}
-    for item in executor_option:
-        if "=" not in item:
-            fail(f"--executor-option expects KEY=VALUE, got {item!r}")
-        key, raw = item.split("=", 1)
-        options[key.strip().replace("-", "_")] = raw  # parsed to the option's declared type, as -o is
+    options = dict(key_value(item, "--executor-option") for item in executor_option)  # parsed to the option's declared type, as -o is
     if ray_address is not None:
         options["address"] = ray_address
     try:
@@ -152,6 +149,12 @@ def stream_scores(executor: str, ray_address: str | None, executor_option: list[
             report = stream_files(task, runner)
         except (FileNotFoundError, ExecutorError, StreamFailed) as exc:
             fail(str(exc))
+    print_stream_report(report, out_file, as_json)
+
+
+def print_stream_report(report, out_file: Path, as_json: bool) -> None:
+    """What a stream did (:class:`aedr.stream.StreamReport`): as JSON on standard output, or a line on
+    standard error saying where the shards are and how to read them."""
     if as_json:
         out.print_json(json_text({"out": str(out_file), **dataclasses.asdict(report)}))
         return
@@ -180,30 +183,42 @@ def reconstruct_cmd(
     The posterior mean is decoded (deterministic) and saved to 8 bits as PNG, named after the input
     (a folder's sub-folders kept); images already in --out are kept, so an interrupted run resumes. Calibrate on the folder with
     `aedr calibrate --model M --images DIR`, or bench with AEDR_IMAGES_<MODEL>=DIR."""
-    from PIL import Image
-
-    from ..files import write_atomic, write_text_atomic
-    from ..images import ImageLoadError, list_image_files, load_image
+    from ..files import write_text_atomic
     from ..methods.base import DTYPES
-    from ..preprocess import target_size
-    from ..reconstruction import reconstruct_images
-    from ..scoring import Skip
+    from ..reconstruction import ReconstructionSettings
 
     check_device_option(device)
     target = plugins().model(model)
     if dtype is not None and dtype not in DTYPES:
         fail(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     folder = prepare_output_folder(out_dir)
-    made_by = {"model": target.name, "weights": target.autoencoder_fingerprint(), "dtype": dtype or "default",
-               "max_side": max_side, "pixel_budget": pixel_budget or None}
-    check_reconstruction_folder(folder, made_by)
-    # (output name, a file to load or an image in memory), in input order: a folder's files keep their
-    # path inside it (sub-folders too), a file its name, a dataset image the last part of its id
+    settings = ReconstructionSettings(target.name, target.autoencoder_fingerprint(), dtype or "default", max_side, pixel_budget or None)
+    differ = settings.differences(folder)
+    if differ:  # resuming would mix them and relabel the old ones
+        fail(f"--out {safe_str(folder)} holds reconstructions made otherwise: {'; '.join(differ)}; give another --out "
+             "(or empty this one)")
+    items = reconstruction_inputs(inputs, folder, recursive)
+    items = items[:limit] if limit else items
+    names = output_names([n for n, _ in items])
+    todo = [(n, src) for n, (_, src) in zip(names, items) if not (folder / n).is_file()]
+    done, skipped = write_reconstructions(target, todo, folder, device=device or "cpu", dtype=dtype, batch_size=batch_size,
+                                          load_options={"pixel_budget": pixel_budget or None, "max_side": max_side})
+    write_text_atomic(folder / settings.RECORD, settings.to_json(inputs, len(items)))
+    err.print(f"{done} reconstruction(s) written to {markup(str(folder))}, {len(items) - len(todo)} already there")
+    print_skips(skipped)
+
+
+def reconstruction_inputs(inputs: list[str], folder: Path, recursive: bool) -> list[tuple[Path, Path | Any]]:
+    """(output name, a file to load or an image in memory) for each input image, in input order: a
+    folder's files keep their path inside it (sub-folders too), a file its name, a dataset image the
+    last part of its id. The output ``folder``, when it lies in an input folder, is not read as input."""
+    from ..images import list_image_files
+
     items: list[tuple[Path, Path | Any]] = []
     for name in inputs:
         p = Path(name)
         if p.is_dir():
-            inside = folder.resolve()  # the output folder, when it lies in the input, is not read as input
+            inside = folder.resolve()
             files = [f for f in list_image_files([p], recursive=recursive) if not f.resolve().is_relative_to(inside)]
             items += [(f.relative_to(p).with_suffix(".png"), f) for f in files]
         elif p.exists():
@@ -212,53 +227,52 @@ def reconstruct_cmd(
             items += [(Path(str(im.id).split("/")[-1]).with_suffix(".png"), im) for im in plugins().dataset(name).images()]
         else:
             fail(f"{name}: no such file or folder, and not a registered dataset (nothing was done)")
-    items = items[:limit] if limit else items
-    names = output_names([n for n, _ in items])
-    todo = [(n, src) for n, (_, src) in zip(names, items) if not (folder / n).is_file()]
+    return items
+
+
+def write_reconstructions(target, todo: list[tuple[Path, Path | Any]], folder: Path, *, device: str, dtype: str | None, batch_size: int,
+                          load_options: dict) -> tuple[int, list]:
+    """D(E(x)) of each (output name, input) in ``todo`` saved as PNG under ``folder``, a batch at a
+    time (files are read only when their batch comes); how many were written, and the inputs skipped."""
     import torch
+    from PIL import Image
+
+    from ..files import write_atomic
+    from ..reconstruction import reconstruct_images
 
     torch_dtype = getattr(torch, dtype) if dtype else None
-    policy = target.autoencoder(device or "cpu", torch_dtype).size_policy
-    skipped: list[Skip] = []
+    policy = target.autoencoder(device, torch_dtype).size_policy
+    skipped: list = []
     done = 0
     with progress_bar(f"reconstructing with {target.name}", len(todo)) as advance:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            good = []
-            for n, src in batch:  # files are read only now, a batch at a time
-                try:
-                    im = load_image(src, pixel_budget=pixel_budget or None, max_side=max_side) if isinstance(src, Path) else src
-                    target_size(im, policy)
-                    good.append((n, im))
-                except ImageLoadError as exc:
-                    skipped.append(Skip(safe_str(src) if isinstance(src, Path) else src.id, str(exc)))
-            arrays = reconstruct_images(target, [im for _, im in good], device=device or "cpu", dtype=torch_dtype, batch_size=batch_size)
+            good = loaded_batch(batch, policy, load_options, skipped)
+            arrays = reconstruct_images(target, [im for _, im in good], device=device, dtype=torch_dtype, batch_size=batch_size)
             for (n, _), rgb in zip(good, arrays):
                 (folder / n).parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(folder / n, lambda tmp, rgb=rgb: Image.fromarray(rgb, "RGB").save(tmp, format="PNG"))
                 done += 1
             advance(len(batch))
-    record = {**made_by, "inputs": list(inputs), "images": len(items), "latent": "posterior mean", "format": "PNG"}
-    write_text_atomic(folder / "reconstruct.json", json_text(record))
-    err.print(f"{done} reconstruction(s) written to {markup(str(folder))}, {len(items) - len(todo)} already there")
-    print_skips(skipped)
+    return done, skipped
 
 
-def check_reconstruction_folder(folder: Path, made_by: dict) -> None:
-    """Refuse an output folder whose reconstructions were made otherwise (another model or weights,
-    dtype or load options): resuming into it would mix them and relabel the old ones."""
-    record_file = folder / "reconstruct.json"
-    if not record_file.is_file():
-        return
-    try:
-        record = json.loads(record_file.read_text())
-    except (OSError, ValueError):
-        record = {}
-    record = record if isinstance(record, dict) else {}
-    differ = [f"{k} {record.get(k, 'not recorded')!r} (now {v!r})" for k, v in made_by.items() if record.get(k) != v]
-    if differ:
-        fail(f"--out {safe_str(folder)} holds reconstructions made otherwise: {'; '.join(differ)}; give another --out "
-             "(or empty this one)")
+def loaded_batch(batch: list[tuple[Path, Path | Any]], policy, load_options: dict, skipped: list) -> list[tuple[Path, Any]]:
+    """The batch's images that the autoencoder (its size ``policy``) can take, files loaded now; the
+    others are added to ``skipped`` with the reason."""
+    from ..images import ImageLoadError, load_image
+    from ..preprocess import target_size
+    from ..scoring import Skip
+
+    good = []
+    for n, src in batch:
+        try:
+            im = load_image(src, **load_options) if isinstance(src, Path) else src
+            target_size(im, policy)
+            good.append((n, im))
+        except ImageLoadError as exc:
+            skipped.append(Skip(safe_str(src) if isinstance(src, Path) else src.id, str(exc)))
+    return good
 
 
 def output_names(names: list[Path]) -> list[Path]:

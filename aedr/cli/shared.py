@@ -4,7 +4,6 @@ family; :func:`aedr.cli.build_app` mounts them and the plugins' commands."""
 
 from __future__ import annotations
 
-import math
 import typing
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +145,15 @@ def batch_size_flag(text: str | None, option: str = "--batch-size") -> int | str
     return value
 
 
+def key_value(item: str, option: str) -> tuple[str, str]:
+    """``KEY=VALUE`` text given to ``option``: the key (stripped, ``-`` read as ``_``) and the value
+    text as given, to be parsed to the option's declared type. No ``=`` is a user error."""
+    if "=" not in item:
+        fail(f"{option} expects KEY=VALUE, got {item!r}")
+    key, raw = item.split("=", 1)
+    return key.strip().replace("-", "_"), raw
+
+
 def method_from_flags(name: str, option: list[str], device: str | None, dtype: str | None, batch_size: str | None, seed: int | None):
     """The method ``name`` built with its ``-o KEY=VALUE`` options (each text parsed to the option's
     declared type) and the run options given; an option it does not have or accept is a user error."""
@@ -157,10 +165,7 @@ def method_from_flags(name: str, option: list[str], device: str | None, dtype: s
     known = cls.Options.names()
     options: dict[str, Any] = {}
     for item in option:
-        if "=" not in item:
-            fail(f"--option expects KEY=VALUE, got {item!r}")
-        key, raw = item.split("=", 1)
-        key = key.strip().replace("-", "_")
+        key, raw = key_value(item, "--option")
         try:  # a name the method lacks is left as it is, for build() to name it (with close matches)
             options[key] = cls.Options.parse(key, raw) if key in known else raw
         except TypeError as exc:
@@ -211,10 +216,20 @@ def report_saved(save: typing.Callable[[], Path], what: str, to: Console | None 
     return None
 
 
-def verdict_status(v) -> str:
-    """"ok", or which of a verdict's numbers are not finite (JSON output writes those as null)."""
-    bad = [k for k in ("score", "threshold", "tail_probability") if not math.isfinite(getattr(v, k))]
-    return "ok" if not bad else "not finite: " + ", ".join(bad)
+def save_output(path: Path, write: typing.Callable[[Path], typing.Any], what: str, to: Console | None = None) -> OutputError | None:
+    """:func:`report_saved` of ``write`` (given a temporary path) saved to ``path`` by
+    :func:`aedr.files.save_results`: atomically, or else in a fallback file."""
+    from ..files import save_results
+
+    return report_saved(lambda: save_results(path, write, what=what), what, to)
+
+
+def finish(problem: OutputError | None, skipped=()) -> None:
+    """The end of a command that has shown its results: the skipped inputs, then the failure to save
+    them that :func:`report_saved` held back (so that nothing computed went unseen)."""
+    print_skips(skipped)
+    if problem is not None:
+        raise problem
 
 
 def perturbations_from_flags(specs: list[str], option: str = "--perturb"):
