@@ -6,6 +6,7 @@ The Python API mirrors the command line::
     model = aedr.get_model("zoo-kl-a")
     method = aedr.get_method("aedr")
     scores = method.score(model, [aedr.load_image("img.png")])
+    own_images = aedr.generate(model, 32)                   # the model's own images (PIL)
     card = aedr.calibrate(model, method, own_images)        # a CalibrationCard
     results, skipped = aedr.attribute(images, [card])
 """
@@ -28,7 +29,7 @@ _EXPORTS = {
     "ImageLoadError": "images", "LoadedImage": "images", "load_image": "images",
     "CostHint": "methods.base", "Method": "methods.base", "MethodOptions": "methods.base",
     "MethodOptionsError": "methods.base", "ScoreContext": "methods.base", "build_method": "methods.base",
-    "CalibrationSource": "models", "ModelPlugin": "models",
+    "CalibrationSource": "models", "ModelPlugin": "models", "generate": "generation",
     "get_method": "plugins", "get_model": "plugins", "get_perturbation": "plugins", "get_plugins": "plugins",
     "load_plugins": "plugins",
     "Perturbation": "perturbations", "PerturbationError": "perturbations",
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .calibration import choose_alpha, kde_tail_probability, kde_threshold
     from .card import CalibrationCard, calibrate
     from .datasets import ImageSet
+    from .generation import generate
     from .glcm import homogeneity
     from .images import ImageLoadError, LoadedImage, load_image
     from .methods.base import CostHint, Method, MethodOptions, MethodOptionsError, ScoreContext, build_method
@@ -72,6 +74,7 @@ __all__ = [
     "Verdict",
     "attribute",
     "calibrate",
+    "generate",
     "score_files",
     "score_images",
     "Autoencoder",

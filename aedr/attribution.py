@@ -13,7 +13,7 @@ card accepts it and none is uncertain) or ``uncertain``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from .domain import outside
 from .methods.base import Method
 from .models import ModelPlugin
 from .plugins import Plugins, get_plugins
+from .progress import api_progress
 from .reconstruction import ReconstructionCache
 from .registry import RegistryError
 from .scoring import Skip, load_images, usable_for
@@ -243,7 +244,7 @@ def attribute(
     *,
     plugins: Plugins | None = None,
     device: str | None = None,
-    progress=None,
+    progress: "bool | Callable[[int], None] | None" = None,
     stability: bool = False,
     stability_perturbations: "Sequence[str | Chain] | str | None" = None,
     band: float = STABILITY_BAND,
@@ -270,29 +271,10 @@ def attribute(
     results = {im.id: Attribution(im.id) for im in images}
     skipped: list[Skip] = loaded.skipped
     caches: dict[str, ReconstructionCache] = {}
-    for p in prepared:
-        card, model, method = p.card, p.model, p.method
-        ok, bad = usable_for(model, method, images)
-        for s in bad:
-            results[s.id].errors.append(f"{card.model}: {s.error}")
-        cache = caches.setdefault(card.model, ReconstructionCache())
-        scores = method.score(model, ok, cache=cache, progress=progress)
-        tails = card.tail_probability(scores)  # NaN where the score is not finite
-        perturbed = _perturbed_scores(model, method, ok, chains, seed, cache, progress) if chains else {}
-        low, high = card.band(band) if stability else (float("nan"), float("nan"))
-        for im, s, t in zip(ok, scores, tails):
-            if not np.isfinite(s):
-                results[im.id].errors.append(f"{card.model}: non-finite score")
-                continue
-            belongs = bool(s < card.threshold)
-            check = None
-            if stability:
-                copies, errors = perturbed.get(im.id, ([], []))
-                copies = [PerturbedScore(pid, float(x), bool(x < card.threshold)) for pid, x in copies]
-                check = Stability(copies, sum(c.belongs == belongs for c in copies), (low, high), bool(low < s < high), list(errors))
-            results[im.id].verdicts.append(
-                Verdict(card.model, card.method, float(s), card.threshold, belongs, float(t), check, outside(card.domain, im))
-            )
+    with api_progress(progress, "attributing", len(images) * len(prepared) * (1 + len(chains))) as advance:
+        for p in prepared:
+            cache = caches.setdefault(p.card.model, ReconstructionCache())
+            _apply_card(p, images, results, chains, seed, band if stability else None, cache, advance)
     out = []
     for a in results.values():
         if a.verdicts:
@@ -300,6 +282,33 @@ def attribute(
         else:
             skipped.append(Skip(a.image, "; ".join(a.errors) or "no card could score it"))
     return out, skipped
+
+
+def _apply_card(p: "PreparedCard", images: list, results: dict[str, Attribution], chains: list, seed: int,
+                band: float | None, cache: ReconstructionCache, progress) -> None:
+    """One card's verdict on each image (or why it has none) added to ``results``; ``band``: the
+    stability check's band (None: no check)."""
+    card, model, method = p.card, p.model, p.method
+    ok, bad = usable_for(model, method, images)
+    for s in bad:
+        results[s.id].errors.append(f"{card.model}: {s.error}")
+    scores = method.score(model, ok, cache=cache, progress=progress)
+    tails = card.tail_probability(scores)  # NaN where the score is not finite
+    perturbed = _perturbed_scores(model, method, ok, chains, seed, cache, progress) if chains else {}
+    low, high = card.band(band) if band is not None else (float("nan"), float("nan"))
+    for im, s, t in zip(ok, scores, tails):
+        if not np.isfinite(s):
+            results[im.id].errors.append(f"{card.model}: non-finite score")
+            continue
+        belongs = bool(s < card.threshold)
+        check = None
+        if band is not None:
+            copies, errors = perturbed.get(im.id, ([], []))
+            copies = [PerturbedScore(pid, float(x), bool(x < card.threshold)) for pid, x in copies]
+            check = Stability(copies, sum(c.belongs == belongs for c in copies), (low, high), bool(low < s < high), list(errors))
+        results[im.id].verdicts.append(
+            Verdict(card.model, card.method, float(s), card.threshold, belongs, float(t), check, outside(card.domain, im))
+        )
 
 
 def stability_chains(specs: "Sequence[str | Chain] | str | None", plugins: Plugins | None = None) -> list["Chain"]:

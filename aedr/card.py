@@ -15,7 +15,7 @@ import platform
 from dataclasses import field
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Mapping, Sequence
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,9 +23,10 @@ from pydantic.dataclasses import dataclass
 
 from .calibration import DEFAULT_ALPHA, belongs, choose_alpha, finite_scores, kde_tail_probability, kde_threshold
 from .domain import CalibrationDomain, describe_images
-from .images import LoadedImage, PathLike
+from .images import ImageInput, LoadedImage, PathLike, as_loaded_image, image_inputs
 from .methods.base import RUNTIME_OPTIONS, Method, MethodOptionsError, build_method
 from .models import ModelPlugin
+from .progress import api_progress
 from .reconstruction import ReconstructionCache
 
 CARD_FORMAT = "aedr-calibration-card/3"
@@ -271,19 +272,33 @@ def _shown(value: Any) -> str:
 def calibrate(
     model: ModelPlugin,
     method: Method,
-    images: Sequence[LoadedImage],
+    images: "Sequence[ImageInput]",
     *,
     alpha: float | str = DEFAULT_ALPHA,
-    non_belonging: Sequence[LoadedImage] = (),
+    non_belonging: "Sequence[ImageInput]" = (),
     source: str = "",
-    progress=None,
+    progress: "bool | Callable[[int], None] | None" = None,
 ) -> CalibrationCard:
-    """Score the model's own images and fit the threshold.
+    """Score the model's own images and fit the threshold. Images as :meth:`aedr.Method.score` takes
+    them (loaded images, PIL images, arrays, paths: a file that cannot be read is an
+    :class:`~aedr.ImageLoadError`).
+
+    ``progress``: a callable given each count of images scored, ``True``/``False`` to show a
+    progress bar on standard error or not, or ``None``: shown where a person watches (a terminal, a
+    notebook; see :mod:`aedr.progress`).
 
     ``alpha="auto"`` picks the alpha that maximises accuracy on an estimation split made of
     ``images`` (belonging) and ``non_belonging`` images, as the paper's Table 7 does; the threshold
     is then fitted on all of ``images`` with that alpha.
     """
+    images = [as_loaded_image(im, i) for i, im in enumerate(image_inputs(images))]
+    non_belonging = [as_loaded_image(im, i) for i, im in enumerate(image_inputs(non_belonging))]
+    with api_progress(progress, f"calibrating {method.label} on {model.name}", len(images) + len(non_belonging)) as advance:
+        return _calibrated(model, method, images, alpha, non_belonging, source, advance)
+
+
+def _calibrated(model: ModelPlugin, method: Method, images: Sequence[LoadedImage], alpha: float | str,
+                non_belonging: Sequence[LoadedImage], source: str, progress) -> CalibrationCard:
     cache = ReconstructionCache()
     scores = method.score(model, images, cache=cache, progress=progress)
     finite, _ = finite_scores(scores)

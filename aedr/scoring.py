@@ -15,6 +15,7 @@ from .images import ImageLoadError, LoadedImage, PathLike, as_loaded_image, imag
 from .kernel import ImageResult, Perturbed, Pixels, WorkItem, score_item
 from .methods.base import Method
 from .models import ModelPlugin
+from .progress import api_progress
 from .preprocess import target_size
 from .reconstruction import ReconstructionCache
 from .text import safe_str
@@ -107,7 +108,7 @@ def score_images(
     images: "Sequence[ImageInput] | ImageInput",
     *,
     cache: ReconstructionCache | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: "bool | Callable[[int], None] | None" = None,
     perturbations: Sequence["Chain"] = (),
     seed: int | None = None,
 ) -> ScoreTable:
@@ -120,13 +121,16 @@ def score_images(
     (too small after a crop) or that would pass the image's pixel budget (``load_image(...,
     pixel_budget=...)``; refused before it is made) is a skip named ``<image> (<perturbation>)``.
 
-    ``images`` as :meth:`aedr.Method.score` takes them; a file that cannot be read is a skip too."""
+    ``images`` as :meth:`aedr.Method.score` takes them; a file that cannot be read is a skip too.
+    ``progress`` as for :func:`aedr.calibrate` (a bar where a person watches, by default)."""
     loaded = load_images(images)
-    if perturbations:
-        seed = method.options.seed if seed is None else seed
-        table = _score_perturbed(model, method, loaded.images, perturbations, seed, cache, progress)
-    else:
-        table = _score_clean(model, method, loaded.images, cache, progress)
+    total = len(loaded.images) * max(1, len(perturbations))
+    with api_progress(progress, f"{method.label} under {model.name}", total) as advance:
+        if perturbations:
+            seed = method.options.seed if seed is None else seed
+            table = _score_perturbed(model, method, loaded.images, perturbations, seed, cache, advance)
+        else:
+            table = _score_clean(model, method, loaded.images, cache, advance)
     table.skipped = loaded.skipped + table.skipped
     return table
 

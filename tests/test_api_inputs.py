@@ -119,3 +119,18 @@ def test_an_image_too_small_for_the_model_is_nan_with_a_warning_and_the_others_a
     with pytest.warns(UnusableImageWarning):
         calibrated = aedr.calibrate(model, method, [*(aedr.LoadedImage.from_pil(im, f"gen-{i}") for i, im in enumerate(model.generate(6, seed=0))), tiny])
     assert calibrated.n_images == 6 and calibrated.threshold == card.threshold
+
+
+def test_generate_gives_a_single_calls_images_a_few_at_a_time_with_progress(tmp_path):
+    """aedr.generate: image i depends only on seed + i, so generating in steps changes nothing; the
+    progress callable sees every image; a prompt list of the wrong length is refused."""
+    from conftest import FolderModel, tiny_kl_vae
+
+    tiny_kl_vae().save_pretrained(tmp_path)
+    model = FolderModel("tiny-kl", tmp_path)
+    counts: list[int] = []
+    stepped = aedr.generate(model, 6, seed=3, progress=counts.append)
+    whole = model.generate(6, seed=3)
+    assert counts == [4, 2] and all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(stepped, whole))
+    with pytest.raises(ValueError, match="2 prompts for 6 images"):
+        aedr.generate(model, 6, prompts=["a", "b"], progress=False)

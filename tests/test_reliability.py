@@ -309,7 +309,7 @@ def test_batches_are_bounded_by_pixels_and_announced(tiny_model):
 
 
 def test_progress_names_a_long_single_image(cli, tmp_path, monkeypatch):
-    monkeypatch.setattr(aedr.cli.shared, "LONG_BATCH_PIXELS", 100)  # every 32x32 image counts as long here
+    monkeypatch.setattr(aedr.progress, "LONG_BATCH_PIXELS", 100)  # every 32x32 image counts as long here
     path = save_photos(tmp_path / "in", 1)[0]
     result = cli("score", path, "--model", "tiny-kl")
     assert f"scoring {path} at 32x32" in result.output.replace("\n", " ")

@@ -314,3 +314,31 @@ def test_listings_fit_without_cutting_a_cell(monkeypatch, width, command):
     assert "…" not in res.output  # no name, option list or description cut short
     if command == "methods":  # every option and its default is shown
         assert "halve_every=50" in res.output
+
+
+def test_python_api_calls_show_progress_where_a_person_watches(tmp_path, monkeypatch):
+    """aedr.calibrate, aedr.attribute and aedr.score_images: a bar where a person watches (a terminal, a
+    notebook), nothing in a script's pipe, a callable called with counts, and a clear error otherwise."""
+    import sys
+
+    import aedr.progress
+
+    from conftest import calibrated_tiny_model, photo_crops
+
+    plugins, tiny_model, method, card, _, _ = calibrated_tiny_model(tmp_path)
+    images = photo_crops(4, seed=7)
+    captured = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", captured)
+    aedr.calibrate(tiny_model, method, images)  # not watched: silent
+    assert captured.getvalue() == ""
+    monkeypatch.setattr(aedr.progress, "watched", lambda: True)  # off a terminal the bar is a line per stage
+    aedr.attribute(images[:2], [card], plugins=plugins)
+    aedr.score_images(tiny_model, method, images[:3])
+    lines = captured.getvalue().splitlines()
+    assert lines[0] == "attributing (2) ..." and lines[1].startswith("attributing: done in ")
+    assert lines[2] == f"{method.label} under {tiny_model.name} (3) ..." and len(lines) == 4
+    counts: list[int] = []
+    aedr.calibrate(tiny_model, method, images, progress=counts.append)
+    assert sum(counts) == 4 and len(captured.getvalue().splitlines()) == 4  # a callable replaces the bar
+    with pytest.raises(TypeError, match="progress must be True, False, None or a callable"):
+        aedr.score_images(tiny_model, method, images, progress="yes")

@@ -5,9 +5,8 @@ family; :func:`aedr.cli.build_app` mounts them and the plugins' commands."""
 from __future__ import annotations
 
 import typing
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 import typer
@@ -19,7 +18,8 @@ from ..devices import DeviceError, check_device
 from ..files import OutputError
 from ..images import DEFAULT_PIXEL_BUDGET
 from ..registry import RegistryError
-from ..text import console, markup, progress_display, safe_str
+from ..progress import progress_bar  # noqa: F401  (the commands' progress display, shared)
+from ..text import console, markup, safe_str
 
 
 out = console()
@@ -83,44 +83,6 @@ def plugins():
     from ..plugins import get_plugins
 
     return get_plugins()
-
-
-# A batch at least this large is named while it runs (on a terminal in the bar, else in a line).
-LONG_BATCH_PIXELS = 1024 * 1024
-
-
-@contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[typing.Callable[[int], None]]:
-    """A progress bar on stderr (``total`` None: not known ahead); yields ``advance(n)``. Not on a
-    terminal (a pipe, CI), a line as the work starts and one as it ends instead. While a large batch
-    (one huge image, say) is scored, the bar names it (a line when not on a terminal), so that a long
-    wait on one image is visibly work on it."""
-    import time
-
-    from ..methods.base import watch_batches
-
-    plain = markup(description)
-    live = err.is_terminal
-    if not live:
-        err.print(f"{plain}{'' if total is None else f' ({total})'} ...", soft_wrap=False)
-    t0 = time.perf_counter()
-    with progress_display(err, transient=True, disable=not live) as bar:
-        task = bar.add_task(plain, total=total)
-
-        def on_batch(images, size: tuple[int, int]) -> None:
-            if size[0] * size[1] * len(images) < LONG_BATCH_PIXELS:
-                bar.update(task, description=plain)
-                return
-            what = images[0].id if len(images) == 1 else f"{len(images)} images"
-            note = f"{what} at {size[0]}x{size[1]} ({size[0] * size[1] * len(images) / 1e6:.1f} MP)"
-            bar.update(task, description=f"{plain} · {markup(note)}")
-            if not live:
-                err.print(f"scoring {markup(note)} ...")
-
-        with watch_batches(on_batch):
-            yield lambda n: bar.advance(task, n)
-        if not live:
-            err.print(f"{plain}: done in {time.perf_counter() - t0:.1f} s", soft_wrap=False)
 
 
 def check_device_option(device: str | None) -> None:
