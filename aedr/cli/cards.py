@@ -132,10 +132,11 @@ def folder_images(images: Path, *, pixel_budget: int, max_side: int | None):
 def generated_images(target, n: int, seed: int, device: str, save_images: Path | None):
     """(images, skipped inputs: none, how the card names its source) of ``n`` images the model
     generates from ``seed`` on, also saved as NNN.png in ``save_images`` when given."""
+    from ..generation import generate
     from ..images import LoadedImage
 
-    with progress_bar(f"generating {n} images with {target.name}", 1):
-        pil = target.generate(n, seed=seed, device=device)
+    with progress_bar(f"generating {n} images with {target.name}", n) as advance:
+        pil = generate(target, n, seed=seed, device=device, progress=advance)
     belonging = [LoadedImage.from_pil(im, f"{target.name}/{i:03d}.png") for i, im in enumerate(pil)]
     if save_images is not None:
         save_images.mkdir(parents=True, exist_ok=True)
