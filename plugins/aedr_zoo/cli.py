@@ -158,9 +158,14 @@ def gallery(
     seed: int = typer.Option(0, "--seed", help="First generation seed."),
 ) -> None:
     """Write one contact sheet per model: real crops, their reconstructions, generated samples."""
+    from aedr.progress import progress_bar
+
     from .gallery import write_gallery
 
-    for path in write_gallery(_selected(only), folder, seed=seed):
+    models = _selected(only)
+    with progress_bar(f"contact sheets of {len(models)} zoo models", len(models)) as advance:
+        paths = write_gallery(models, folder, seed=seed, progress=advance)
+    for path in paths:
         out.print(markup(path))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -64,8 +65,8 @@ def contact_sheet(model: ZooModel, n_real: int = 16, n_generated: int = 32, seed
     return sheet
 
 
-def write_gallery(models: list[ZooModel], out: Path, seed: int = 0) -> list[Path]:
-    """One PNG per model in ``out``; returns the paths written."""
+def write_gallery(models: list[ZooModel], out: Path, seed: int = 0, progress: Callable[[int], None] | None = None) -> list[Path]:
+    """One PNG per model in ``out``; returns the paths written. ``progress(1)`` after each sheet."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -74,4 +75,6 @@ def write_gallery(models: list[ZooModel], out: Path, seed: int = 0) -> list[Path
             path = out / f"{model.name}.png"
             contact_sheet(model, seed=seed).save(path)
             paths.append(path)
+            if progress is not None:
+                progress(1)
     return paths
