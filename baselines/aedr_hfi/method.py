@@ -41,11 +41,11 @@ else:
 WEIGHT_FREE_HINT = "Without them: method hfi-mse (same reconstructions and blur, MSE instead of LPIPS; no weights)."
 
 BELONGING_SIGN: int = 1
-"""The score is ``BELONGING_SIGN * HFI(x)``: HFI itself, not negated. Chosen on calibration images
-only, the zoo's: under each of the six zoo models, the model's own calibration images (generator
-seeds 0..7, the default bench's calibration split) had a *smaller* HFI-MSE than the real calibration
-crops (``zoo-real-cal``; own above real in 7.6 % of pairs on average) and than the other models'
-calibration images (0.2 %). See docs/baselines.md."""
+"""The score is ``BELONGING_SIGN * HFI(x)``: HFI itself, not negated. Chosen on the zoo's calibration
+images only: under each of the six zoo models, the model's own images (generator seeds 0..7, the
+default bench's calibration split) had a *smaller* HFI-MSE than the real calibration crops
+(``zoo-real-cal``; own above real in 7.6 % of pairs on average) and than the other models' images
+(0.2 %); seeds 0..15 gave the same. See docs/baselines.md."""
 
 
 def gaussian_kernel1d(kernel_size: int, sigma: float) -> torch.Tensor:
