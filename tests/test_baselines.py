@@ -391,6 +391,10 @@ LABELS = [
     ("ronan", {"complexity": "png"}, "ronan(lr=0.01, iterations=2000, complexity=png)"),
     ("ronan", {"seed": 1}, "ronan(lr=0.01, iterations=2000, seed=1)"),
     ("ronan", {"lr": 0.1, "iterations": 1500, "complexity": "png"}, "ronan(lr=0.1, iterations=1500, complexity=png)"),
+    ("hfi", {}, "hfi"),
+    ("hfi", {"sigma": 0.5}, "hfi(sigma=0.5)"),
+    ("hfi-mse", {}, "hfi-mse"),
+    ("hfi-mse", {"kernel_size": 5}, "hfi-mse(kernel_size=5)"),
 ]
 
 
