@@ -21,7 +21,7 @@ from .config import BenchConfig, ConfigError, load_config
 
 if TYPE_CHECKING:
     from .execute import Executor, Job, LocalExecutor, score_unit
-    from .metrics import Metric
+    from .metrics import Metric, OpenSetMetric
     from .records import Failure, ProgressEvent, RunStats
     from .result import BenchResult
     from .runner import BenchInterrupted, run_bench
@@ -38,6 +38,7 @@ _EXPORTS = {
     "LocalExecutor": "execute",
     "score_unit": "execute",
     "Metric": "metrics",
+    "OpenSetMetric": "metrics",
 }
 
 # The runner (pandas, torch) is imported on first use, not with the ``aedr bench`` command.
@@ -45,5 +46,5 @@ __getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "BenchConfig", "BenchInterrupted", "BenchResult", "ConfigError", "Executor", "Failure", "Job", "LocalExecutor", "Metric",
-    "ProgressEvent", "RunStats", "load_config", "run_bench", "score_unit",
+    "OpenSetMetric", "ProgressEvent", "RunStats", "load_config", "run_bench", "score_unit",
 ]

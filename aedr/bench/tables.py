@@ -203,11 +203,11 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
         return
     scope = ranking_scope(summaries)
     for figure in {ScopedMetric(sc, m.name) for sc in (Scope.PAIR, scope) for m in boot.metrics if m.leaderboard}:
-        _versus_leader(summaries, boot, figure, level)
+        versus_leader(summaries, boot, figure, level)
     _rank_with_ties(summaries, boot, ScopedMetric(scope, rank_by), present, level)
 
 
-def _versus_leader(summaries: Sequence[MethodSummary], boot, figure: ScopedMetric, level: float) -> None:
+def versus_leader(summaries: Sequence[MethodSummary], boot, figure: ScopedMetric, level: float) -> None:
     """Each summary's paired comparison with the leader (the first) on ``figure``."""
     from .stats import compare_to_leader
 
