@@ -51,7 +51,7 @@ from . import vectorised
 from .metrics import MetricInfo, Threshold
 from .schema import OpenSetRecord, Scope, ScopedMetric
 from .stats import BenchBootstrap, SetDraws, ranks_with_ties
-from .tables import versus_leader
+from .tables import Table, estimate, versus_leader
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -527,3 +527,76 @@ def apply_openset(summaries: Sequence["MethodSummary"], openset: OpenSet, level:
             s = by_key.get((row.method, row.options_hash))
             if s is not None:
                 s.openset_rank = str(row.rank)
+
+
+# -- tables -----------------------------------------------------------------------------------------------------------
+VERDICT_RULE = ("Verdict: among the candidates whose score is below their τ_T, the one with the highest tail probability "
+                "(ties: the first in the run's model order), as `aedr attribute` decides; none when no candidate accepts.")
+
+
+def _cell(record: OpenSetRecord, name: str):
+    low, high = record.intervals.get(name, (None, None))
+    return estimate(record.figures.get(name, math.nan), low, high)
+
+
+def summary_table(summaries: Sequence["MethodSummary"], openset: OpenSet) -> Table:
+    """Every open-set figure of every method on the clean images, with intervals and the rank with ties."""
+    metrics = openset.metrics
+    ranked = any(s.openset_rank for s in summaries)
+    rows = [[*([s.openset_rank or "–"] if ranked else []), s.label, *[s.cell(Scope.OPENSET, m.name) for m in metrics]] for s in summaries]
+    return Table(
+        "openset", "Open-set attribution: which of the run's models made each image, or none",
+        [*(["rank"] if ranked else []), "method", *[m.title for m in metrics]], [*(["text"] if ranked else []), "text", *[m.format for m in metrics]],
+        rows, VERDICT_RULE + " " + " ".join(f"{m.title}: {m.description}." for m in metrics if m.description)
+        + (" Rank: by open-set accuracy, \"k=\" not distinguishable (paired bootstrap, p >= 0.05) from the method heading its group." if ranked else ""),
+    )
+
+
+def false_accusation_table(summaries: Sequence["MethodSummary"], openset: OpenSet) -> Table:
+    """Per model left out of the candidates: the share of its images another candidate accepts."""
+    view = openset.clean
+    models = list(dict.fromkeys(c for r in view.records for c in r.candidates))
+    rows = []
+    for s in summaries:
+        r = view.record(s.method, s.options_hash)
+        if r is not None:
+            rows.append([s.label, *[estimate(*r.false_accusation.get(m, (math.nan, None, None))) for m in models],
+                         s.cell(Scope.OPENSET, "false_accusation_rate")])
+    return Table("false_accusation", "False accusation (%): each model left out of the candidates", ["method", *models, "mean"],
+                 ["text", *["pct"] * len(models), "pct"], rows,
+                 "Column M: M removed from the candidates; the share of M's evaluation images that another candidate accepts. Lower is better.")
+
+
+def perturbation_table(summaries: Sequence["MethodSummary"], openset: OpenSet) -> Table:
+    """Open-set accuracy and false accusation per perturbation, under each threshold policy the run has."""
+    policies = list(dict.fromkeys(v.policy for v in openset.views[1:]))
+    names = [n for n in ("open_set_accuracy", "false_accusation_rate") if any(m.name == n for m in openset.metrics)]
+    titles = {m.name: m.title for m in openset.metrics}
+    cols = [f"{titles[n]} ({'clean τ' if p == CLEAN else 'recalibrated τ'})" for n in names for p in policies]
+    rows = []
+    for s in summaries:
+        for pid in dict.fromkeys(v.perturbation for v in openset.views[1:]):
+            cells = []
+            for n in names:
+                for p in policies:
+                    v = next((x for x in openset.views if x.perturbation == pid and x.policy == p), None)
+                    r = None if v is None else v.record(s.method, s.options_hash)
+                    cells.append(math.nan if r is None else _cell(r, n))
+            rows.append([s.label, pid, *cells])
+    note = ("Clean τ: thresholds and tail probabilities from T's clean calibration images; recalibrated τ: from T's calibration "
+            "images under the same perturbation (--calibrate-perturbed). " + VERDICT_RULE)
+    return Table("openset_perturbed", "Open-set attribution under perturbations", ["method", "perturbation", *cols],
+                 ["text", "text", *[next(m.format for m in openset.metrics if m.name == n) for n in names for _ in policies]], rows, note)
+
+
+def run_openset(scores: pd.DataFrame, plan: "Plan", clean_ev, summaries: Sequence["MethodSummary"], metrics: Sequence[OpenSetMetric],
+                uncertainty: BenchBootstrap | None, robustness=None) -> tuple[OpenSet | None, list[Table]]:
+    """A run's open-set attribution, applied to its summaries, and its tables (none without open-set metrics)."""
+    if not metrics or not len(scores):
+        return None, []
+    openset = evaluate_openset(scores, plan, clean_ev, metrics=metrics, uncertainty=uncertainty, robustness=robustness)
+    apply_openset(summaries, openset)
+    tables = [summary_table(summaries, openset), false_accusation_table(summaries, openset)]
+    if len(openset.views) > 1:
+        tables.append(perturbation_table(summaries, openset))
+    return openset, [t for t in tables if t.has_figures]

@@ -23,7 +23,8 @@ from ..text import console as text_console
 from ..text import markup, safe_str
 from .config import BenchConfig, ConfigError
 from .execute import Job
-from .metrics import evaluate
+from .metrics import Metric, OpenSetMetric, evaluate
+from .openset import run_openset
 from .plan import Plan, make_units, plan_scores, select_methods, select_models, select_perturbations
 from .progress import PlanProgress
 from .provenance import load_average, now
@@ -163,7 +164,8 @@ def run_bench(
     executor = select_executor(config, plugins)
     for table in unused_executor_tables(config, plugins, executor):
         console.print(f"[yellow]note:[/] {markup(table)} is not used: this run's executor is {executor.name!r} (--executor)")
-    metrics = [entry.obj for entry in plugins.metrics]
+    metrics = [entry.obj for entry in plugins.metrics if isinstance(entry.obj, Metric)]
+    openset_metrics = [entry.obj for entry in plugins.metrics if isinstance(entry.obj, OpenSetMetric)]
     for spec in methods:
         if spec.error:
             console.print(f"[yellow]warning:[/] method {markup(spec.name)} cannot run here and is skipped: {markup(spec.error)}")
@@ -228,11 +230,14 @@ def run_bench(
             robustness = evaluate_robustness(scores, plan, ev, metrics=metrics, clusters=clusters)
             apply_robustness(summaries, robustness)
             tables += robustness_tables(summaries, robustness)
+        openset, openset_tables = run_openset(scores, plan, ev, summaries, openset_metrics, uncertainty, robustness)
+        tables += openset_tables
         stats.finished = now()
         stats.load_average_end = load_average()
         stats.wall_seconds = time.perf_counter() - t_start
         result = BenchResult(config, plan, scores, ev, summaries, tables, stats, metrics, failures,
-                             provenance=provenance(config.device, plugins), uncertainty=uncertainty, robustness=robustness)
+                             provenance=provenance(config.device, plugins), uncertainty=uncertainty, robustness=robustness,
+                             openset=openset)
         if write:
             try:
                 result.files = write_outputs(result)

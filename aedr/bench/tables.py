@@ -95,7 +95,7 @@ class MethodSummary(SummaryRecord):
             return self.family_pair_accuracy.get(sc.family, float("nan"))
         if sc.kind == "real-family" and metric == "accuracy":
             return self.family_real_accuracy.get(sc.family, float("nan"))
-        figures = {"pair": self.pair, "real": self.real, "robust": self.robust}.get(sc.kind, {})
+        figures = {"pair": self.pair, "real": self.real, "robust": self.robust, "openset": self.openset}.get(sc.kind, {})
         return figures.get(metric, float("nan"))
 
     def cell(self, scope: Scope | str, metric: str) -> "Estimate | float":
@@ -344,7 +344,8 @@ def leaderboard_table(
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value.
     ``ranks_within_runs`` (a board merged from several runs): each rank is the method's rank in its
     own run, the column says so and the note says why."""
-    shown = [m for m in metrics if m.leaderboard]
+    shown = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "pair"]
+    opened = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "openset" and any(m.name in s.openset for s in summaries)]
     scope = ranking_scope(summaries)  # a run without model pairs is ranked and summed up against the real images
     scopes = (Scope.PAIR, Scope.REAL) if scope == Scope.PAIR else (Scope.REAL,)
     robust_key = robust_name(scope, "auc")
@@ -357,6 +358,8 @@ def leaderboard_table(
     if robust:
         cols.append("robust AUC" if scope == Scope.PAIR else "robust real AUC")
         formats.append("auc")
+    cols += [m.title for m in opened] + (["open-set rank"] if any(s.openset_rank for s in summaries) else [])
+    formats += [m.format for m in opened] + (["text"] if any(s.openset_rank for s in summaries) else [])
     if compared:
         name = "pairs" if scope == Scope.PAIR else "real"
         cols += [f"Δ {name} acc vs #1", "p (Holm)", f"Δ {name} AUC vs #1", "p (Holm) "]
@@ -373,6 +376,7 @@ def leaderboard_table(
             row += [s.cell(sc, m.name) for sc in scopes]
         if robust:
             row.append(s.cell(Scope.ROBUST, robust_key))
+        row += [s.cell(Scope.OPENSET, m.name) for m in opened] + ([s.openset_rank or "–"] if any(x.openset_rank for x in summaries) else [])
         if compared:
             for metric in ("accuracy", "auc"):
                 v = s.versus_leader.get(ScopedMetric(scope, metric).key)
@@ -397,6 +401,9 @@ def leaderboard_table(
     if robust:
         over = "model pairs" if scope == Scope.PAIR else "the targets against real images"
         note += f" Robust{'' if scope == Scope.PAIR else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
+    if opened:
+        note += (" Open-set columns: every model a candidate, the verdict as `aedr attribute` gives it (see the open-set table);"
+                 " open-set rank: by open-set accuracy, with ties.")
     heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
     secondary = [f"real {m.title}" for m in shown[1:] if scope == Scope.PAIR] + [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "s / image", "pairs", "targets")]
     return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note, tuple(secondary))

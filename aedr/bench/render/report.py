@@ -130,7 +130,7 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     ordered = [(s.method, s.options_hash, s.label) for s in result.summaries]
     body: list[str] = [f'<div class="direction">{html.escape(DIRECTION)}</div>', _problems(result)]
     body += ['<h2 id="run">Run</h2>', _run_facts(result)]
-    body += ['<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(result.summaries, metrics=result.metrics))]
+    body += ['<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(result.summaries, metrics=result.board_metrics))]
     body += ['<h2 id="tables">Tables</h2>', *[to_html(t) for t in result.tables]]
 
     body.append('<h2 id="heatmaps">Accuracy per target and source</h2><div class="figs">')
