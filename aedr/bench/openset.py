@@ -51,7 +51,7 @@ from . import vectorised
 from .metrics import MetricInfo, Threshold
 from .schema import OpenSetRecord, Scope, ScopedMetric
 from .stats import BenchBootstrap, SetDraws, ranks_with_ties
-from .tables import Table, estimate, versus_leader
+from .tables import Table, column_format, estimate, versus_leader
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -546,7 +546,7 @@ def summary_table(summaries: Sequence["MethodSummary"], openset: OpenSet) -> Tab
     rows = [[*([s.openset_rank or "–"] if ranked else []), s.label, *[s.cell(Scope.OPENSET, m.name) for m in metrics]] for s in summaries]
     return Table(
         "openset", "Open-set attribution: which of the run's models made each image, or none",
-        [*(["rank"] if ranked else []), "method", *[m.title for m in metrics]], [*(["text"] if ranked else []), "text", *[m.format for m in metrics]],
+        [*(["rank"] if ranked else []), "method", *[m.title for m in metrics]], [*(["text"] if ranked else []), "text", *[column_format(m) for m in metrics]],
         rows, VERDICT_RULE + " " + " ".join(f"{m.title}: {m.description}." for m in metrics if m.description)
         + (" Rank: by open-set accuracy, \"k=\" not distinguishable (paired bootstrap, p >= 0.05) from the method heading its group." if ranked else ""),
     )
@@ -563,7 +563,7 @@ def false_accusation_table(summaries: Sequence["MethodSummary"], openset: OpenSe
             rows.append([s.label, *[estimate(*r.false_accusation.get(m, (math.nan, None, None))) for m in models],
                          s.cell(Scope.OPENSET, "false_accusation_rate")])
     return Table("false_accusation", "False accusation (%): each model left out of the candidates", ["method", *models, "mean"],
-                 ["text", *["pct"] * len(models), "pct"], rows,
+                 ["text", *["rpct"] * len(models), "rpct"], rows,
                  "Column M: M removed from the candidates; the share of M's evaluation images that another candidate accepts. Lower is better.")
 
 
@@ -586,7 +586,7 @@ def perturbation_table(summaries: Sequence["MethodSummary"], openset: OpenSet) -
     note = ("Clean τ: thresholds and tail probabilities from T's clean calibration images; recalibrated τ: from T's calibration "
             "images under the same perturbation (--calibrate-perturbed). " + VERDICT_RULE)
     return Table("openset_perturbed", "Open-set attribution under perturbations", ["method", "perturbation", *cols],
-                 ["text", "text", *[next(m.format for m in openset.metrics if m.name == n) for n in names for _ in policies]], rows, note)
+                 ["text", "text", *[column_format(next(m for m in openset.metrics if m.name == n)) for n in names for _ in policies]], rows, note)
 
 
 def run_openset(scores: pd.DataFrame, plan: "Plan", clean_ev, summaries: Sequence["MethodSummary"], metrics: Sequence[OpenSetMetric],

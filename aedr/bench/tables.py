@@ -122,6 +122,11 @@ class MethodSummary(SummaryRecord):
 MetricLike = Metric | MetricInfo
 
 
+def column_format(metric: MetricLike) -> str:
+    """A metric's column format: its ``format``, "rpct" for a percentage where lower is better (shaded the other way)."""
+    return "rpct" if metric.format == "pct" and not metric.higher_is_better else metric.format
+
+
 def _metric_names(pairs: pd.DataFrame, metrics: Sequence[MetricLike]) -> list[str]:
     return [m.name for m in metrics if m.name in pairs.columns]
 
@@ -359,7 +364,7 @@ def leaderboard_table(
         cols.append("robust AUC" if scope == Scope.PAIR else "robust real AUC")
         formats.append("auc")
     cols += [m.title for m in opened] + (["open-set rank"] if any(s.openset_rank for s in summaries) else [])
-    formats += [m.format for m in opened] + (["text"] if any(s.openset_rank for s in summaries) else [])
+    formats += [column_format(m) for m in opened] + (["text"] if any(s.openset_rank for s in summaries) else [])
     if compared:
         name = "pairs" if scope == Scope.PAIR else "real"
         cols += [f"Δ {name} acc vs #1", "p (Holm)", f"Δ {name} AUC vs #1", "p (Holm) "]
