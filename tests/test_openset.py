@@ -143,3 +143,17 @@ def test_a_method_record_carries_every_figure_and_the_matrix(sample):
     assert set(record.figures) == {m.name for m in BUILTIN_OPENSET_METRICS}
     assert record.false_accusation["A"][0] == pytest.approx(0.5) and math.isnan(record.false_accusation["A"][1])
     assert all(v.size == 0 for v in reps.values())
+
+
+def test_the_worked_example_of_docs_bench_md():
+    """docs/bench.md's worked example: the same run without model D (every model a candidate)."""
+    rows = eval_rows()
+    s = build_sample(rows[rows["source"] != "D"], candidates(), ("A", "B", "C", "R"), ("model", "model", "model", "real"))
+    matrix, several = attribution_matrix(s)
+    np.testing.assert_allclose(matrix, [[1 / 2, 1 / 4, 0, 1 / 4], [0, 2 / 3, 1 / 3, 0], [0, 0, 1 / 2, 1 / 2], [1 / 2, 0, 0, 1 / 2]])
+    np.testing.assert_allclose(several, [1 / 2, 0, 0, 0])
+    assert figure(s, "open_set_accuracy") == pytest.approx((1 / 2 + 2 / 3 + 1 / 2 + 1 / 2) / 4)  # 54.2 %
+    assert figure(s, "closed_set_accuracy") == pytest.approx((3 / 4 + 2 / 3 + 1) / 3)  # 80.6 %
+    assert figure(s, "false_accusation_rate") == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)  # 27.8 %
+    assert figure(s, "unknown_auroc") == pytest.approx((24 / 30 + 21 / 30 + 20.5 / 28) / 3)  # 0.744
+    assert figure(s, "oscr") == pytest.approx((20 / 30 + 21 / 30 + 15.5 / 28) / 3)  # 0.640

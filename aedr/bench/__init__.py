@@ -8,7 +8,7 @@ paper's Tables 1 to 4, with resumable per-image scores, a leaderboard and an HTM
 Layers, each importing only those above it: ``config`` -> ``plan`` / ``sources`` / ``store`` ->
 ``execute`` (the :class:`Executor` seam) -> ``metrics`` (thresholds, pair metrics, the
 :class:`Metric` seam) -> ``schema`` (metrics.json) -> ``stats`` (the bootstrap) -> ``tables``
-(aggregation; ``robustness``: the perturbation axis) ->
+(aggregation; ``robustness``: the perturbation axis; ``openset``: open-set attribution) ->
 ``render`` (drawing) -> ``outputs`` / ``leaderboard`` (files) -> ``runner``. ``result`` holds the types a run produces.
 """
 
