@@ -12,8 +12,9 @@ import pytest
 
 import aedr
 from aedr.attribution import attribute
-from aedr.bench import load_config, run_bench
+from aedr.bench import OpenSetMetric, load_config, run_bench
 from aedr.bench.schema import BenchDocument, OpenSetRecord, SchemaError
+from aedr.calibration import kde_tail_probability
 from aedr.card import calibrate
 from test_bench_support import make_real_folder
 
@@ -21,12 +22,25 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 MODELS = ("zoo-kl-a", "zoo-kl-b", "zoo-vq")  # zoo-kl-b is zoo-kl-a's twin: their images are easily confused
 
 
+def several_share(sample):
+    """A plugin's open-set figure: the share of images more than one candidate accepts, mean over sources."""
+    return np.nanmean(sample.per_source(sample.accepted.sum(axis=2) >= 2), axis=1)
+
+
+class OpenSetPlugin:
+    @aedr.hookimpl
+    def register_metrics(self, register):
+        register(OpenSetMetric("several_share", "several %", several_share, "pct", "accepted by several candidates",
+                               leaderboard=True, higher_is_better=False))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("openset")
-    plugins = aedr.load_plugins()
+    plugins = aedr.load_plugins(extra=[OpenSetPlugin()])
     cfg = load_config("default", models=list(MODELS), methods=["aedr"], real=str(make_real_folder(base / "real", n=6)), real_cal="none",
-                      n_cal=6, n_eval=4, out=str(base / "out"), bootstrap=200, report=False)
+                      n_cal=6, n_eval=4, out=str(base / "out"), bootstrap=200, report=False,
+                      perturbations=["jpeg:70"], calibrate_perturbed=True)
     return run_bench(cfg, plugins=plugins, progress=False), plugins
 
 
@@ -87,3 +101,45 @@ def test_metrics_json_carries_matrices_and_curves_and_reads_back(run):
     assert BenchDocument.from_json(older, "old.json").openset == []
     with pytest.raises(SchemaError, match="aedr-bench/4"):
         BenchDocument.from_json({**doc, "format": "aedr-bench/4"}, "new.json")
+
+
+def test_a_plugin_adds_an_open_set_figure_through_the_metric_seam(run):
+    result, _ = run
+    record = result.openset.clean.records[0]
+    assert record.figures["several_share"] == pytest.approx(np.mean(record.several))
+    s = result.summaries[0]
+    assert s.openset["several_share"] == record.figures["several_share"] and "openset:several_share" in s.intervals
+    from aedr.bench.tables import leaderboard_table
+
+    assert "several %" in leaderboard_table(result.summaries, metrics=result.board_metrics).columns
+    assert "several %" in next(t for t in result.tables if t.key == "openset").columns
+
+
+def by_hand(scores, thresholds, cal, candidates, sources):
+    """The matrix recomputed image by image, as a reader would: accepted below tau, most typical first."""
+    rows = []
+    for source in sources:
+        images = scores[scores["source"] == source].pivot_table(index="clean_hash", columns="target", values="score").reindex(columns=candidates)
+        verdicts = []
+        for _, image in images.iterrows():
+            tails = {t: float(kde_tail_probability(cal[t], [image[t]])[0]) for t in candidates}
+            accepted = [t for t in candidates if image[t] < thresholds[t]]
+            verdicts.append(sorted(accepted, key=lambda t: -tails[t])[0] if accepted else "none")
+        rows.append([verdicts.count(c) / len(verdicts) for c in [*candidates, "none"]])
+    return rows
+
+
+def test_perturbed_views_under_both_threshold_policies(run):
+    result, _ = run
+    views = {(v.perturbation, v.policy) for v in result.openset.views}
+    assert views == {("", "clean"), ("jpeg:70", "clean"), ("jpeg:70", "recalibrated")}
+    frame = result.scores[result.scores["status"] == "ok"]
+    for policy, cal_pert, ev in (("clean", "", result.evaluation), ("recalibrated", "jpeg:70", result.robustness.results[0].evaluation)):
+        record = next(v for v in result.openset.views if v.perturbation == "jpeg:70" and v.policy == policy).records[0]
+        taus = {t.target: t.threshold for t in ev.thresholds}
+        cal_rows = frame[(frame["split"] == "cal") & (frame["perturbation"] == cal_pert) & (frame["source"] == frame["target"])]
+        cal = {t: cal_rows[cal_rows["target"] == t]["score"].to_numpy() for t in MODELS}
+        evals = frame[(frame["split"] == "eval") & (frame["perturbation"] == "jpeg:70")]
+        np.testing.assert_allclose(record.matrix, by_hand(evals, taus, cal, list(MODELS), record.sources), err_msg=policy)
+    table = next(t for t in result.tables if t.key == "openset_perturbed")
+    assert table.columns[2:4] == ["open-set acc % (clean τ)", "open-set acc % (recalibrated τ)"]
