@@ -157,3 +157,11 @@ def test_the_worked_example_of_docs_bench_md():
     assert figure(s, "false_accusation_rate") == pytest.approx((1 / 2 + 1 / 3 + 0) / 3)  # 27.8 %
     assert figure(s, "unknown_auroc") == pytest.approx((24 / 30 + 21 / 30 + 20.5 / 28) / 3)  # 0.744
     assert figure(s, "oscr") == pytest.approx((20 / 30 + 21 / 30 + 15.5 / 28) / 3)  # 0.640
+
+
+def test_one_candidate_has_no_one_to_accuse_and_no_known_images_to_tell_apart():
+    rows = eval_rows()
+    s = build_sample(rows[rows["target"] == "A"], candidates()[:1], SOURCES, ("model", "real", "real", "real", "real"))
+    assert math.isnan(figure(s, "false_accusation_rate")) and math.isnan(figure(s, "unknown_auroc")) and math.isnan(figure(s, "oscr"))
+    # open set: A's images right when A accepts them (3 of 4: scores 1, 5, 3), every other source's when none
+    assert figure(s, "open_set_accuracy") == pytest.approx((3 / 4 + 3 / 3 + 2 / 2 + 2 / 2 + 1 / 2) / 5)

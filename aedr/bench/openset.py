@@ -159,8 +159,10 @@ def open_set_accuracy(sample: OpenSetSample) -> np.ndarray:
 
 def false_accusations(sample: OpenSetSample) -> np.ndarray:
     """(R, k): per candidate model M, the share of M's images that another candidate accepts (M
-    left out of the candidates); NaN for a model without images."""
+    left out of the candidates); NaN for a model without images, and with a single candidate."""
     k = len(sample.candidates)
+    if k < 2:  # no other candidate to accuse
+        return np.full((sample.rows, k), np.nan)
     others = sample.accepted & (np.arange(k)[None, None, :] != sample.truth[None, :, None])
     accused = others.any(axis=2)
     return np.stack([sample.rate(accused, sample.truth == j) for j in range(k)], axis=1) if k else np.empty((sample.rows, 0))
