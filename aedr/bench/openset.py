@@ -40,12 +40,12 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..calibration import finite_scores, kde_tail_probability, typicality_order
+from ..calibration import kde_tail_probability, typicality_order
 from ..metric import OpenSetMetric
 from . import vectorised
 from .metrics import MetricInfo, Threshold
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .tables import MethodSummary
 
-NONE = "none"
 CLEAN, RECALIBRATED = "clean", "recalibrated"  # threshold policies under a perturbation
 CURVE_POINTS = 101  # the OSCR curve's false-acceptance grid, 0 .. 1
 
