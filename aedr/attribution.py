@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from .calibration import typicality_order
 from .card import CalibrationCard, CardError
 from .domain import outside
 from .methods.base import Method
@@ -154,7 +155,8 @@ class Attribution:
     def attributed_to(self) -> list[str]:
         """Each accepting model once (several of its cards may accept), ranked by its most typical card."""
         accepted = [v for v in self.verdicts if v.belongs and not v.uncertain]
-        return _once([v.model for v in sorted(accepted, key=lambda v: -v.tail_probability)])
+        order = typicality_order([v.tail_probability for v in accepted])
+        return _once([accepted[i].model for i in order])
 
     @property
     def uncertain_about(self) -> list[str]:

@@ -144,6 +144,20 @@ def choose_alpha(
     return best
 
 
+def typicality_order(tail_probabilities, accepted=None) -> np.ndarray:
+    """The order in which attribution names candidate models: along the last axis, the candidates'
+    indices sorted by tail probability, highest (most typical) first; equal tail probabilities keep
+    the candidates' order (the order of the cards given, the bench's model order); NaN last. With
+    ``accepted`` (a boolean array of the same shape), the accepted candidates come first, in that
+    order, and the others after them. ``aedr attribute`` (``Attribution.attributed_to``) and the
+    bench's open-set figures (``aedr.bench.openset``) both order candidates with this function."""
+    t = np.asarray(tail_probabilities, dtype=np.float64)
+    key = np.where(np.isnan(t), np.inf, -t)
+    if accepted is not None:
+        key = np.where(np.asarray(accepted, dtype=bool), key, np.inf)
+    return np.argsort(key, axis=-1, kind="stable")
+
+
 def belongs(scores: Sequence[float] | np.ndarray, threshold: float) -> np.ndarray:
     """Belonging iff score < threshold (strict, as the original)."""
     return np.asarray(scores, dtype=np.float64) < threshold

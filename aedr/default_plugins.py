@@ -26,8 +26,9 @@ def register_perturbations(register):
 @hookimpl
 def register_metrics(register):
     from .bench.metrics import BUILTIN_METRICS
+    from .bench.openset import BUILTIN_OPENSET_METRICS
 
-    for metric in BUILTIN_METRICS:
+    for metric in (*BUILTIN_METRICS, *BUILTIN_OPENSET_METRICS):
         register(metric)
 
 

@@ -1,7 +1,8 @@
-"""The metric seam: a figure computed for every (method, target, source) pair of a benchmark,
-registered through the ``register_metrics`` hook (the built-ins by :mod:`aedr.default_plugins`). The
-bench (:mod:`aedr.bench.metrics`) computes every registered metric per pair, its bootstrap replicates
-and its rankings."""
+"""The metric seam: a figure computed for every (method, target, source) pair of a benchmark
+(:class:`Metric`), or for each method's open-set attribution over all of a run's models at once
+(:class:`OpenSetMetric`), registered through the ``register_metrics`` hook (the built-ins by
+:mod:`aedr.default_plugins`). The bench (:mod:`aedr.bench.metrics`, :mod:`aedr.bench.openset`)
+computes every registered metric, its bootstrap replicates and its rankings."""
 
 from __future__ import annotations
 
@@ -77,3 +78,40 @@ class Metric:
         taus = np.broadcast_to(np.asarray(tau, dtype=np.float64).reshape(-1), (rows,))
         cb, co = np.broadcast_to(cb, (rows, b.size)).astype(np.int64), np.broadcast_to(co, (rows, o.size)).astype(np.int64)
         return np.array([float(self.compute(np.repeat(b, cb[r]), np.repeat(o, co[r]), float(taus[r]))) for r in range(rows)])
+
+
+@dataclass(frozen=True)
+class OpenSetMetric:
+    """A figure of one method's open-set attribution: every evaluation image of every source under
+    every candidate model's threshold at once, as ``aedr attribute`` decides with one card per model
+    (see :mod:`aedr.bench.openset`). Registered through ``register_metrics`` like :class:`Metric`;
+    the bench computes it for the clean images and for every perturbation, gives it bootstrap
+    intervals and compares it, paired, with the leader's.
+
+    ``compute(sample)``: ``sample`` is an ``aedr.bench.openset.OpenSetSample``, one row per
+    bootstrap replicate (row 0: the data itself); returns one value per row, (rows,), NaN where
+    undefined. ``format``, ``description``, ``leaderboard`` and ``higher_is_better`` as for
+    :class:`Metric`; a ``leaderboard=True`` one is a leaderboard column."""
+
+    name: str
+    title: str
+    compute: Callable[[Any], np.ndarray]
+    format: str = "pct"
+    description: str = ""
+    leaderboard: bool = False
+    higher_is_better: bool = True
+    uses_threshold: bool = True
+    kind: str = "openset"
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"metric name {self.name!r}: use letters, digits and underscores (it is a column name)")
+        if self.format not in ("pct", "auc", "num"):
+            raise ValueError(f"metric {self.name!r}: format must be 'pct', 'auc' or 'num', not {self.format!r}")
+        if self.kind != "openset":
+            raise ValueError(f"open-set metric {self.name!r}: kind is 'openset'")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "format": self.format, "description": self.description,
+                "uses_threshold": self.uses_threshold, "leaderboard": self.leaderboard, "higher_is_better": self.higher_is_better,
+                "kind": self.kind}

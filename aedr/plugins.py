@@ -207,10 +207,10 @@ def _check_dataset(obj: object) -> None:
 
 
 def _check_metric(obj: object) -> None:
-    from .metric import Metric
+    from .metric import Metric, OpenSetMetric
 
-    if not isinstance(obj, Metric):
-        raise TypeError(f"register_metrics expects aedr.bench.Metric instances, got {obj!r}")
+    if not isinstance(obj, (Metric, OpenSetMetric)):
+        raise TypeError(f"register_metrics expects aedr.bench.Metric or aedr.bench.OpenSetMetric instances, got {obj!r}")
 
 
 def _check_perturbation(obj: object) -> None:

@@ -233,9 +233,10 @@ def test_report_is_self_contained_with_tables_and_plots(bench):
     assert not re.search(r'(src|href)="(https?:)?//', html), "the report must not load anything from elsewhere"
     n_methods = len(result.plan.runnable)
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    # one heatmap, one forest plot and one histogram panel per method, one ROC figure per target, one time chart
-    assert len(images) == 3 * n_methods + len(models) + 1
-    for key in ("table1", "table2", "table3", "table4", "threshold_free", "leaderboard"):
+    # one heatmap, one forest plot, one histogram panel and one attribution matrix per method, one ROC figure per
+    # target, the OSCR curves, one time chart
+    assert len(images) == 4 * n_methods + len(models) + 2
+    for key in ("table1", "table2", "table3", "table4", "threshold_free", "leaderboard", "openset", "false_accusation", "openset-figures"):
         assert f'id="{key}"' in html
     assert "lower = belonging" in html
 

@@ -8,7 +8,7 @@ paper's Tables 1 to 4, with resumable per-image scores, a leaderboard and an HTM
 Layers, each importing only those above it: ``config`` -> ``plan`` / ``sources`` / ``store`` ->
 ``execute`` (the :class:`Executor` seam) -> ``metrics`` (thresholds, pair metrics, the
 :class:`Metric` seam) -> ``schema`` (metrics.json) -> ``stats`` (the bootstrap) -> ``tables``
-(aggregation; ``robustness``: the perturbation axis) ->
+(aggregation; ``robustness``: the perturbation axis; ``openset``: open-set attribution) ->
 ``render`` (drawing) -> ``outputs`` / ``leaderboard`` (files) -> ``runner``. ``result`` holds the types a run produces.
 """
 
@@ -22,7 +22,7 @@ from .config import BenchConfig, ConfigError, load_config
 if TYPE_CHECKING:
     from ..executors import Executor, LocalExecutor
     from .execute import Job, run_plan
-    from .metrics import Metric
+    from .metrics import Metric, OpenSetMetric
     from .records import Failure, ProgressEvent, RunStats
     from .result import BenchResult
     from .runner import BenchInterrupted, run_bench
@@ -39,6 +39,7 @@ _EXPORTS = {
     "Job": "execute",
     "run_plan": "execute",
     "Metric": "metrics",
+    "OpenSetMetric": "metrics",
 }
 
 # The runner (pandas, torch) is imported on first use, not with the ``aedr bench`` command.
@@ -46,5 +47,5 @@ __getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 __all__ = [
     "BenchConfig", "BenchInterrupted", "BenchResult", "ConfigError", "Executor", "Failure", "Job", "LocalExecutor", "Metric",
-    "ProgressEvent", "RunStats", "load_config", "run_bench", "run_plan",
+    "OpenSetMetric", "ProgressEvent", "RunStats", "load_config", "run_bench", "run_plan",
 ]

@@ -208,7 +208,7 @@ def _print_summary(result, elapsed: float) -> None:
     from .render.format import first_line
     from .tables import Estimate, leaderboard_table
 
-    print_table(out, leaderboard_table(result.summaries, metrics=result.metrics))
+    print_table(out, leaderboard_table(result.summaries, metrics=result.board_metrics))
     # one model: no model pairs (no Table 1), so the robustness table shown is the one against real images
     robust_key = "robust_real_auc" if len(result.plan.models) == 1 else "robust_auc"
     for t in result.tables:

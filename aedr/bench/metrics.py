@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from ..calibration import DEFAULT_ALPHA, choose_alpha, finite_scores, kde_threshold
-from ..metric import Metric
+from ..metric import Metric, OpenSetMetric
 from . import vectorised
 
 
@@ -109,12 +109,13 @@ class MetricInfo:
     uses_threshold: bool = False
     leaderboard: bool = False
     higher_is_better: bool = True
+    kind: str = "pair"  # "pair": a figure per (target, source) pair; "openset": per method over every model (OpenSetMetric)
 
     @classmethod
-    def of(cls, metric: "Metric | MetricInfo | dict[str, Any]") -> "MetricInfo":
+    def of(cls, metric: "Metric | OpenSetMetric | MetricInfo | dict[str, Any]") -> "MetricInfo":
         if isinstance(metric, dict):
             return cls(**{k: metric[k] for k in cls.__dataclass_fields__ if k in metric})
-        return cls(**{k: getattr(metric, k) for k in cls.__dataclass_fields__})
+        return cls(**{k: getattr(metric, k, f.default) for k, f in cls.__dataclass_fields__.items()})
 
 
 def accuracy(belonging: np.ndarray, other: np.ndarray, threshold: float) -> float:

@@ -2,7 +2,7 @@
 
 Each is written to a temporary name and moved into place, so a reader never sees half a file.
 metrics.json describes the metrics it holds, so that a leaderboard can be merged from it on a
-machine without the plugins that registered them; its schema (format ``aedr-bench/2``) is
+machine without the plugins that registered them; its schema (format ``aedr-bench/3``) is
 :mod:`aedr.bench.schema`. With perturbations, metrics.csv and the ``pairs``
 of metrics.json hold the clean pairs (``perturbation`` "") and then every perturbation's pairs, and
 metrics.json has a ``robustness`` section (see :func:`aedr.bench.robustness.robustness_document`).
@@ -70,6 +70,8 @@ def metrics_document(result: "BenchResult") -> dict[str, Any]:
         robustness=None if rob is None else robustness_document(result.summaries, rob),
         timings=ev.timings_frame().to_dict("records"),
         tables={t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "note": t.note} for t in result.tables},
+        openset_metrics=[] if result.openset is None else result.openset.infos(),
+        openset=[] if result.openset is None else result.openset.records(),
     ).to_json()
 
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from .config import BenchConfig
     from .metrics import Evaluation, Metric
+    from .openset import OpenSet
     from .plan import Plan
     from .robustness import Robustness
     from .stats import BenchBootstrap
@@ -36,6 +37,12 @@ class BenchResult:
     provenance: dict = field(default_factory=dict)
     uncertainty: "BenchBootstrap | None" = None  # the joint bootstrap behind every interval
     robustness: "Robustness | None" = None  # the perturbation axis, when the run has perturbations
+    openset: "OpenSet | None" = None  # every method's open-set attribution (aedr.bench.openset)
+
+    @property
+    def board_metrics(self) -> list:
+        """The metrics a leaderboard shows: the pair metrics, then the open-set ones."""
+        return [*self.metrics, *(self.openset.metrics if self.openset is not None else [])]
 
     @property
     def clean_scores(self) -> "pd.DataFrame":

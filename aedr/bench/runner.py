@@ -24,7 +24,8 @@ from ..text import console as text_console
 from ..text import markup, safe_str
 from .config import BenchConfig, ConfigError
 from .execute import Job, run_plan
-from .metrics import evaluate
+from .metrics import Metric, OpenSetMetric, evaluate
+from .openset import run_openset
 from .plan import Plan, make_units, plan_scores, select_methods, select_models, select_perturbations
 from .progress import PlanProgress
 from .provenance import load_average, now
@@ -161,7 +162,7 @@ def run_bench(
         store = ScoreStore(out, warn=lambda message: console.print(f"[yellow]warning:[/] {markup(message)}"))
         plan, failures = score_plan(config, selection, plugins, store, stats, console, progress, callback)
         store_rows = consolidated(store)
-        result = evaluate_run(config, plan, plan_scores(plan, store_rows), selection.metrics, stats, failures, console)
+        result = evaluate_run(config, plan, plan_scores(plan, store_rows), selection, stats, failures, console)
         result.provenance = provenance(config.device, plugins)
         stats.finished = now()
         stats.load_average_end = load_average()
@@ -180,7 +181,8 @@ class Selection:
     methods: list
     perturbations: list
     executor: Executor
-    metrics: list
+    metrics: list  # the pair metrics (Metric)
+    openset_metrics: list  # the open-set figures (OpenSetMetric)
 
 
 def select(config: BenchConfig, plugins, console: Console) -> Selection:
@@ -195,12 +197,24 @@ def select(config: BenchConfig, plugins, console: Console) -> Selection:
     executor = select_executor(config, plugins)
     for table in unused_executor_tables(config, plugins, executor):
         console.print(f"[yellow]note:[/] {markup(table)} is not used: this run's executor is {executor.name!r} (--executor)")
-    for spec in methods:
-        if spec.error:
-            console.print(f"[yellow]warning:[/] method {markup(spec.name)} cannot run here and is skipped: {markup(spec.error)}")
+    print_method_errors(methods, console)
     if not any(m.error is None for m in methods):
         raise ConfigError("no selected method can run here: " + "; ".join(f"{m.name}: {m.error}" for m in methods))
-    return Selection(models, methods, perturbations, executor, [entry.obj for entry in plugins.metrics])
+    metrics = [entry.obj for entry in plugins.metrics]
+    return Selection(models, methods, perturbations, executor, [m for m in metrics if isinstance(m, Metric)],
+                     [m for m in metrics if isinstance(m, OpenSetMetric)])
+
+
+def print_method_errors(methods: list, console: Console) -> None:
+    """A warning for each method that cannot run here; a long reason another method already gave
+    (two methods missing the same weights) is not repeated: its first line and its last (what to
+    use instead) stand for it."""
+    shown: set[str] = set()
+    for spec in (m for m in methods if m.error):
+        lines = spec.error.splitlines()
+        error = spec.error if lines[0] not in shown or len(lines) < 3 else f"{lines[0]} (as above) ... {lines[-1]}"
+        shown.add(lines[0])
+        console.print(f"[yellow]warning:[/] method {markup(spec.name)} cannot run here and is skipped: {markup(error)}")
 
 
 def score_plan(config: BenchConfig, selection: Selection, plugins, store: ScoreStore, stats: RunStats, console: Console,
@@ -258,10 +272,11 @@ def consolidated(store: ScoreStore) -> pd.DataFrame:
         ) from exc
 
 
-def evaluate_run(config: BenchConfig, plan: Plan, scores: pd.DataFrame, metrics: list, stats: RunStats,
+def evaluate_run(config: BenchConfig, plan: Plan, scores: pd.DataFrame, selection: Selection, stats: RunStats,
                  failures: list[Failure], console: Console) -> BenchResult:
     """The run's figures: the clean protocol's thresholds, pair metrics, summaries, intervals and
-    tables, and the perturbation axis when there is one."""
+    tables, the perturbation axis when there is one, and open-set attribution."""
+    metrics = selection.metrics
     clean = scores[scores["perturbation"] == ""]  # the clean protocol sees only clean images
     sources = plan.sources
     source_kinds = {name: src.kind for name, src in sources.items()}
@@ -279,8 +294,10 @@ def evaluate_run(config: BenchConfig, plan: Plan, scores: pd.DataFrame, metrics:
         robustness = evaluate_robustness(scores, plan, ev, metrics=metrics, clusters=clusters)
         apply_robustness(summaries, robustness)
         tables += robustness_tables(summaries, robustness)
+    openset, openset_tables = run_openset(scores, plan, ev, summaries, selection.openset_metrics, uncertainty, robustness)
+    tables += openset_tables
     return BenchResult(config, plan, scores, ev, summaries, tables, stats, metrics, failures,
-                       uncertainty=uncertainty, robustness=robustness)
+                       uncertainty=uncertainty, robustness=robustness, openset=openset)
 
 
 def write_result(result: BenchResult, store: ScoreStore) -> None:

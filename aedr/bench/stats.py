@@ -459,8 +459,8 @@ def _ranked(result: BenchBootstrap, metric: str, scope: Scope | str) -> tuple[Me
     if info is None or not info.leaderboard:
         names = ", ".join(repr(m.name) for m in result.metrics if m.leaderboard)
         raise ValueError(f"metric must be a leaderboard metric ({names}), got {metric!r}")
-    if scope not in (Scope.PAIR, Scope.REAL, Scope.PAIR.key, Scope.REAL.key):
-        raise ValueError(f"scope must be 'pair' or 'real', got {scope!r}")
+    if scope not in (Scope.PAIR, Scope.REAL, Scope.OPENSET, Scope.PAIR.key, Scope.REAL.key, Scope.OPENSET.key):
+        raise ValueError(f"scope must be 'pair', 'real' or 'openset', got {scope!r}")
     return info, Scope.of(scope)
 
 

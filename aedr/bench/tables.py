@@ -95,7 +95,7 @@ class MethodSummary(SummaryRecord):
             return self.family_pair_accuracy.get(sc.family, float("nan"))
         if sc.kind == "real-family" and metric == "accuracy":
             return self.family_real_accuracy.get(sc.family, float("nan"))
-        figures = {"pair": self.pair, "real": self.real, "robust": self.robust}.get(sc.kind, {})
+        figures = {"pair": self.pair, "real": self.real, "robust": self.robust, "openset": self.openset}.get(sc.kind, {})
         return figures.get(metric, float("nan"))
 
     def cell(self, scope: Scope | str, metric: str) -> "Estimate | float":
@@ -120,6 +120,11 @@ class MethodSummary(SummaryRecord):
 
 
 MetricLike = Metric | MetricInfo
+
+
+def column_format(metric: MetricLike) -> str:
+    """A metric's column format: its ``format``, "rpct" for a percentage where lower is better (shaded the other way)."""
+    return "rpct" if metric.format == "pct" and not metric.higher_is_better else metric.format
 
 
 def _metric_names(pairs: pd.DataFrame, metrics: Sequence[MetricLike]) -> list[str]:
@@ -203,11 +208,11 @@ def apply_uncertainty(summaries: Sequence[MethodSummary], boot, level: float = 0
         return
     scope = ranking_scope(summaries)
     for figure in {ScopedMetric(sc, m.name) for sc in (Scope.PAIR, scope) for m in boot.metrics if m.leaderboard}:
-        _versus_leader(summaries, boot, figure, level)
+        versus_leader(summaries, boot, figure, level)
     _rank_with_ties(summaries, boot, ScopedMetric(scope, rank_by), present, level)
 
 
-def _versus_leader(summaries: Sequence[MethodSummary], boot, figure: ScopedMetric, level: float) -> None:
+def versus_leader(summaries: Sequence[MethodSummary], boot, figure: ScopedMetric, level: float) -> None:
     """Each summary's paired comparison with the leader (the first) on ``figure``."""
     from .stats import compare_to_leader
 
@@ -344,7 +349,8 @@ def leaderboard_table(
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value.
     ``ranks_within_runs`` (a board merged from several runs): each rank is the method's rank in its
     own run, the column says so and the note says why."""
-    shown = [m for m in metrics if m.leaderboard]
+    shown = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "pair"]
+    opened = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "openset" and any(m.name in s.openset for s in summaries)]
     scope = ranking_scope(summaries)  # a run without model pairs is ranked and summed up against the real images
     scopes = (Scope.PAIR, Scope.REAL) if scope == Scope.PAIR else (Scope.REAL,)
     robust_key = robust_name(scope, "auc")
@@ -357,6 +363,8 @@ def leaderboard_table(
     if robust:
         cols.append("robust AUC" if scope == Scope.PAIR else "robust real AUC")
         formats.append("auc")
+    cols += [m.title for m in opened] + (["open-set rank"] if any(s.openset_rank for s in summaries) else [])
+    formats += [column_format(m) for m in opened] + (["text"] if any(s.openset_rank for s in summaries) else [])
     if compared:
         name = "pairs" if scope == Scope.PAIR else "real"
         cols += [f"Δ {name} acc vs #1", "p (Holm)", f"Δ {name} AUC vs #1", "p (Holm) "]
@@ -373,6 +381,7 @@ def leaderboard_table(
             row += [s.cell(sc, m.name) for sc in scopes]
         if robust:
             row.append(s.cell(Scope.ROBUST, robust_key))
+        row += [s.cell(Scope.OPENSET, m.name) for m in opened] + ([s.openset_rank or "–"] if any(x.openset_rank for x in summaries) else [])
         if compared:
             for metric in ("accuracy", "auc"):
                 v = s.versus_leader.get(ScopedMetric(scope, metric).key)
@@ -397,6 +406,9 @@ def leaderboard_table(
     if robust:
         over = "model pairs" if scope == Scope.PAIR else "the targets against real images"
         note += f" Robust{'' if scope == Scope.PAIR else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
+    if opened:
+        note += (" Open-set columns: every model a candidate, the verdict as `aedr attribute` gives it (see the open-set table);"
+                 " open-set rank: by open-set accuracy, with ties.")
     heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
     secondary = [f"real {m.title}" for m in shown[1:] if scope == Scope.PAIR] + [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "s / image", "pairs", "targets")]
     return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note, tuple(secondary))

@@ -21,7 +21,7 @@ from scipy.special import ndtr
 
 from ..calibration import GRID_POINTS, check_alpha
 
-__all__ = ["accuracy", "auc", "kde_thresholds", "tpr_at_fpr"]
+__all__ = ["accuracy", "auc", "kde_tail_probabilities", "kde_thresholds", "tpr_at_fpr"]
 
 # As aedr.bench.metrics.tpr_at_fpr: a threshold qualifies when its FPR <= max_fpr + this.
 _FPR_SLACK = 1e-12
@@ -131,6 +131,36 @@ def kde_thresholds(samples, alpha: float, *, counts=None) -> np.ndarray:
             break
     out[ok] = np.clip(t - half, lo, hi)
     return out
+
+
+def kde_tail_probabilities(samples, values, *, counts=None) -> np.ndarray:
+    """``aedr.calibration.kde_tail_probability(row, values)`` of every row of ``samples``: P(S >= v)
+    under the Gaussian KDE (Scott's bandwidth, untruncated) of each row's calibration scores.
+
+    ``samples``: (n,) shared by every row of ``counts`` (B, n), or (B, n); ``values`` (m,), the
+    scores to evaluate (NaN stays NaN). Returns (B, m); a row with fewer than 2 scores, or whose
+    scores are all equal, is NaN (``kde_tail_probability`` raises for those). A score with count k
+    weighs as k copies of it would: the kernel of ``scipy.stats.gaussian_kde`` on the repeated
+    sample."""
+    v, c = _sample(samples, counts, "samples")
+    rows = _rows(v.shape[0] if v.ndim == 2 else 1, c.shape[0])
+    x = _per_row(v, rows)
+    c = np.broadcast_to(c, x.shape)
+    x = np.where(c > 0, x, 0.0)
+    vals = np.asarray(values, dtype=np.float64).reshape(-1)
+    n = c.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (c * x).sum(axis=1) / n
+        sd = np.sqrt((c * (x - mean[:, None]) ** 2).sum(axis=1) / (n - 1.0))
+    bw = sd * n ** -0.2
+    ok = (n > 1) & (bw > 0) & np.isfinite(bw)
+    out = np.full((rows, vals.size), np.nan)
+    for s in _chunks(rows, vals.size * x.shape[1]):
+        z = (vals[None, :, None] - x[s, None, :]) / np.where(ok[s], bw[s], 1.0)[:, None, None]
+        out[s] = (c[s, None, :] * (1.0 - ndtr(z))).sum(axis=2) / np.where(ok[s], n[s], 1.0)[:, None]  # as scipy's integral
+    out[~ok] = np.nan
+    out[:, ~np.isfinite(vals)] = np.nan
+    return np.clip(out, 0.0, 1.0)
 
 
 # -- metrics over replicates -----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """How a table cell is written: one function for every renderer.
 
-Column formats: "pct" a fraction shown as a percentage, "auc" three decimals, "dpct" / "dauc" signed
+Column formats: "pct" a fraction shown as a percentage ("rpct": a rate where lower is better), "auc" three decimals, "dpct" / "dauc" signed
 differences of those, "p" a p-value, "sec" seconds, "int", "num" (a general float), "text". A cell
 holding an :class:`aedr.bench.tables.Estimate` is written with its interval: ``74.6 [68.1, 80.9]``."""
 
@@ -27,7 +27,7 @@ def fmt(value: Any, kind: str) -> str:
         return f"{value:+.3f}"
     if kind == "p":
         return "<0.001" if value < 0.001 else f"{value:.3f}"
-    if kind == "pct":
+    if kind in ("pct", "rpct"):
         return f"{100 * value:.1f}"
     if kind == "auc":
         return f"{value:.3f}"

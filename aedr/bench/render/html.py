@@ -68,13 +68,15 @@ def figure(uri: str, caption: str = "", alt: str = "") -> str:
 
 
 def _cell_style(value: Any, kind: str) -> str:
-    """Background shade for accuracy-like cells: red (0.5 = chance) to green (1.0)."""
+    """Background shade for accuracy-like cells: red (0.5 = chance) to green (1.0); for an error rate
+    ("rpct"), green (0) to red (0.5 and above)."""
 
     if isinstance(value, Estimate):
         value = value.value
-    if kind not in ("pct", "auc") or missing(value):
+    if kind not in ("pct", "auc", "rpct") or missing(value):
         return ""
-    x = min(max((float(value) - 0.5) / 0.5, 0.0), 1.0)
+    good = 1.0 - float(value) if kind == "rpct" else float(value)
+    x = min(max((good - 0.5) / 0.5, 0.0), 1.0)
     hue = int(120 * x)
     return f' style="background:hsl({hue},70%,88%)"'
 

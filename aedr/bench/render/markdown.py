@@ -37,7 +37,7 @@ def run_markdown(result: "BenchResult") -> str:
            f"source; thresholds: {result.robustness.threshold_rule()}.", ""] if result.robustness is not None else []),
         *([f"Intervals: {100 * result.uncertainty.confidence:g} % from {result.uncertainty.n_resamples} joint bootstrap resamples; "
            f"{result.uncertainty.resampling}.", ""] if result.uncertainty is not None else []),
-        to_markdown(leaderboard_table(result.summaries, metrics=result.metrics), heading="##"),
+        to_markdown(leaderboard_table(result.summaries, metrics=result.board_metrics), heading="##"),
     ]
     failed = [m for m in result.plan.methods if m.error] + result.failures  # type: ignore[operator]
     if failed:

@@ -302,3 +302,48 @@ def robustness_curves(curves: pd.DataFrame, perturbations: Sequence[dict], metho
     fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7, title="method", title_fontsize=7)
     fig.suptitle("mean over model pairs" if scope == "pair" else "target's images against real images", fontsize=9)
     return data_uri(fig)
+
+
+def attribution_heatmap(matrix: Sequence[Sequence[float]], several: Sequence[float], candidates: Sequence[str], sources: Sequence[str],
+                        n_images: Sequence[int], label: str) -> str:
+    """One method's open-set attribution matrix: rows the true source, columns the verdict (each
+    candidate, then none; a row sums to 100 %), and apart, the share accepted by several candidates."""
+    grid = np.asarray(matrix, dtype=float).reshape(len(sources), len(candidates) + 1)
+    cols = [*candidates, "none"]
+    fig = new_figure(2.4 + 0.62 * (len(cols) + 1), 1.3 + 0.45 * len(sources))
+    ax = fig.add_subplot()
+    full = np.column_stack([grid, np.full(len(sources), np.nan), np.asarray(several, dtype=float)])
+    im = ax.imshow(np.ma.masked_invalid(full), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(cols) + 2), [*(_short(c) for c in cols), "", "several"], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(sources)), [f"{_short(s)} (n={n})" for s, n in zip(sources, n_images)], fontsize=8)
+    ax.set_xlabel("verdict (several: accepted by more than one candidate)", fontsize=8)
+    ax.set_ylabel("true source", fontsize=8)
+    for i, source in enumerate(sources):
+        for j in [*range(len(cols)), len(cols) + 1]:
+            v = full[i, j]
+            if math.isnan(v):
+                continue
+            right = (j < len(candidates) and cols[j] == source) or (j == len(candidates) and source not in candidates)
+            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7.5, weight="bold" if right else "normal",
+                    color="white" if v > 0.6 else "black")
+    ax.set_title(label, fontsize=9)
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cb.ax.tick_params(labelsize=7)
+    cb.set_label("share of the source's images", fontsize=7)
+    return data_uri(fig)
+
+
+def oscr_figure(curves: Sequence[tuple[str, Sequence[float], Sequence[float], float]], title: str = "") -> str:
+    """OSCR curves, one per method: (label, false-acceptance grid, correct-classification rate, OSCR)."""
+    fig = new_figure(4.6, 3.4)
+    ax = fig.add_subplot()
+    for k, (label, x, y, area) in enumerate(curves):
+        ax.plot(x, y, "-", color=PALETTE[k % len(PALETTE)], lw=1.4, label=f"{_short(label, 28)} ({fmt(area, 'auc')})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("false acceptance of unknown images", fontsize=8)
+    ax.set_ylabel("correct classification of known images", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6.5, loc="lower right", title="method (OSCR)", title_fontsize=6.5)
+    ax.set_title(title, fontsize=9)
+    return data_uri(fig)

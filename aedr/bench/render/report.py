@@ -119,6 +119,32 @@ def _problems(result: "BenchResult") -> str:
     return '<div class="warn"><b>Not everything ran:</b><ul>' + "".join(items) + "</ul></div>"
 
 
+def _openset_section(result: "BenchResult", cache: "plots.FigureCache", ordered: list[tuple[str, str, str]]) -> list[str]:
+    """Each method's attribution matrix and the OSCR curves, on the clean images."""
+    openset = result.openset
+    view = openset.clean
+    out = ['<h2 id="openset-figures">Open-set attribution</h2><p class="note">' + html.escape(
+        "Every model of the run is a candidate; an image's verdict is what `aedr attribute` answers with one card per model: among the "
+        "candidates whose score is below their τ_T, the one with the highest tail probability; none when no candidate accepts. Rows: "
+        "the true source; bold: the right verdict (real images: none). The tables are in the Tables section.") + '</p><div class="figs">']
+    for name, ohash, label in ordered:
+        r = view.record(name, ohash)
+        if r is None:
+            continue
+        args = [r.matrix, r.several, r.candidates, r.sources, r.n_images, label]
+        out.append(figure(cache.get_or_draw("openset-matrix", args, lambda: plots.attribution_heatmap(*args)), alt=f"attribution matrix {label}"))
+    out.append("</div><div class=\"figs\">")
+    for v in openset.views[:1]:  # every perturbation's curves are in metrics.json (openset[].oscr_curve)
+        curves = [(label, r.oscr_curve.get("false_acceptance", []), r.oscr_curve.get("correct_classification", []), r.figures.get("oscr", float("nan")))
+                  for name, ohash, label in ordered if (r := v.record(name, ohash)) is not None and r.oscr_curve]
+        title = "clean images" if not v.perturbation else f"{v.perturbation}, {'clean' if v.policy == 'clean' else 'recalibrated'} τ"
+        uri = cache.get_or_draw("oscr", [curves, title], lambda: plots.oscr_figure(curves, title))
+        out.append(figure(uri, "OSCR: each model left out in turn, the correct classification of the others' images against the false acceptance of "
+                               "the left-out model's and the real images, as the knownness threshold falls; mean over the folds.", alt=f"OSCR {title}"))
+    out.append("</div>")
+    return out
+
+
 def render_report(result: "BenchResult", figure_cache: Path | None = None) -> str:
     """The report's HTML. ``figure_cache``: a folder where drawn figures are kept for the next rerun."""
     ev, plan = result.evaluation, result.plan
@@ -130,7 +156,7 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     ordered = [(s.method, s.options_hash, s.label) for s in result.summaries]
     body: list[str] = [f'<div class="direction">{html.escape(DIRECTION)}</div>', _problems(result)]
     body += ['<h2 id="run">Run</h2>', _run_facts(result)]
-    body += ['<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(result.summaries, metrics=result.metrics))]
+    body += ['<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(result.summaries, metrics=result.board_metrics))]
     body += ['<h2 id="tables">Tables</h2>', *[to_html(t) for t in result.tables]]
 
     body.append('<h2 id="heatmaps">Accuracy per target and source</h2><div class="figs">')
@@ -184,6 +210,11 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
         body.append("</div>")
         robust_nav = [("robustness", "Robustness")]
 
+    openset_nav = []
+    if result.openset is not None and result.openset.clean.records:
+        body += _openset_section(result, cache, ordered)
+        openset_nav = [("openset-figures", "Open set")]
+
     tf = ev.timings_frame()
     per_target = {
         s.label: [float(r.seconds_per_image) for r in tf[(tf["method"] == s.method) & (tf["options_hash"] == s.options_hash)].itertuples()]
@@ -202,6 +233,6 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     body.append(f"<details><summary>configuration</summary><pre>{html.escape(cfg_json)}</pre></details>")
     body.append(f"<details><summary>package versions</summary><pre>{html.escape(versions)}</pre></details>")
     nav = [("run", "Run"), ("leaderboard", "Leaderboard"), *table_nav(result.tables), ("heatmaps", "Heatmaps"), ("forest", "Intervals"), ("roc", "ROC"),
-           ("histograms", "Histograms"), *robust_nav, ("time", "Time"), ("details", "Details")]
+           ("histograms", "Histograms"), *robust_nav, *openset_nav, ("time", "Time"), ("details", "Details")]
     subtitle = html.escape(f"{result.config.name} config · {len(targets)} models · {len(plan.runnable)} methods · finished {result.stats.finished}")
     return page("aedr bench report", subtitle, nav, "\n".join(body))
