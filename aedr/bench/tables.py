@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
@@ -349,66 +349,91 @@ def leaderboard_table(
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value.
     ``ranks_within_runs`` (a board merged from several runs): each rank is the method's rank in its
     own run, the column says so and the note says why."""
-    shown = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "pair"]
-    opened = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "openset" and any(m.name in s.openset for s in summaries)]
     scope = ranking_scope(summaries)  # a run without model pairs is ranked and summed up against the real images
-    scopes = (Scope.PAIR, Scope.REAL) if scope == Scope.PAIR else (Scope.REAL,)
-    robust_key = robust_name(scope, "auc")
-    compared = any(s.versus_leader for s in summaries)
-    robust = any(math.isfinite(s.robust.get(robust_key, math.nan)) for s in summaries)
-    cols, formats = ["rank in run" if ranks_within_runs else "rank", "method"], ["text", "text"]
-    for m in shown:
-        cols += [f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}" for sc in scopes]
-        formats += [m.format] * len(scopes)
-    if robust:
-        cols.append("robust AUC" if scope == Scope.PAIR else "robust real AUC")
-        formats.append("auc")
-    cols += [m.title for m in opened] + (["open-set rank"] if any(s.openset_rank for s in summaries) else [])
-    formats += [column_format(m) for m in opened] + (["text"] if any(s.openset_rank for s in summaries) else [])
-    if compared:
-        name = "pairs" if scope == Scope.PAIR else "real"
-        cols += [f"Δ {name} acc vs #1", "p (Holm)", f"Δ {name} AUC vs #1", "p (Holm) "]
-        formats += ["dpct", "p", "dauc", "p"]
-    cols += ["s / image", "pairs", "targets"] if scope == Scope.PAIR else ["s / image", "targets"]
-    formats += ["sec", "int", "int"] if scope == Scope.PAIR else ["sec", "int"]
-    if with_runs is not None:
-        cols.append("runs")
-        formats.append("text")
-    rows = []
-    for i, s in enumerate(summaries, 1):
-        row: list[Any] = [s.rank or ("–" if ranks_within_runs else str(i)), s.label]
-        for m in shown:
-            row += [s.cell(sc, m.name) for sc in scopes]
-        if robust:
-            row.append(s.cell(Scope.ROBUST, robust_key))
-        row += [s.cell(Scope.OPENSET, m.name) for m in opened] + ([s.openset_rank or "–"] if any(x.openset_rank for x in summaries) else [])
-        if compared:
-            for metric in ("accuracy", "auc"):
-                v = s.versus_leader.get(ScopedMetric(scope, metric).key)
-                row += [estimate(v["difference"], v["low"], v["high"]), v["p_holm"]] if v else [float("nan"), float("nan")]
-        row += [s.seconds_per_image, s.n_pairs, s.n_targets] if scope == Scope.PAIR else [s.seconds_per_image, s.n_targets]
-        if with_runs is not None:
-            row.append(with_runs.get((s.method, s.options_hash), ""))
-        rows.append(row)
-    if scope == Scope.PAIR:
-        note = "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION
-    else:
-        note = "No model pairs (one model): ranked by accuracy against real images (Table 2). " + SHORT_DIRECTION
-    if any(s.intervals for s in summaries):
-        note += " [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise)."
-    if any(s.rank.endswith("=") for s in summaries):
-        note += " Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the method heading its group."
-    if compared:
-        note += " Δ: paired difference from the leader, p Holm-corrected over the methods."
-    if ranks_within_runs:
-        note += (" Rank in run: the method's rank in the run it comes from (column runs), from that run's paired bootstrap; no rank"
-                 " compares methods of different runs (–: pairs from several runs, unranked).")
-    if robust:
-        over = "model pairs" if scope == Scope.PAIR else "the targets against real images"
-        note += f" Robust{'' if scope == Scope.PAIR else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
-    if opened:
-        note += (" Open-set columns: every model a candidate, the verdict as `aedr attribute` gives it (see the open-set table);"
-                 " open-set rank: by open-set accuracy, with ties.")
+    board = Board(summaries, scope, metrics, with_runs, ranks_within_runs)
+    columns = board.columns()
+    rows = [[cell(i, s) for _, _, cell in columns] for i, s in enumerate(summaries, 1)]
+    cols = [title for title, _, _ in columns]
     heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
-    secondary = [f"real {m.title}" for m in shown[1:] if scope == Scope.PAIR] + [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "s / image", "pairs", "targets")]
-    return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, formats, rows, note, tuple(secondary))
+    secondary = [f"real {m.title}" for m in board.shown[1:] if scope == Scope.PAIR] + \
+        [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "s / image", "pairs", "targets")]
+    return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, [f for _, f, _ in columns], rows,
+                 board.note(), tuple(secondary))
+
+
+Cell = Callable[[int, MethodSummary], Any]  # (place on the board, the method's summary) -> the cell
+
+
+class Board:
+    """What a leaderboard shows for these summaries: its columns, each with a format and how its
+    cell is read from a summary, and the note that explains them."""
+
+    def __init__(self, summaries: Sequence[MethodSummary], scope: Scope, metrics: Sequence[MetricLike],
+                 with_runs: dict[tuple[str, str], str] | None, ranks_within_runs: bool):
+        self.summaries, self.scope, self.with_runs, self.ranks_within_runs = summaries, scope, with_runs, ranks_within_runs
+        self.shown = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "pair"]
+        self.opened = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "openset"
+                       and any(m.name in s.openset for s in summaries)]
+        self.scopes = (Scope.PAIR, Scope.REAL) if scope == Scope.PAIR else (Scope.REAL,)
+        self.robust_key = robust_name(scope, "auc")
+        self.compared = any(s.versus_leader for s in summaries)
+        self.robust = any(math.isfinite(s.robust.get(self.robust_key, math.nan)) for s in summaries)
+        self.openset_ranked = any(s.openset_rank for s in summaries)
+
+    def columns(self) -> list[tuple[str, str, Cell]]:
+        within = self.ranks_within_runs
+        out: list[tuple[str, str, Cell]] = [("rank in run" if within else "rank", "text", lambda i, s: s.rank or ("–" if within else str(i))),
+                                            ("method", "text", lambda i, s: s.label)]
+        for m in self.shown:
+            out += [(f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}", m.format, lambda i, s, sc=sc, m=m: s.cell(sc, m.name))
+                    for sc in self.scopes]
+        if self.robust:
+            out.append(("robust AUC" if self.scope == Scope.PAIR else "robust real AUC", "auc", lambda i, s: s.cell(Scope.ROBUST, self.robust_key)))
+        out += [(m.title, column_format(m), lambda i, s, m=m: s.cell(Scope.OPENSET, m.name)) for m in self.opened]
+        if self.openset_ranked:
+            out.append(("open-set rank", "text", lambda i, s: s.openset_rank or "–"))
+        if self.compared:
+            out += self.versus_leader_columns()
+        out += [("s / image", "sec", lambda i, s: s.seconds_per_image)]
+        out += [("pairs", "int", lambda i, s: s.n_pairs)] if self.scope == Scope.PAIR else []
+        out += [("targets", "int", lambda i, s: s.n_targets)]
+        if self.with_runs is not None:
+            out.append(("runs", "text", lambda i, s: self.with_runs.get((s.method, s.options_hash), "")))
+        return out
+
+    def versus_leader_columns(self) -> list[tuple[str, str, Cell]]:
+        name = "pairs" if self.scope == Scope.PAIR else "real"
+
+        def part(metric: str, which: int) -> Cell:
+            def cell(i: int, s: MethodSummary) -> Any:
+                v = s.versus_leader.get(ScopedMetric(self.scope, metric).key)
+                if not v:
+                    return float("nan")
+                return estimate(v["difference"], v["low"], v["high"]) if which == 0 else v["p_holm"]
+            return cell
+
+        return [(f"Δ {name} acc vs #1", "dpct", part("accuracy", 0)), ("p (Holm)", "p", part("accuracy", 1)),
+                (f"Δ {name} AUC vs #1", "dauc", part("auc", 0)), ("p (Holm) ", "p", part("auc", 1))]
+
+    def note(self) -> str:
+        pair = self.scope == Scope.PAIR
+        if pair:
+            note = "Ranked by mean accuracy over ordered model pairs (Table 1), ties by accuracy against real images. " + SHORT_DIRECTION
+        else:
+            note = "No model pairs (one model): ranked by accuracy against real images (Table 2). " + SHORT_DIRECTION
+        if any(s.intervals for s in self.summaries):
+            note += " [low, high]: bootstrap confidence interval (95 % unless the run's confidence says otherwise)."
+        if any(s.rank.endswith("=") for s in self.summaries):
+            note += " Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the method heading its group."
+        if self.compared:
+            note += " Δ: paired difference from the leader, p Holm-corrected over the methods."
+        if self.ranks_within_runs:
+            note += (" Rank in run: the method's rank in the run it comes from (column runs), from that run's paired bootstrap; no rank"
+                     " compares methods of different runs (–: pairs from several runs, unranked).")
+        if self.robust:
+            over = "model pairs" if pair else "the targets against real images"
+            note += f" Robust{'' if pair else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
+        if self.opened:
+            note += (" Open-set columns: every model a candidate, the verdict as `aedr attribute` gives it (see the open-set table);"
+                     " open-set rank: by open-set accuracy, with ties.")
+        return note

@@ -147,92 +147,107 @@ def _openset_section(result: "BenchResult", cache: "plots.FigureCache", ordered:
 
 def render_report(result: "BenchResult", figure_cache: Path | None = None) -> str:
     """The report's HTML. ``figure_cache``: a folder where drawn figures are kept for the next rerun."""
-    ev, plan = result.evaluation, result.plan
-    clean = result.clean_scores  # the figures of the clean protocol
-    cache = plots.FigureCache(figure_cache)
-    pairs = ev.pairs_frame()
-    targets = [m.name for m in plan.models]
-    sources = list(plan.sources)
-    ordered = [(s.method, s.options_hash, s.label) for s in result.summaries]
+    r = ReportParts(result, plots.FigureCache(figure_cache))
     body: list[str] = [f'<div class="direction">{html.escape(DIRECTION)}</div>', _problems(result)]
     body += ['<h2 id="run">Run</h2>', _run_facts(result)]
     body += ['<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(result.summaries, metrics=result.board_metrics))]
     body += ['<h2 id="tables">Tables</h2>', *[to_html(t) for t in result.tables]]
-
-    body.append('<h2 id="heatmaps">Accuracy per target and source</h2><div class="figs">')
-    for name, ohash, label in ordered:
-        p = pairs[(pairs["method"] == name) & (pairs["options_hash"] == ohash)]
-        uri = cache.get_or_draw("heatmap", [p, label, targets, sources], lambda: plots.heatmap(p, label, targets, sources))
-        body.append(figure(uri, f"{label}: rows = target T, columns = source S; cell = accuracy % of the pair (T, S) and ± the half-width of its interval; diagonal (italic) = TPR on T's own images"))
-    body.append("</div>")
-
-    if "accuracy_low" in pairs.columns and pairs["accuracy_low"].notna().any():
-        body.append('<h2 id="forest">Accuracy per pair with its interval</h2><p class="note">Rows: target ← source (blue: '
-                    'another model, red: the real images); bars: bootstrap interval.</p><div class="figs">')
-        for name, ohash, label in ordered:
-            p = pairs[(pairs["method"] == name) & (pairs["options_hash"] == ohash)]
-            uri = cache.get_or_draw("forest", [p, label], lambda: plots.forest(p, label))
-            body.append(figure(uri, alt=f"forest plot {label}"))
-        body.append("</div>")
-
-    body.append('<h2 id="roc">ROC curves per target</h2><p class="note">Positives: the target\'s evaluation images; negatives: every other source\'s evaluation images (other models and real), pooled.</p><div class="figs">')
-    for t in targets:
-        sub = clean[clean["target"] == t]
-        uri = cache.get_or_draw("roc", [sub, t, ordered], lambda: plots.roc_figure(sub, t, ordered))
-        body.append(figure(uri, alt=f"ROC target {t}"))
-    body.append("</div>")
-
-    body.append('<h2 id="histograms">Score distributions</h2><p class="note">Evaluation images under each target; dashed line: τ_T. Lower = belonging. Each class (belonging, other models, real) is scaled to its own peak, so that a tight class does not flatten the others.</p><div class="figs">')
-    for name, ohash, label in ordered:
-        taus = {t.target: t.threshold for t in ev.thresholds if t.method == name and t.options_hash == ohash}
-        sub = clean[(clean["method"] == name) & (clean["options_hash"] == ohash)]
-        uri = cache.get_or_draw("hist", [sub, name, ohash, label, targets, taus], lambda: plots.histograms(sub, name, ohash, label, targets, taus))
-        body.append(figure(uri, alt=f"histograms {label}"))
-    body.append("</div>")
-
-    robust_nav = []
+    body += r.heatmaps() + r.forests() + r.rocs() + r.histograms()
+    extra_nav = []
     if result.robustness is not None:
+        body += r.robustness()
+        extra_nav.append(("robustness", "Robustness"))
+    if result.openset is not None and result.openset.clean.records:
+        body += _openset_section(result, r.cache, r.ordered)
+        extra_nav.append(("openset-figures", "Open set"))
+    body += r.time() + r.details()
+    nav = [("run", "Run"), ("leaderboard", "Leaderboard"), *table_nav(result.tables), ("heatmaps", "Heatmaps"), ("forest", "Intervals"), ("roc", "ROC"),
+           ("histograms", "Histograms"), *extra_nav, ("time", "Time"), ("details", "Details")]
+    subtitle = html.escape(f"{result.config.name} config · {len(r.targets)} models · {len(result.plan.runnable)} methods · finished {result.stats.finished}")
+    return page("aedr bench report", subtitle, nav, "\n".join(body))
+
+
+class ReportParts:
+    """The report's sections, each a list of HTML pieces, drawn from one run's result."""
+
+    def __init__(self, result: "BenchResult", cache: "plots.FigureCache"):
+        self.result, self.cache = result, cache
+        self.ev = result.evaluation
+        self.clean = result.clean_scores  # the figures of the clean protocol
+        self.pairs = self.ev.pairs_frame()
+        self.targets = [m.name for m in result.plan.models]
+        self.sources = list(result.plan.sources)
+        self.ordered = [(s.method, s.options_hash, s.label) for s in result.summaries]
+
+    def method_pairs(self, name: str, ohash: str):
+        return self.pairs[(self.pairs["method"] == name) & (self.pairs["options_hash"] == ohash)]
+
+    def heatmaps(self) -> list[str]:
+        out = ['<h2 id="heatmaps">Accuracy per target and source</h2><div class="figs">']
+        for name, ohash, label in self.ordered:
+            p, targets, sources = self.method_pairs(name, ohash), self.targets, self.sources
+            uri = self.cache.get_or_draw("heatmap", [p, label, targets, sources], lambda: plots.heatmap(p, label, targets, sources))
+            out.append(figure(uri, f"{label}: rows = target T, columns = source S; cell = accuracy % of the pair (T, S) and ± the half-width of its interval; diagonal (italic) = TPR on T's own images"))
+        return out + ["</div>"]
+
+    def forests(self) -> list[str]:
+        if "accuracy_low" not in self.pairs.columns or not self.pairs["accuracy_low"].notna().any():
+            return []
+        out = ['<h2 id="forest">Accuracy per pair with its interval</h2><p class="note">Rows: target ← source (blue: '
+               'another model, red: the real images); bars: bootstrap interval.</p><div class="figs">']
+        for name, ohash, label in self.ordered:
+            p = self.method_pairs(name, ohash)
+            out.append(figure(self.cache.get_or_draw("forest", [p, label], lambda: plots.forest(p, label)), alt=f"forest plot {label}"))
+        return out + ["</div>"]
+
+    def rocs(self) -> list[str]:
+        out = ['<h2 id="roc">ROC curves per target</h2><p class="note">Positives: the target\'s evaluation images; negatives: every other source\'s evaluation images (other models and real), pooled.</p><div class="figs">']
+        for t in self.targets:
+            sub, ordered = self.clean[self.clean["target"] == t], self.ordered
+            out.append(figure(self.cache.get_or_draw("roc", [sub, t, ordered], lambda: plots.roc_figure(sub, t, ordered)), alt=f"ROC target {t}"))
+        return out + ["</div>"]
+
+    def histograms(self) -> list[str]:
+        out = ['<h2 id="histograms">Score distributions</h2><p class="note">Evaluation images under each target; dashed line: τ_T. Lower = belonging. Each class (belonging, other models, real) is scaled to its own peak, so that a tight class does not flatten the others.</p><div class="figs">']
+        for name, ohash, label in self.ordered:
+            taus = {t.target: t.threshold for t in self.ev.thresholds if t.method == name and t.options_hash == ohash}
+            sub, targets = self.clean[(self.clean["method"] == name) & (self.clean["options_hash"] == ohash)], self.targets
+            uri = self.cache.get_or_draw("hist", [sub, name, ohash, label, targets, taus], lambda: plots.histograms(sub, name, ohash, label, targets, taus))
+            out.append(figure(uri, alt=f"histograms {label}"))
+        return out + ["</div>"]
+
+    def robustness(self) -> list[str]:
         from ..robustness import curve_frame
 
-        rob = result.robustness
-        curves = curve_frame(result.summaries, rob)
-        perts = rob.perturbations
-        body.append('<h2 id="robustness">Robustness to perturbations</h2><p class="note">'
-                    + html.escape(f"Every source's evaluation images perturbed alike; thresholds: {rob.threshold_rule()}. Each curve starts at the "
-                                  "method's clean value (hollow marker); bars: bootstrap intervals; dashed: chance. The tables are in the Tables "
-                                  "section (Robustness).") + '</p><div class="figs">')
+        rob = self.result.robustness
+        curves, perts, ordered = curve_frame(self.result.summaries, rob), rob.perturbations, self.ordered
+        out = ['<h2 id="robustness">Robustness to perturbations</h2><p class="note">'
+               + html.escape(f"Every source's evaluation images perturbed alike; thresholds: {rob.threshold_rule()}. Each curve starts at the "
+                             "method's clean value (hollow marker); bars: bootstrap intervals; dashed: chance. The tables are in the Tables "
+                             "section (Robustness).") + '</p><div class="figs">']
         for scope, caption in (("pair", "Mean over the ordered model pairs, against perturbation strength, one panel per kind."),
                                ("real", "Each target's images against the real images, both perturbed, against perturbation strength.")):
             if not curves.loc[curves["scope"] == scope, "estimate"].notna().any():
                 continue  # no such figures (a run with one model has no model pairs)
-            uri = cache.get_or_draw("robustness", [curves, perts, ordered, scope], lambda: plots.robustness_curves(curves, perts, ordered, scope))
-            body.append(figure(uri, caption, alt=f"robustness curves ({scope})"))
-        body.append("</div>")
-        robust_nav = [("robustness", "Robustness")]
+            uri = self.cache.get_or_draw("robustness", [curves, perts, ordered, scope], lambda: plots.robustness_curves(curves, perts, ordered, scope))
+            out.append(figure(uri, caption, alt=f"robustness curves ({scope})"))
+        return out + ["</div>"]
 
-    openset_nav = []
-    if result.openset is not None and result.openset.clean.records:
-        body += _openset_section(result, cache, ordered)
-        openset_nav = [("openset-figures", "Open set")]
+    def time(self) -> list[str]:
+        summaries, tf = self.result.summaries, self.ev.timings_frame()
+        per_target = {s.label: [float(r.seconds_per_image) for r in tf[(tf["method"] == s.method) & (tf["options_hash"] == s.options_hash)].itertuples()]
+                      for s in summaries}
+        out = ['<h2 id="time">Time</h2><div class="figs">']
+        if summaries:
+            labels, secs = [s.label for s in summaries], [s.seconds_per_image for s in summaries]
+            uri = self.cache.get_or_draw("time", [labels, secs, per_target], lambda: plots.time_chart(labels, secs, per_target))
+            out.append(figure(uri, "Seconds per image (wall time on this machine; see the run facts for its load)."))
+        return out + ["</div>"]
 
-    tf = ev.timings_frame()
-    per_target = {
-        s.label: [float(r.seconds_per_image) for r in tf[(tf["method"] == s.method) & (tf["options_hash"] == s.options_hash)].itertuples()]
-        for s in result.summaries
-    }
-    body.append('<h2 id="time">Time</h2><div class="figs">')
-    if result.summaries:
-        labels, secs = [s.label for s in result.summaries], [s.seconds_per_image for s in result.summaries]
-        uri = cache.get_or_draw("time", [labels, secs, per_target], lambda: plots.time_chart(labels, secs, per_target))
-        body.append(figure(uri, "Seconds per image (wall time on this machine; see the run facts for its load)."))
-    body.append("</div>")
-
-    body += ['<h2 id="details">Details</h2>', to_html(_thresholds_table(result)), to_html(_image_sets_table(result))]
-    cfg_json = json.dumps(result.config.to_dict(), indent=1, default=str)
-    versions = json.dumps(result.provenance.get("versions", {}), indent=1)
-    body.append(f"<details><summary>configuration</summary><pre>{html.escape(cfg_json)}</pre></details>")
-    body.append(f"<details><summary>package versions</summary><pre>{html.escape(versions)}</pre></details>")
-    nav = [("run", "Run"), ("leaderboard", "Leaderboard"), *table_nav(result.tables), ("heatmaps", "Heatmaps"), ("forest", "Intervals"), ("roc", "ROC"),
-           ("histograms", "Histograms"), *robust_nav, *openset_nav, ("time", "Time"), ("details", "Details")]
-    subtitle = html.escape(f"{result.config.name} config · {len(targets)} models · {len(plan.runnable)} methods · finished {result.stats.finished}")
-    return page("aedr bench report", subtitle, nav, "\n".join(body))
+    def details(self) -> list[str]:
+        result = self.result
+        cfg_json = json.dumps(result.config.to_dict(), indent=1, default=str)
+        versions = json.dumps(result.provenance.get("versions", {}), indent=1)
+        return ['<h2 id="details">Details</h2>', to_html(_thresholds_table(result)), to_html(_image_sets_table(result)),
+                f"<details><summary>configuration</summary><pre>{html.escape(cfg_json)}</pre></details>",
+                f"<details><summary>package versions</summary><pre>{html.escape(versions)}</pre></details>"]
