@@ -342,3 +342,21 @@ def test_python_api_calls_show_progress_where_a_person_watches(tmp_path, monkeyp
     assert sum(counts) == 4 and len(captured.getvalue().splitlines()) == 4  # a callable replaces the bar
     with pytest.raises(TypeError, match="progress must be True, False, None or a callable"):
         aedr.score_images(tiny_model, method, images, progress="yes")
+
+
+def test_a_reason_two_methods_share_is_printed_in_full_once():
+    """Two methods missing the same weights: the long notice once, then its first and last lines."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from aedr.bench.runner import print_method_errors
+
+    reason = "LPIPSWeightsMissing: needs two files; missing here:\n- vgg16.pth\n  fix: copy it\nWithout them: {alt}."
+    methods = [SimpleNamespace(name=n, error=reason.format(alt=alt) if alt else None)
+               for n, alt in (("aeroblade", "aeroblade-mse"), ("aedr", ""), ("hfi", "hfi-mse"))]
+    console = Console(width=200, record=True, file=io.StringIO())
+    print_method_errors(methods, console)
+    lines = console.export_text().splitlines()
+    assert len(lines) == 5 and lines[2] == "  fix: copy it" and lines[4].startswith("warning: method hfi cannot run here")
+    assert lines[4].endswith("needs two files; missing here: (as above) ... Without them: hfi-mse.")
