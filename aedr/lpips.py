@@ -244,6 +244,17 @@ _cache: dict[tuple, LPIPS] = {}
 _lock = threading.Lock()
 
 
+def require_weights(alternative: str | None = None, vgg16: str | os.PathLike | None = None,
+                    heads: str | os.PathLike | None = None) -> WeightPaths:
+    """Both weight files' paths, or :class:`LPIPSWeightsMissing` naming the missing ones, where to
+    put them and ``alternative`` (what to use instead). A method that needs LPIPS calls it as it is
+    set up, so that it fails before any scoring."""
+    paths = find_weights(vgg16, heads)
+    if paths.vgg16 is None or paths.heads is None:
+        raise LPIPSWeightsMissing(missing_weights_message(paths, *([alternative] if alternative else [])))
+    return paths
+
+
 def load_lpips(
     device: str | torch.device = "cpu",
     layers: Sequence[int] = ALL_LAYERS,
@@ -251,13 +262,13 @@ def load_lpips(
     vgg16_path: str | os.PathLike | None = None,
     heads_path: str | os.PathLike | None = None,
     verify: bool = True,
+    alternative: str | None = None,
 ) -> LPIPS:
     """The LPIPS network on ``device`` (loaded once per process and argument set). ``net(a, b)`` gives
     one distance per image for [-1, 1] NCHW batches. Raises :class:`LPIPSWeightsMissing` when a weight
-    file is missing. ``verify`` checks the VGG16 file against the hash prefix in its standard name."""
-    paths = find_weights(vgg16_path, heads_path)
-    if paths.vgg16 is None or paths.heads is None:
-        raise LPIPSWeightsMissing(missing_weights_message(paths))
+    file is missing (:func:`require_weights`). ``verify`` checks the VGG16 file against the hash prefix
+    in its standard name."""
+    paths = require_weights(alternative, vgg16_path, heads_path)
     layers = tuple(sorted(set(int(l) for l in layers)))
     key = (str(torch.device(device)), layers, str(paths.vgg16), str(paths.heads))
     with _lock:

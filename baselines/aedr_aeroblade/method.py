@@ -130,21 +130,16 @@ class Aeroblade(_ReconstructionDistance):
     options: AerobladeOptions
 
     def __init__(self, options: aedr.MethodOptions | None = None, **overrides):
-        from aedr.lpips import LPIPSWeightsMissing, find_weights, missing_weights_message
+        from aedr.lpips import require_weights
 
         super().__init__(options, **overrides)
-        paths = find_weights()
-        if paths.vgg16 is None or paths.heads is None:  # fail at set-up, before any scoring
-            raise LPIPSWeightsMissing(missing_weights_message(paths, WEIGHT_FREE_HINT))
+        require_weights(WEIGHT_FREE_HINT)  # fail at set-up, before any scoring
 
     def distance(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        from aedr.lpips import ALL_LAYERS, LPIPSWeightsMissing, find_weights, load_lpips, missing_weights_message
+        from aedr.lpips import ALL_LAYERS, load_lpips
 
         layers = ALL_LAYERS if self.options.lpips_layer == 0 else (self.options.lpips_layer,)
-        try:
-            return load_lpips(self.options.device, layers)
-        except LPIPSWeightsMissing:
-            raise LPIPSWeightsMissing(missing_weights_message(find_weights(), WEIGHT_FREE_HINT)) from None
+        return load_lpips(self.options.device, layers, alternative=WEIGHT_FREE_HINT)
 
 
 class AerobladeMSE(_ReconstructionDistance):

@@ -126,20 +126,15 @@ class HFI(_HFIBase):
     description = "HFI: LPIPS-VGG (all layers) reconstruction distance of the image minus that of its Gaussian blur (arXiv 2412.20704)."
 
     def __init__(self, options: aedr.MethodOptions | None = None, **overrides):
-        from aedr.lpips import LPIPSWeightsMissing, find_weights, missing_weights_message
+        from aedr.lpips import require_weights
 
         super().__init__(options, **overrides)
-        paths = find_weights()
-        if paths.vgg16 is None or paths.heads is None:  # fail at set-up, before any scoring
-            raise LPIPSWeightsMissing(missing_weights_message(paths, WEIGHT_FREE_HINT))
+        require_weights(WEIGHT_FREE_HINT)  # fail at set-up, before any scoring
 
     def distance(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        from aedr.lpips import ALL_LAYERS, LPIPSWeightsMissing, find_weights, load_lpips, missing_weights_message
+        from aedr.lpips import ALL_LAYERS, load_lpips
 
-        try:
-            return load_lpips(self.options.device, ALL_LAYERS)
-        except LPIPSWeightsMissing:
-            raise LPIPSWeightsMissing(missing_weights_message(find_weights(), WEIGHT_FREE_HINT)) from None
+        return load_lpips(self.options.device, ALL_LAYERS, alternative=WEIGHT_FREE_HINT)
 
 
 class HFIMSE(_HFIBase):
