@@ -26,7 +26,8 @@ from .plugins import Plugins, get_plugins
 from .progress import api_progress
 from .reconstruction import ReconstructionCache
 from .registry import RegistryError
-from .scoring import Skip, load_images, usable_for
+from .kernel import Perturbed, Pixels
+from .scoring import Skip, load_images, score_results
 from .weights import WeightsUnavailableError
 
 if TYPE_CHECKING:
@@ -291,17 +292,14 @@ def _apply_card(p: "PreparedCard", images: list, results: dict[str, Attribution]
     """One card's verdict on each image (or why it has none) added to ``results``; ``band``: the
     stability check's band (None: no check)."""
     card, model, method = p.card, p.model, p.method
-    ok, bad = usable_for(model, method, images)
-    for s in bad:
-        results[s.id].errors.append(f"{card.model}: {s.error}")
-    scores = method.score(model, ok, cache=cache, progress=progress)
-    tails = card.tail_probability(scores)  # NaN where the score is not finite
-    perturbed = _perturbed_scores(model, method, ok, chains, seed, cache, progress) if chains else {}
+    scored = score_results(model, method, [Pixels(im) for im in images], cache=cache, progress=progress)
+    for r in (r for r in scored if not r.ok):
+        results[r.id].errors.append(f"{card.model}: {r.error}")
+    ok = [(im, r.score) for im, r in zip(images, scored) if r.ok]
+    tails = card.tail_probability([s for _, s in ok])
+    perturbed = _perturbed_scores(model, method, [im for im, _ in ok], chains, seed, cache, progress) if chains else {}
     low, high = card.band(band) if band is not None else (float("nan"), float("nan"))
-    for im, s, t in zip(ok, scores, tails):
-        if not np.isfinite(s):
-            results[im.id].errors.append(f"{card.model}: non-finite score")
-            continue
+    for (im, s), t in zip(ok, tails):
         belongs = bool(s < card.threshold)
         check = None
         if band is not None:
@@ -330,22 +328,12 @@ def stability_chains(specs: "Sequence[str | Chain] | str | None", plugins: Plugi
 
 def _perturbed_scores(model, method, images, chains, seed: int, cache, progress) -> dict[str, tuple[list[tuple[str, float]], list[str]]]:
     """image id -> ([(perturbation, score)] of the copies that could be scored, [why the others could not])."""
-    from .perturbations import perturb_images
-
     out: dict[str, tuple[list[tuple[str, float]], list[str]]] = {im.id: ([], []) for im in images}
-    for chain in chains:
-        copies, failed = perturb_images(chain, images, seed)  # a copy over the image's pixel budget is never made
-        for image, error in failed.items():
-            out[image][1].append(f"{chain.id}: {error}")
-        usable, bad = usable_for(model, method, copies)
-        for s in bad:
-            out[s.id][1].append(f"{chain.id}: {s.error}")
-        if progress is not None and (failed or bad):  # copies not scored count as done
-            progress(len(failed) + len(bad))
-        scores = method.score(model, usable, cache=cache, progress=progress) if usable else []
-        for im, x in zip(usable, scores):
-            if np.isfinite(x):
-                out[im.id][0].append((chain.id, float(x)))
+    for chain in chains:  # a copy over the image's pixel budget is never made: its result says why
+        copies = score_results(model, method, [Perturbed(Pixels(im), chain, seed) for im in images], cache=cache, progress=progress)
+        for im, r in zip(images, copies):
+            if r.ok:
+                out[im.id][0].append((chain.id, r.score))
             else:
-                out[im.id][1].append(f"{chain.id}: non-finite score")
+                out[im.id][1].append(f"{chain.id}: {r.error}")
     return out

@@ -136,18 +136,28 @@ def score_images(
 
 
 def _score_clean(model, method, images: Sequence[LoadedImage], cache, progress) -> ScoreTable:
-    table, _ = _score_sources(model, method, [Pixels(im) for im in images], cache, progress)
-    return table
+    return _score_sources(model, method, [Pixels(im) for im in images], cache, progress)
 
 
-def _score_sources(model, method, sources: Sequence, cache, progress) -> tuple[ScoreTable, list[ImageResult]]:
-    """The kernel's results as a table of scores and skips (a failing method raises, as it would
-    called directly)."""
+def score_results(model: ModelPlugin, method: Method, sources: Sequence, *, cache: ReconstructionCache | None = None,
+                  progress: Callable[[int], None] | None = None) -> list[ImageResult]:
+    """One :class:`aedr.kernel.ImageResult` per source, in order (its score, or why it has none),
+    from the kernel (:func:`aedr.kernel.score_item`); images that get no score count as done for
+    ``progress``. A failing method raises, as it would called directly."""
     item = WorkItem(0, model.name, (method.name, method.options_hash()), list(sources))
     outcome = score_item(item, model, method, cache=cache, progress=(lambda _, n, __: progress(n)) if progress else None)
     if outcome.status == "failed":
         raise outcome.cause if outcome.cause is not None else RuntimeError(outcome.error)
-    ok = [r for r in outcome.results if r.ok]
+    unscored = sum(not r.ok for r in outcome.results)
+    if unscored and progress is not None:
+        progress(unscored)
+    return outcome.results
+
+
+def _score_sources(model, method, sources: Sequence, cache, progress) -> ScoreTable:
+    """The kernel's results as a table of scores and skips."""
+    results = score_results(model, method, sources, cache=cache, progress=progress)
+    ok = [r for r in results if r.ok]
     rows = pd.DataFrame(
         {
             "image": [r.id for r in ok],
@@ -160,17 +170,14 @@ def _score_sources(model, method, sources: Sequence, cache, progress) -> tuple[S
         },
         columns=list(ScoreTable.COLUMNS),
     )
-    return ScoreTable(rows, [Skip(r.id, r.error) for r in outcome.results if not r.ok]), outcome.results
+    return ScoreTable(rows, [Skip(r.id, r.error) for r in results if not r.ok])
 
 
 def _score_perturbed(model, method, images, chains, seed: int, cache, progress) -> ScoreTable:
     cache = cache if cache is not None else ReconstructionCache()
     frames, skipped = [], []
     for chain in chains:
-        table, results = _score_sources(model, method, [Perturbed(Pixels(im), chain, seed) for im in images], cache, progress)
-        unmade = sum(1 for r in results if not r.content_hash)  # copies not made or not usable count as done
-        if unmade and progress is not None:
-            progress(unmade)
+        table = _score_sources(model, method, [Perturbed(Pixels(im), chain, seed) for im in images], cache, progress)
         clean = {im.id: im.content_hash for im in images}
         frames.append(table.rows.assign(perturbation=chain.id, content_hash=table.rows["image"].map(clean)))
         skipped += [Skip(f"{s.id} ({chain.id})", s.error) for s in table.skipped]
