@@ -176,6 +176,20 @@ def test_models_travel_by_plugin_module_or_by_value(models, plugins):
     assert rebuilt is not zoo and type(rebuilt) is type(zoo) and rebuilt.name == name
 
 
+def test_pipelines_take_a_window_of_items_and_never_split_a_group(monkeypatch):
+    """A pipeline holds consecutive items of one target, at most WINDOW of them unless a group (a
+    chunk, a shard) would be split; packets are the groups."""
+    import aedr.ray_executor as rx
+    from aedr.kernel import WorkItem
+
+    monkeypatch.setattr(rx, "WINDOW", 3)
+    groups = [("a", 0), ("a", 0), ("a", 1), ("a", 1), ("a", 2), ("b", 3), ("b", 3), ("b", 3), ("b", 3)]
+    items = [WorkItem(i, target, ("aedr", "h"), [], group=g) for i, (target, g) in enumerate(groups)]
+    runs = [(t, [i.index for i in run]) for t, run in rx._runs(iter(items))]
+    assert runs == [("a", [0, 1, 2, 3]), ("a", [4]), ("b", [5, 6, 7, 8])]
+    assert [[i.index for i in p.items] for p in rx.packets(items[:5])] == [[0, 1], [2, 3], [4]]
+
+
 def test_work_items_group_a_chunks_methods(plugins, tmp_path):
     from aedr.bench.plan import make_units, select_methods, select_models
     from aedr.bench.sources import prepare_sources
