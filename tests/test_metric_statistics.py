@@ -193,6 +193,18 @@ def test_a_lower_is_better_metric_ranks_the_run_and_the_merged_board_ascending(r
     assert {m.name: m.higher_is_better for m in merged.metrics}["error_rate"] is False
 
 
+def test_a_lower_is_better_percentage_is_shaded_as_a_rate(run):
+    """On the leaderboard and the metrics table an error percentage gets the lower-is-better format
+    (green at 0), a percentage where higher is better keeps its own."""
+    from aedr.bench.tables import leaderboard_table
+
+    table = leaderboard_table(run.summaries, metrics=run.metrics)
+    formats = dict(zip(table.columns, table.formats))
+    assert formats["pairs error %"] == "rpct" and formats["pairs bal. acc %"] == "pct" and formats["pairs acc %"] == "pct"
+    metrics_tables = [t for t in run.tables if "error %" in " ".join(t.columns) and t.key != "leaderboard"]
+    assert metrics_tables and all(dict(zip(t.columns, t.formats))["pairs error %"] == "rpct" for t in metrics_tables)
+
+
 # -- the results document ----------------------------------------------------------------------------------------
 def test_scopes_are_typed_values_with_one_text_key():
     assert Scope.PAIR.key == "pair" and Scope.target_family("kl", real=True).key == "real-family:kl"

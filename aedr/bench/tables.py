@@ -334,7 +334,7 @@ def _metrics_table(key: str, heading: str, metrics: Sequence[MetricLike], summar
     return Table(
         key, f"{heading}: " + ", ".join(m.title for m in metrics),
         ["method", *[f"pairs {m.title}" for m in metrics], *[f"real {m.title}" for m in metrics]],
-        ["text", *[m.format for m in metrics] * 2],
+        ["text", *[column_format(m) for m in metrics] * 2],
         [[s.label, *[s.cell(Scope.PAIR, m.name) for m in metrics], *[s.cell(Scope.REAL, m.name) for m in metrics]] for s in summaries],
         note,
     )
@@ -385,7 +385,7 @@ class Board:
         out: list[tuple[str, str, Cell]] = [("rank in run" if within else "rank", "text", lambda i, s: s.rank or ("–" if within else str(i))),
                                             ("method", "text", lambda i, s: s.label)]
         for m in self.shown:
-            out += [(f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}", m.format, lambda i, s, sc=sc, m=m: s.cell(sc, m.name))
+            out += [(f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}", column_format(m), lambda i, s, sc=sc, m=m: s.cell(sc, m.name))
                     for sc in self.scopes]
         if self.robust:
             out.append(("robust AUC" if self.scope == Scope.PAIR else "robust real AUC", "auc", lambda i, s: s.cell(Scope.ROBUST, self.robust_key)))
