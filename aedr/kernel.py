@@ -164,7 +164,6 @@ class Outcome:
     status: OutcomeStatus = "done"
     results: list[ImageResult] = field(default_factory=list)
     error: str = ""
-    error_type: str = ""
     scored: int = 0
     unusable: int = 0
     seconds: float = 0.0
@@ -222,7 +221,7 @@ def score_item(item: WorkItem, model: ModelPlugin, method: Method, *, memo: dict
         return failed(item, exc, reported)
     seconds = time.perf_counter() - start
     for (i, image), value in zip(usable, scores):
-        results[i] = _result(image, float(value), seconds / len(usable))
+        results[i] = _result(results[i].id, image, float(value), seconds / len(usable))
     outcome = Outcome(item.index, "done", results, scored=reported, unusable=len(results) - len(usable), seconds=seconds)
     if cache is not None:
         outcome.cache_hits, outcome.cache_misses = cache.hits - hits, cache.misses - misses
@@ -244,18 +243,19 @@ def _load_usable(item: WorkItem, policy: Any, memo: dict) -> tuple[list[ImageRes
     return results, usable
 
 
-def _result(image: LoadedImage, score: float, seconds: float) -> ImageResult:
+def _result(id: str, image: LoadedImage, score: float, seconds: float) -> ImageResult:
+    """The result of a scored image, named ``id`` (its source's)."""
     meta = image.meta
     common = dict(seconds=seconds, content_hash=image.content_hash, clean_hash=meta.get("clean_hash", image.content_hash),
                   downscaled_from=str(meta.get("downscaled_from", "")))
     if not np.isfinite(score):
-        return ImageResult(image.id, error="method returned a non-finite score", **common)
-    return ImageResult(image.id, score, **common)
+        return ImageResult(id, error="method returned a non-finite score", **common)
+    return ImageResult(id, score, **common)
 
 
 def failed(item: WorkItem, exc: BaseException, scored: int) -> Outcome:
     """The outcome of an item whose method raised ``exc`` after reporting ``scored`` images."""
-    return Outcome(item.index, "failed", error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, scored=scored, cause=exc)
+    return Outcome(item.index, "failed", error=f"{type(exc).__name__}: {exc}", scored=scored, cause=exc)
 
 
 class ItemScorer:

@@ -290,7 +290,7 @@ class PacketScorer:
         for item in packet.items:
             error = self.errors.get(self.target) or self.errors.get(item.method)
             if error is not None:
-                yield Outcome(item.index, "failed", error=f"RuntimeError: {error}", error_type="RuntimeError")
+                yield Outcome(item.index, "failed", error=f"RuntimeError: {error}")
             elif item.method in self.failed:
                 yield Outcome(item.index, "dropped")
             else:

@@ -176,9 +176,9 @@ def _score_sources(model, method, sources: Sequence, cache, progress) -> ScoreTa
 def _score_perturbed(model, method, images, chains, seed: int, cache, progress) -> ScoreTable:
     cache = cache if cache is not None else ReconstructionCache()
     frames, skipped = [], []
+    clean = {im.id: im.content_hash for im in images}  # a copy's row names its clean image
     for chain in chains:
         table = _score_sources(model, method, [Perturbed(Pixels(im), chain, seed) for im in images], cache, progress)
-        clean = {im.id: im.content_hash for im in images}
         frames.append(table.rows.assign(perturbation=chain.id, content_hash=table.rows["image"].map(clean)))
         skipped += [Skip(f"{s.id} ({chain.id})", s.error) for s in table.skipped]
     columns = [*ScoreTable.COLUMNS, "perturbation"]

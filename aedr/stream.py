@@ -258,16 +258,13 @@ class StreamBooks:
     def __init__(self, task: FileScoring, shards: ScoreShards, pending: Pending, report: StreamReport):
         self.task, self.shards, self.pending, self.report = task, shards, pending, report
         self.chains = list(task.perturbations) or [None]
+        self.key = (task.method.name, task.method.options_hash())
         self.open: dict[int, tuple[list[Path], dict[int, pd.DataFrame]]] = {}  # shard -> its files, its frames by chain
         self.where: dict[int, tuple[int, int]] = {}  # item -> (shard, chain)
 
     def scoring(self) -> Scoring:
         return Scoring({self.task.model.name: self.task.model}, {self.key: self.task.method}, share_reconstructions=False,
                        device=str(self.task.method.options.device))
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.task.method.name, self.task.method.options_hash())
 
     def items(self) -> Iterator[WorkItem]:
         task, index = self.task, 0
@@ -308,8 +305,7 @@ class StreamBooks:
             "downscaled_from": [r.downscaled_from if r.ok else "" for r in results],
             "error": [r.error for r in results],
         })
-        method = self.task.method
-        return normalised(frame.assign(model=self.task.model.name, method=method.label, options_hash=method.options_hash(),
+        return normalised(frame.assign(model=self.task.model.name, method=self.task.method.label, options_hash=self.key[1],
                                        perturbation=chain.id if chain is not None else ""))
 
 
