@@ -181,18 +181,30 @@ def train(
         help="Train only the denoisers, on the autoencoders of the weights in use ($AEDR_ZOO_WEIGHTS or the shipped "
         "ones; checksummed, same recipe). The autoencoder stage is deterministic, so this equals a full run.",
     ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print every model's loss and PSNR every 100 steps."),
 ) -> None:
-    """Retrain the zoo from scratch (seeded; see docs/zoo.md for the measured time on a 2-core CPU)."""
+    """Retrain the zoo from scratch (seeded; see docs/zoo.md for the measured time on a 2-core CPU).
+
+    One progress bar over every model's optimisation steps; a line as each model's stage starts and ends."""
+    from aedr.progress import progress_bar
+
     from .store import WEIGHTS_DIR, weights_in_use
-    from .train import train_zoo
+    from .train import Watcher, capped, steps_to_train, train_zoo
 
     _check_names(only)
     if reuse_autoencoders and max_steps:
         fail("--max-steps caps the autoencoder too; it cannot go with --reuse-autoencoders")
     target = folder or WEIGHTS_DIR
     target.mkdir(parents=True, exist_ok=True)
-    results = train_zoo(target, only, jobs=jobs, threads=threads, max_steps=max_steps,
-                        reuse_autoencoders=weights_in_use() if reuse_autoencoders else None)
+    names = only or list(SPECS)
+    total = sum(steps_to_train(capped(SPECS[n], max_steps), reuse_autoencoders) for n in names)
+    with progress_bar(f"training {len(names)} zoo model{'s' if len(names) > 1 else ''}", total) as advance:
+        def say(line: str) -> None:
+            err.print(markup(line), soft_wrap=True)  # a log line: whole, however narrow the terminal
+
+        watcher = Watcher(stage=say, detail=say if verbose else (lambda line: None), advance=advance)
+        results = train_zoo(target, only, jobs=jobs, threads=threads, max_steps=max_steps,
+                            reuse_autoencoders=weights_in_use() if reuse_autoencoders else None, watcher=watcher)
     failed = []
     for r in results:
         ae = "reused" if r.autoencoder_reused else f"{r.ae_seconds / 60:.1f} min"

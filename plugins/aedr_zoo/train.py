@@ -29,10 +29,30 @@ from .models import ZOO, AETraining, UNetTraining, ZooSpec, get_spec
 from .store import WEIGHTS_DIR, model_dir, write_checksums
 
 Log = Callable[[str], None]
+Advance = Callable[[int], None]
 
 
 def _print(msg: str) -> None:
     print(msg, flush=True)
+
+
+def _ignore(n: int) -> None:
+    pass
+
+
+@dataclass
+class Watcher:
+    """Whoever watches a training run: ``stage`` gets a line as each stage starts and ends,
+    ``detail`` one every 100 steps (loss, PSNR), ``advance`` the count of steps done."""
+
+    stage: Log = _print
+    detail: Log = _print
+    advance: Advance = _ignore
+
+
+def steps_to_train(spec: ZooSpec, reuse_autoencoder: bool) -> int:
+    """The optimisation steps ``train_model`` takes for ``spec`` (already capped)."""
+    return (0 if reuse_autoencoder else spec.ae_training.steps) + spec.unet_training.steps
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, min_ratio: float) -> float:
@@ -107,9 +127,10 @@ def _reseed_codes(ae: torch.nn.Module, x: torch.Tensor, dead: torch.Tensor, gen:
     ae.quantize.embedding.weight.data[dead] = h[pick] + noise
 
 
-def train_autoencoder(spec: ZooSpec, x_train: torch.Tensor, cfg: AETraining | None = None, log: Log = _print) -> torch.nn.Module:
+def train_autoencoder(spec: ZooSpec, x_train: torch.Tensor, cfg: AETraining | None = None, watcher: Watcher | None = None) -> torch.nn.Module:
     """Train the autoencoder of ``spec`` on ``x_train`` (float NCHW in [-1, 1])."""
     cfg = cfg or spec.ae_training
+    watcher = watcher or Watcher()
     ae = build_autoencoder(spec).train()
     opt = torch.optim.AdamW(ae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     order = BatchOrder(len(x_train), cfg.batch_size, spec.data_seed)
@@ -137,9 +158,10 @@ def train_autoencoder(spec: ZooSpec, x_train: torch.Tensor, cfg: AETraining | No
                 if len(dead):
                     _reseed_codes(ae, x, dead, code_gen)
                 usage.zero_()
+        watcher.advance(1)
         if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
             extra = f" dead codes {int((usage == 0).sum()) if is_vq and step + 1 == cfg.steps else '-'}" if is_vq else ""
-            log(f"  [{spec.name} ae] step {step + 1}/{cfg.steps} loss {loss.item():.5f} "
+            watcher.detail(f"  [{spec.name} ae] step {step + 1}/{cfg.steps} loss {loss.item():.5f} "
                 f"train PSNR {np.mean(running[-100:]):.2f} dB ({time.time() - start:.0f} s){extra}")
     return ae.eval().requires_grad_(False)
 
@@ -167,7 +189,7 @@ def denoiser_target(sched, z: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
 
 def train_unet(
     spec: ZooSpec, mean: torch.Tensor, std: torch.Tensor | None, shift: list[float], scale: list[float],
-    cfg: UNetTraining | None = None, log: Log = _print,
+    cfg: UNetTraining | None = None, watcher: Watcher | None = None,
 ) -> torch.nn.Module:
     """Train the latent denoiser on normalised latents ``(z - shift) * scale`` (per channel), with the
     scheduler's prediction type; KL latents are drawn afresh from the posterior at every step.
@@ -177,6 +199,7 @@ def train_unet(
     from .latents import channel_tensor
 
     cfg = cfg or spec.unet_training
+    watcher = watcher or Watcher()
     sched = DDPMScheduler(**{k: v for k, v in spec.scheduler.items() if k != "set_alpha_to_one"})
     channels = mean.shape[1]
     shift_t, scale_t = channel_tensor(shift, channels), channel_tensor(scale, channels)
@@ -205,8 +228,9 @@ def train_unet(
             for pe, p in zip(ema.parameters(), unet.parameters()):
                 pe.lerp_(p, 1 - decay)
         running.append(loss.item())
+        watcher.advance(1)
         if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
-            log(f"  [{spec.name} unet] step {step + 1}/{cfg.steps} loss {np.mean(running[-100:]):.4f} ({time.time() - start:.0f} s)")
+            watcher.detail(f"  [{spec.name} unet] step {step + 1}/{cfg.steps} loss {np.mean(running[-100:]):.4f} ({time.time() - start:.0f} s)")
     return ema
 
 
@@ -298,7 +322,7 @@ def load_trained_autoencoder(spec: ZooSpec, weights: Path) -> ReusedAutoencoder:
 
 
 def train_model(
-    spec: ZooSpec, out: Path, *, log: Log = _print, threads: int | None = None, max_steps: int | None = None,
+    spec: ZooSpec, out: Path, *, watcher: Watcher | None = None, threads: int | None = None, max_steps: int | None = None,
     reuse_autoencoder: Path | None = None,
 ) -> TrainResult:
     """Train one zoo model from scratch and save it (diffusers folders + ``zoo.json``) under ``out/<name>``.
@@ -309,6 +333,8 @@ def train_model(
     from diffusers import DDIMScheduler
 
     spec = capped(spec, max_steps)
+    watcher = watcher or Watcher()
+    log = watcher.stage
     from .evaluate import reconstruction_psnr
     from .quality import model_gates, passed
     from .zoo import ZooModel
@@ -327,7 +353,7 @@ def train_model(
     else:
         log(f"[{spec.name}] training the autoencoder on {len(x_train)} crops ({spec.ae_training.steps} steps)")
         t0 = time.time()
-        ae = round_to_float16(train_autoencoder(spec, x_train, log=log))
+        ae = round_to_float16(train_autoencoder(spec, x_train, watcher=watcher))
         ae_seconds = time.time() - t0
     ae_cpu_seconds = time.process_time() - cpu0 if reused is None else reused.record["autoencoder_cpu_seconds"]
 
@@ -336,7 +362,7 @@ def train_model(
     log(f"[{spec.name}] latents {tuple(mean.shape[1:])}: per-channel shift {min(shift):.3f}..{max(shift):.3f}, "
         f"scale {min(scale):.3f}..{max(scale):.3f}; training the denoiser ({spec.unet_training.steps} steps)")
     t1 = time.time()
-    unet = round_to_float16(train_unet(spec, mean, std, shift, scale, log=log))
+    unet = round_to_float16(train_unet(spec, mean, std, shift, scale, watcher=watcher))
     unet_seconds = time.time() - t1
     cpu_seconds = time.process_time() - cpu0
 
@@ -383,6 +409,7 @@ def train_model(
     psnr = reconstruction_psnr(model.autoencoder(), data.split_data("eval").images)
     meta["psnr_eval"] = round(psnr, 2)
     meta["psnr_protocol"] = "mean PSNR over the zoo-real-eval crops, 8-bit, posterior mean / un-sampled latent"
+    log(f"[{spec.name}] checking the quality gates")
     t2 = time.time()
     meta["gates"] = model_gates(ZooModel(spec, weights_dir=out, verify=False))
     (folder / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -425,9 +452,50 @@ def training_order(specs: list[ZooSpec], folders: list[Path], denoiser_only: boo
     return sorted(specs, key=lambda s: -recorded_seconds(s, folders, denoiser_only))
 
 
-def _train_in_worker(name: str, out: str, threads: int, max_steps: int | None, reuse: str | None) -> TrainResult:
-    return train_model(get_spec(name), Path(out), threads=threads, max_steps=max_steps,
-                       reuse_autoencoder=None if reuse is None else Path(reuse))
+class _Relayed:
+    """A worker's :class:`Watcher`: every event put on the queue the parent reads (steps at most
+    every half second, so the queue never slows training down)."""
+
+    def __init__(self, events) -> None:
+        self.events, self.pending, self.sent_at = events, 0, time.monotonic()
+
+    def watcher(self) -> Watcher:
+        return Watcher(stage=lambda m: self.events.put(("stage", m)), detail=lambda m: self.events.put(("detail", m)), advance=self.advance)
+
+    def advance(self, n: int) -> None:
+        self.pending += n
+        if time.monotonic() - self.sent_at >= 0.5:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.events.put(("advance", self.pending))
+        self.pending, self.sent_at = 0, time.monotonic()
+
+
+def _train_in_worker(name: str, out: str, threads: int, max_steps: int | None, reuse: str | None, events) -> TrainResult:
+    relayed = _Relayed(events)
+    try:
+        return train_model(get_spec(name), Path(out), watcher=relayed.watcher(), threads=threads, max_steps=max_steps,
+                           reuse_autoencoder=None if reuse is None else Path(reuse))
+    finally:
+        relayed.flush()
+
+
+def _relay(events, futures: list, watcher: Watcher) -> None:
+    """Pass the workers' events to ``watcher`` until every future is done and the queue is empty."""
+    import queue
+
+    handlers = {"stage": watcher.stage, "detail": watcher.detail, "advance": watcher.advance}
+    while True:
+        done = all(f.done() for f in futures)
+        try:
+            kind, value = events.get(timeout=0.2)
+        except queue.Empty:
+            if done:
+                return
+            continue
+        handlers[kind](value)
 
 
 def train_zoo(
@@ -438,7 +506,7 @@ def train_zoo(
     threads: int = 1,
     max_steps: int | None = None,
     reuse_autoencoders: Path | None = None,
-    log: Log = _print,
+    watcher: Watcher | None = None,
 ) -> list[TrainResult]:
     """Retrain every zoo model (or those in ``only``) from scratch, then rewrite the checksum file.
 
@@ -447,7 +515,9 @@ def train_zoo(
     A model's weights depend on its seeds and its thread count, not on ``jobs``. The longest
     trainings start first (see :func:`training_order`); ``max_steps`` caps every run, for smoke tests.
     ``reuse_autoencoders`` (a weights folder, e.g. the shipped one) trains the denoisers only, on the
-    autoencoders saved there (see :func:`train_model`)."""
+    autoencoders saved there (see :func:`train_model`). ``watcher`` hears every model's stages, details
+    and steps (:func:`steps_to_train` tells how many), from the worker processes too."""
+    watcher = watcher or Watcher()
     reuse = None if reuse_autoencoders is None else Path(reuse_autoencoders)
     specs = training_order([get_spec(n) for n in only] if only else list(ZOO), [Path(out), WEIGHTS_DIR], denoiser_only=reuse is not None)
     out = Path(out)
@@ -456,12 +526,14 @@ def train_zoo(
         raise ValueError("--max-steps caps the autoencoder too; it cannot reuse a full run's autoencoders")
     start = time.time()
     if jobs <= 1:
-        results = [train_model(spec, out, log=log, threads=threads, max_steps=max_steps, reuse_autoencoder=reuse) for spec in specs]
+        results = [train_model(spec, out, watcher=watcher, threads=threads, max_steps=max_steps, reuse_autoencoder=reuse) for spec in specs]
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_train_in_worker, spec.name, str(out), threads, max_steps, None if reuse is None else str(reuse))
+        with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            events = manager.Queue()
+            futures = [pool.submit(_train_in_worker, spec.name, str(out), threads, max_steps, None if reuse is None else str(reuse), events)
                        for spec in specs]
+            _relay(events, futures, watcher)
             results = [f.result() for f in futures]
     total = time.time() - start
     summary = {
@@ -478,5 +550,5 @@ def train_zoo(
     name = "training.json" if not only else f"training-{'-'.join(only)}.json"
     (out / name).write_text(json.dumps(summary, indent=2) + "\n")
     write_checksums(out)
-    log(f"zoo trained in {total / 60:.1f} min")
+    watcher.stage(f"zoo trained in {total / 60:.1f} min")
     return results
