@@ -166,11 +166,11 @@ def test_methods_from_different_runs_are_not_ranked_against_each_other(tmp_path)
     a = write_run(tmp_path / "small", {"aedr": (0.8, "1"), "aeroblade": (0.75, "1=")}, finished="2026-01-01")
     b = write_run(tmp_path / "bench", {"latenttracer": (0.95, "1"), "ronan": (0.5, "2")}, finished="2026-01-02")
     merged, rows = board(a, b)
-    assert merged.ranked_within_runs and rows["aedr"].rank == "1" and rows["aeroblade"].rank == "1="  # as in its run, not "3"
+    assert merged.ranked_in_pools and rows["aedr"].rank == "1" and rows["aeroblade"].rank == "1="  # as in its run, not "3"
     assert rows["aeroblade"].intervals["pair:accuracy"] == pytest.approx((0.71, 0.78))
     table = merged.table()
-    assert table.columns[0] == "rank in run" and not any(c.startswith("Δ") for c in table.columns)
-    assert "Δ" not in table.note and "no rank compares methods of different runs" in table.note  # the footer describes the columns shown
+    assert table.columns[0] == "rank (pool)" and not any(c.startswith("Δ") for c in table.columns)
+    assert "Δ" not in table.note and "no rank, spans two pools" in table.note  # the footer describes the columns shown
     doc = json.loads(json.dumps([s.record() for s in merged.summaries]))
     assert [d["rank"] for d in doc] == ["1", "1=", "1", "2"]
 
@@ -181,7 +181,7 @@ def test_a_method_in_both_runs_keeps_the_latest_runs_figures_intervals_and_rank(
     bench = write_run(tmp_path / "aedr-runs" / "bench", {"latenttracer": (0.97, "1"), "aedr": (0.91, "2"), "aeroblade-ssim": (0.84, "3")},
                       finished="2026-01-02")
     merged, rows = board(small, bench)
-    assert not merged.ranked_within_runs  # every method's pairs come from the latest run: its own board
+    assert not merged.ranked_in_pools  # every method's pairs come from the latest run: its own board
     assert {label: s.rank for label, s in rows.items()} == {"latenttracer": "1", "aedr": "2", "aeroblade-ssim": "3"}
     assert rows["aedr"].intervals["pair:accuracy"] == pytest.approx((0.87, 0.94)) and rows["aedr"].versus_leader
     assert any("appear in more than one run" in n for n in merged.notes)
@@ -241,7 +241,7 @@ def test_aedr_leaderboard_fits_the_terminal(tmp_path, monkeypatch, width):
     assert res.exit_code == 0, res.output
     table, written = res.output.split("written to ")
     assert_fits(table, width)  # the folder written to is kept whole (a path to copy), on its own line
-    assert "x/run" in table and "y/run" in table and "Rank in run" in table
+    assert "x/run" in table and "y/run" in table and "Rank (pool)" in table
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -360,3 +360,71 @@ def test_a_reason_two_methods_share_is_printed_in_full_once():
     lines = console.export_text().splitlines()
     assert len(lines) == 5 and lines[2] == "  fix: copy it" and lines[4].startswith("warning: method hfi cannot run here")
     assert lines[4].endswith("needs two files; missing here: (as above) ... Without them: hfi-mse.")
+
+
+@pytest.fixture(scope="module")
+def split_runs(tmp_path_factory):
+    """Four real bench runs: aedr and a second method together, the same two apart on the same images,
+    and the second on other images (another seed)."""
+    import aedr
+    from aedr.bench import load_config, run_bench
+    from aedr.methods.aedr_method import AEDR
+    from test_bench_support import BenchModels, make_models
+
+    class Flipped(AEDR):
+        """AEDR's score negated: a second method that ranks apart from AEDR."""
+
+        name = "flipped"
+
+        def score_batch(self, ctx, x0):
+            return -super().score_batch(ctx, x0)
+
+    base = tmp_path_factory.mktemp("merge-runs")
+    plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(make_models(base / "models", n=2), methods=[Flipped])])
+
+    def bench(name: str, methods: list[str], seed: int = 0) -> Path:
+        cfg = load_config("default", models=["tiny-*"], methods=methods, out=str(base / name), n_cal=6, n_eval=6, chunk_size=6,
+                          real="none", bootstrap=200, seed=seed)
+        run_bench(cfg, plugins=plugins, progress=False)
+        return base / name
+
+    return {"both": bench("both", ["aedr", "flipped"]), "aedr": bench("aedr", ["aedr"]), "flipped": bench("flipped", ["flipped"]),
+            "other": bench("other", ["flipped"], seed=1)}
+
+
+def test_runs_on_the_same_images_are_ranked_together_as_one_run_would_rank_them(split_runs):
+    merged, rows = board(split_runs["aedr"], split_runs["flipped"])
+    _, together = board(split_runs["both"])
+    assert not merged.ranked_in_pools and list(merged.rank_pools.values()) == [["aedr", "flipped"]]
+    assert [s.label for s in merged.summaries] == [s.label for s in together.values()]
+    for label, s in together.items():
+        mine = rows[label].intervals
+        assert rows[label].rank == s.rank and "pair:accuracy" in mine
+        for k, interval in mine.items():  # the very intervals of the one run (which records no interval of NaNs)
+            if all(math.isfinite(v) for v in interval):
+                assert tuple(interval) == pytest.approx(tuple(s.intervals[k]))
+        pair = {k: v for k, v in s.versus_leader.items() if k.startswith("pair:")}  # a merged board has no open-set figures
+        assert {k for k in rows[label].versus_leader if k.startswith("pair:")} == pair.keys()
+        for k, v in pair.items():
+            assert rows[label].versus_leader[k]["p_holm"] == pytest.approx(v["p_holm"])
+    assert any(c.startswith("Δ") for c in merged.table().columns)
+
+
+def test_runs_on_different_images_are_ranked_apart_in_pools(split_runs):
+    merged, rows = board(split_runs["aedr"], split_runs["flipped"], split_runs["other"])
+    assert merged.ranked_in_pools and list(merged.rank_pools.values()) == [["aedr", "flipped"], ["other"]]
+    table = merged.table()
+    assert [row[0] for row in table.rows] == ["1 A", "2 A", "1 B"]  # the seed-1 run's method is first of its own pool, not third
+    assert not any(c.startswith("Δ") for c in table.columns) and "A: aedr, flipped; B: other" in table.note
+    for s in merged.summaries:
+        assert s.intervals  # every method keeps intervals
+
+
+def test_a_run_without_its_score_file_keeps_its_own_ranks(split_runs, tmp_path):
+    import shutil
+
+    copy = tmp_path / "flipped"
+    shutil.copytree(split_runs["flipped"], copy)
+    (copy / "scores.parquet").unlink()
+    merged, rows = board(split_runs["aedr"], copy)
+    assert merged.ranked_in_pools and len(merged.rank_pools) == 2

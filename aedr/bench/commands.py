@@ -235,11 +235,14 @@ def leaderboard_command(
     out_dir: Path = typer.Option(Path("aedr-runs/leaderboard"), "--out", "-O", help="Where to write leaderboard.md, .html and .json."),
 ) -> None:
     """Merge several bench runs into one leaderboard (Markdown, HTML and JSON)."""
+    from ..plugins import get_plugins
     from .leaderboard import LeaderboardError, write_leaderboard
+    from .metrics import Metric
     from .render.console import print_table
 
+    metrics = [entry.obj for entry in get_plugins().metrics if isinstance(entry.obj, Metric)]
     try:
-        merged, files = write_leaderboard(list(runs), out_dir)
+        merged, files = write_leaderboard(list(runs), out_dir, metrics)
     except LeaderboardError as exc:
         fail(str(exc))
     print_table(out, merged.table())

@@ -27,6 +27,8 @@ class RunRecord:
     timings: pd.DataFrame
     metrics: list[MetricInfo] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
+    alphas: dict[tuple[str, str, str], float] = field(default_factory=dict)  # per (method, options hash, target): its threshold's alpha
+    uncertainty: dict[str, Any] | None = None  # how the run's intervals were computed (metrics.json)
     intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] = field(default_factory=dict)  # per method's summary
     robust: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # per method's robust figures
     ranks: dict[tuple[str, str], str] = field(default_factory=dict)  # per method's rank in the run ("1=")
@@ -47,7 +49,15 @@ class Merged:
     runs_by_method: dict[tuple[str, str], str]
     notes: list[str]
     metrics: list[MetricInfo] = field(default_factory=list)
-    ranked_within_runs: bool = False  # methods from several runs: each rank is its own run's
+    # The pools of runs whose methods are ranked together (letter -> run names): runs of one pool
+    # scored the same images and are ranked by one joint bootstrap. Several pools: no rank compares
+    # methods of different pools.
+    rank_pools: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ranked_in_pools(self) -> bool:
+        return len(self.rank_pools) > 1
 
     def table(self) -> Table:
-        return leaderboard_table(self.summaries, with_runs=self.runs_by_method, metrics=self.metrics, ranks_within_runs=self.ranked_within_runs)
+        pools = self.rank_pools if self.ranked_in_pools else None
+        return leaderboard_table(self.summaries, with_runs=self.runs_by_method, metrics=self.metrics, rank_pools=pools)

@@ -109,6 +109,7 @@ def uncertainty_document(result: "BenchResult") -> dict[str, Any] | None:
         "confidence": boot.confidence,
         "resampling": boot.resampling,
         "metrics_with_intervals": sorted(set(boot.pairs["metric"])),
+        "clusters": result.plan.clusters(),  # image hash -> cluster: what `aedr leaderboard` needs to redo the bootstrap
     }
 
 

@@ -107,6 +107,10 @@ class Plan:
         sources = self.perturbed[perturbation] if perturbation else self.sources
         return sources[source].split(split)  # type: ignore[arg-type]
 
+    def clusters(self) -> dict[str, str]:
+        """image hash -> cluster (the photograph a crop was cut from), for the images that belong to one."""
+        return {h: c for src in self.sources.values() for h, c in src.clusters().items()}
+
     @property
     def todo_images(self) -> int:
         return sum(len(u.refs) for u in self.units)

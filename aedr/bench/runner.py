@@ -49,7 +49,7 @@ class BenchInterrupted(KeyboardInterrupt):
         self.stats, self.out = stats, out
 
 
-def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summaries, sources) -> "BenchBootstrap | None":
+def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summaries, clusters: dict[str, str]) -> "BenchBootstrap | None":
     """The joint bootstrap of the run (``config.bootstrap`` resamples; crops of one photograph resampled
     together), attached to the pairs and summaries; None when the config asks for no intervals."""
     from .stats import bootstrap_bench
@@ -57,7 +57,6 @@ def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summarie
     if not config.bootstrap or not len(scores):
         return None
     alphas = {(t.method, t.options_hash, t.target): t.alpha for t in ev.thresholds if math.isfinite(t.alpha)}
-    clusters = {h: c for src in sources.values() for h, c in src.clusters().items()}
     usable = scores[[k in alphas for k in zip(scores["method"], scores["options_hash"], scores["target"])]]
     if not len(usable):
         return None
@@ -283,15 +282,14 @@ def evaluate_run(config: BenchConfig, plan: Plan, scores: pd.DataFrame, selectio
     ev = evaluate(clean, methods=plan.runnable, models=plan.models, sources=list(sources), source_kinds=source_kinds,
                   alpha=config.alpha, metrics=metrics)
     summaries = summarize(ev.pairs_frame(), ev.timings_frame(), metrics)
-    uncertainty = estimate_uncertainty(config, clean, ev, summaries, sources)
+    uncertainty = estimate_uncertainty(config, clean, ev, summaries, plan.clusters())
     if uncertainty is not None:
         for line in uncertainty_warnings(config, ev, summaries):
             console.print(f"[yellow]warning:[/] {markup(line)}")
     tables = build_tables(ev.pairs_frame(), ev.timings_frame(), summaries, metrics)
     robustness = None
     if plan.perturbations:
-        clusters = {h: c for src in sources.values() for h, c in src.clusters().items()}
-        robustness = evaluate_robustness(scores, plan, ev, metrics=metrics, clusters=clusters)
+        robustness = evaluate_robustness(scores, plan, ev, metrics=metrics, clusters=plan.clusters())
         apply_robustness(summaries, robustness)
         tables += robustness_tables(summaries, robustness)
     openset, openset_tables = run_openset(scores, plan, ev, summaries, selection.openset_metrics, uncertainty, robustness)

@@ -342,15 +342,16 @@ def _metrics_table(key: str, heading: str, metrics: Sequence[MetricLike], summar
 
 def leaderboard_table(
     summaries: Sequence[MethodSummary], *, with_runs: dict[tuple[str, str], str] | None = None, metrics: Sequence[MetricLike] = BUILTIN_METRICS,
-    ranks_within_runs: bool = False,
+    rank_pools: dict[str, list[str]] | None = None,
 ) -> Table:
     """Methods in rank order. With intervals (a run's joint bootstrap): every figure with its interval,
     ranks with ties ("1=": not distinguishable from the method heading its group), and each method's
     paired difference from the leader in mean pair accuracy and AUC with its Holm-corrected p-value.
-    ``ranks_within_runs`` (a board merged from several runs): each rank is the method's rank in its
-    own run, the column says so and the note says why."""
+    ``rank_pools`` (a board merged from runs that did not all score the same images: letter -> the
+    runs of a pool, see :mod:`aedr.bench.leaderboard`): each rank is followed by its pool's letter,
+    and the note says why ranks of different pools are not compared."""
     scope = ranking_scope(summaries)  # a run without model pairs is ranked and summed up against the real images
-    board = Board(summaries, scope, metrics, with_runs, ranks_within_runs)
+    board = Board(summaries, scope, metrics, with_runs, rank_pools)
     columns = board.columns()
     rows = [[cell(i, s) for _, _, cell in columns] for i, s in enumerate(summaries, 1)]
     cols = [title for title, _, _ in columns]
@@ -369,8 +370,9 @@ class Board:
     cell is read from a summary, and the note that explains them."""
 
     def __init__(self, summaries: Sequence[MethodSummary], scope: Scope, metrics: Sequence[MetricLike],
-                 with_runs: dict[tuple[str, str], str] | None, ranks_within_runs: bool):
-        self.summaries, self.scope, self.with_runs, self.ranks_within_runs = summaries, scope, with_runs, ranks_within_runs
+                 with_runs: dict[tuple[str, str], str] | None, rank_pools: dict[str, list[str]] | None):
+        self.summaries, self.scope, self.with_runs, self.rank_pools = summaries, scope, with_runs, rank_pools
+        self.pool_of_run = {run: letter for letter, runs in (rank_pools or {}).items() for run in runs}
         self.shown = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "pair"]
         self.opened = [m for m in metrics if m.leaderboard and getattr(m, "kind", "pair") == "openset"
                        and any(m.name in s.openset for s in summaries)]
@@ -381,8 +383,7 @@ class Board:
         self.openset_ranked = any(s.openset_rank for s in summaries)
 
     def columns(self) -> list[tuple[str, str, Cell]]:
-        within = self.ranks_within_runs
-        out: list[tuple[str, str, Cell]] = [("rank in run" if within else "rank", "text", lambda i, s: s.rank or ("–" if within else str(i))),
+        out: list[tuple[str, str, Cell]] = [("rank (pool)" if self.rank_pools else "rank", "text", self.rank_cell),
                                             ("method", "text", lambda i, s: s.label)]
         for m in self.shown:
             out += [(f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}", column_format(m), lambda i, s, sc=sc, m=m: s.cell(sc, m.name))
@@ -400,6 +401,12 @@ class Board:
         if self.with_runs is not None:
             out.append(("runs", "text", lambda i, s: self.with_runs.get((s.method, s.options_hash), "")))
         return out
+
+    def rank_cell(self, i: int, s: MethodSummary) -> str:
+        if not self.rank_pools:
+            return s.rank or str(i)
+        pool = self.pool_of_run.get((self.with_runs or {}).get((s.method, s.options_hash), ""))
+        return f"{s.rank} {pool}" if pool and s.rank not in ("", "–") else "–"
 
     def versus_leader_columns(self) -> list[tuple[str, str, Cell]]:
         name = "pairs" if self.scope == Scope.PAIR else "real"
@@ -427,9 +434,11 @@ class Board:
             note += " Rank \"k=\": not distinguishable (paired bootstrap, p >= 0.05) from the method heading its group."
         if self.compared:
             note += " Δ: paired difference from the leader, p Holm-corrected over the methods."
-        if self.ranks_within_runs:
-            note += (" Rank in run: the method's rank in the run it comes from (column runs), from that run's paired bootstrap; no rank"
-                     " compares methods of different runs (–: pairs from several runs, unranked).")
+        if self.rank_pools:
+            pools = "; ".join(f"{letter}: {', '.join(runs)}" for letter, runs in self.rank_pools.items())
+            note += (f" Rank (pool): ranks hold within a pool of runs ({pools}); the runs of a pool scored the same images and are"
+                     " ranked by one paired bootstrap, while different pools scored different images, so no paired comparison, and no"
+                     " rank, spans two pools (–: pairs from several runs, unranked).")
         if self.robust:
             over = "model pairs" if pair else "the targets against real images"
             note += f" Robust{'' if pair else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."
