@@ -213,6 +213,20 @@ class PreparedCard:
     method: Method
 
 
+def shared_autoencoders(cards: Sequence[CalibrationCard | PreparedCard]) -> list[list[str]]:
+    """The groups of two or more candidate models whose cards were calibrated on one and the same
+    autoencoder (equal fingerprints: a fine-tuned checkpoint that kept its base model's VAE, say).
+    No method that reads an image through the autoencoder can tell such models' images apart, so a
+    verdict for one of them holds for the others; ``aedr attribute`` warns about each group."""
+    models: dict[str, list[str]] = {}
+    for c in cards:
+        card = c.card if isinstance(c, PreparedCard) else c
+        names = models.setdefault(card.weights, [])
+        if card.model not in names:
+            names.append(card.model)
+    return [names for names in models.values() if len(names) > 1]
+
+
 def prepare_cards(
     cards: Sequence[CalibrationCard | PreparedCard], *, plugins: Plugins | None = None, device: str | None = None
 ) -> list[PreparedCard]:

@@ -212,7 +212,7 @@ def _print_summary(result, elapsed: float) -> None:
     # one model: no model pairs (no Table 1), so the robustness table shown is the one against real images
     robust_key = "robust_real_auc" if len(result.plan.models) == 1 else "robust_auc"
     for t in result.tables:
-        if t.key in ("table1", "table2"):
+        if t.key in ("table1", "table2", "shared"):
             print_table(out, t)
         elif t.key == robust_key:  # one column per perturbation: values only (the files have the intervals)
             rows = [[v.value if isinstance(v, Estimate) else v for v in row] for row in t.rows]

@@ -32,7 +32,7 @@ import pandas as pd
 from ..files import jsonable, write_text_atomic
 from ..fingerprint import digest
 from .merged import Merged, RunRecord
-from .metrics import BUILTIN_METRICS, Metric
+from .metrics import BUILTIN_METRICS, SHARED, Metric
 from .outputs import METRICS_JSON, SCORES
 from .render.format import first_line
 from .schema import BenchDocument, SchemaError
@@ -198,17 +198,19 @@ class RankPools:
             return
         from .stats import bootstrap_bench
 
-        frames, alphas = [], {}
+        frames, alphas, shared = [], {}, set()
         for s in pool:
             run = self.by_name[self.runs_of[(s.method, s.options_hash)][0]]
             scores = self.clean_scores(run)
             frames.append(scores[(scores["method"] == s.method) & (scores["options_hash"] == s.options_hash)])
             alphas.update({k: a for k, a in run.alphas.items() if k[:2] == (s.method, s.options_hash)})
+            shared.update(zip(*(run.pairs.loc[run.pairs["pair_kind"] == SHARED, c] for c in ("target", "source"))))
         settings = self.by_name[runs[-1]].uncertainty or {}
         named = set(settings.get("metrics_with_intervals") or ())
         boot = bootstrap_bench(pd.concat(frames, ignore_index=True), alpha=alphas, n_resamples=int(settings["n_resamples"]),
                                seed=int(settings.get("seed") or 0), confidence=float(settings.get("confidence") or 0.95),
-                               clusters=settings.get("clusters") or None, metrics=[m for m in self.metrics if m.name in named])
+                               clusters=settings.get("clusters") or None, metrics=[m for m in self.metrics if m.name in named],
+                               shared_pairs=frozenset(shared))
         apply_uncertainty(pool, boot)
         self.notes.append(f"runs {', '.join(runs)} scored the same images: their methods are ranked together by one joint bootstrap over their scores")
 

@@ -16,7 +16,7 @@ T's P-perturbed calibration images).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import AbstractSet, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -129,7 +129,8 @@ def accuracy(belonging: np.ndarray, other: np.ndarray, threshold: float) -> floa
 # -- per pair -----------------------------------------------------------------------------------------
 @dataclass
 class PairMetrics:
-    """One (method, target, source) cell. ``pair_kind``: "self" (S = T), "model" or "real".
+    """One (method, target, source) cell. ``pair_kind``: "self" (S = T), "model", "real" or
+    "shared" (two models on one and the same autoencoder: see :func:`pair_kind`).
     ``values``: every metric's value, by metric name."""
 
     method: str
@@ -175,6 +176,19 @@ BUILTIN_METRICS = (
     Metric("tpr_at_5pct_fpr", "TPR@5%FPR", lambda b, o, _t: tpr_at_fpr(b, o, 0.05), "pct", "best TPR of any threshold whose FPR <= 5 %",
            replicates=lambda b, o, _t, **counts: vectorised.tpr_at_fpr(b, o, 0.05, **counts)),
 )
+
+
+SHARED = "shared"
+
+
+def pair_kind(target: str, source: str, source_kind: str, shared_pairs: AbstractSet[tuple[str, str]] = frozenset()) -> str:
+    """What a (target, source) pair is: "self" (the target's own images), "shared" (a model on the
+    target's very autoencoder: ``(target, source)`` in ``shared_pairs``; no autoencoder-based method
+    can separate them, so such pairs are reported apart and left out of every mean), or the
+    source's kind ("model", "real")."""
+    if source == target:
+        return "self"
+    return SHARED if (target, source) in shared_pairs else source_kind
 
 
 def pair_metrics(
@@ -253,7 +267,7 @@ class Evaluation:
 def evaluate(
     scores: pd.DataFrame, *, methods, models, sources: Sequence[str], source_kinds: dict[str, str], alpha: float | str,
     metrics: Sequence[Metric] = BUILTIN_METRICS, perturbation: str = "",
-    thresholds: Mapping[tuple[str, str, str], Threshold] | None = None,
+    thresholds: Mapping[tuple[str, str, str], Threshold] | None = None, shared_pairs: AbstractSet[tuple[str, str]] = frozenset(),
 ) -> Evaluation:
     """Thresholds, pair metrics (every metric in ``metrics``) and timings from the plan's scores.
 
@@ -263,6 +277,7 @@ def evaluate(
     ``methods``: MethodSpec-like objects (name, options_hash, label); ``models``: ModelPlugin-like
     (name, family). ``thresholds``: (method, options_hash, target) -> the threshold to use instead of
     fitting one on the rows' calibration scores (a perturbation evaluated at the clean thresholds).
+    ``shared_pairs``: the (target, source) pairs of models on one autoencoder (:func:`pair_kind`).
     """
     ev = Evaluation(metrics=list(metrics))
     if "perturbation" in scores.columns:
@@ -293,7 +308,7 @@ def evaluate(
             ev.thresholds.append(th)
             belonging = values(spec, t, t, "eval")
             for s in sources:
-                kind = "self" if s == t else source_kinds[s]
+                kind = pair_kind(t, s, source_kinds[s], shared_pairs)
                 other = None if s == t else values(spec, t, s, "eval")
                 pair = pair_metrics(belonging, other, th, ev.metrics, **ids, target_family=model.family, source=s, pair_kind=kind)
                 pair.perturbation = perturbation

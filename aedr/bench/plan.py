@@ -107,6 +107,12 @@ class Plan:
         sources = self.perturbed[perturbation] if perturbation else self.sources
         return sources[source].split(split)  # type: ignore[arg-type]
 
+    def shared_pairs(self) -> frozenset[tuple[str, str]]:
+        """The (target, source) pairs of two models on one and the same autoencoder (equal
+        fingerprints): pairs no autoencoder-based method can separate (``aedr.bench.metrics.pair_kind``)."""
+        weights = {m.name: m.autoencoder_fingerprint() for m in self.models}
+        return frozenset((t, s) for t in weights for s in weights if t != s and weights[t] == weights[s])
+
     def clusters(self) -> dict[str, str]:
         """image hash -> cluster (the photograph a crop was cut from), for the images that belong to one."""
         return {h: c for src in self.sources.values() for h, c in src.clusters().items()}

@@ -137,6 +137,7 @@ class SummaryRecord:
     robust: dict[str, float] = field(default_factory=dict)
     openset: dict[str, float] = field(default_factory=dict)
     openset_rank: str = ""
+    n_shared_pairs: int = 0  # pairs of models on one autoencoder: reported apart, in no mean
 
     def record(self) -> dict[str, Any]:
         """The summary as metrics.json holds it (flat figure columns)."""
@@ -163,6 +164,7 @@ class SummaryRecord:
             family_pair_accuracy=dict(record.get("family_pair_accuracy") or {}), family_real_accuracy=dict(record.get("family_real_accuracy") or {}),
             intervals=intervals, rank=str(record.get("rank", "")), versus_leader=dict(record.get("versus_leader") or {}),
             openset=figures("openset", [m.name for m in openset]), openset_rank=str(record.get("openset_rank", "")),
+            n_shared_pairs=int(record.get("n_shared_pairs") or 0),
         )
 
 

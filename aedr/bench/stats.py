@@ -52,13 +52,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Hashable, Mapping, Sequence
+from typing import AbstractSet, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..calibration import CALIBRATION_TOO_SMALL, calibration_too_small, check_alpha
-from .metrics import BUILTIN_METRICS, Metric, MetricInfo, fit_threshold
+from .metrics import BUILTIN_METRICS, Metric, MetricInfo, fit_threshold, pair_kind
 from .schema import Scope
 from .vectorised import accuracy, auc, kde_thresholds, tpr_at_fpr
 
@@ -103,7 +103,7 @@ class BenchBootstrap:
     """Percentile intervals of a bench's figures from a joint bootstrap (``bootstrap_bench``).
 
     ``pairs``: one row per (method, options_hash, target, source, metric) with columns method,
-    options_hash, target, target_family, source, pair_kind ("self", "model" or "real"), metric,
+    options_hash, target, target_family, source, pair_kind ("self", "model", "real" or "shared"), metric,
     estimate (on the original data), low, high. Undefined figures (the self pair's AUC) are NaN.
     ``summaries``: one row per (method, options_hash, scope, metric) with columns method,
     options_hash, scope, metric, estimate, low, high, n_pairs. Scopes: "pair" (mean over the ordered
@@ -259,6 +259,7 @@ def bootstrap_bench(
     confidence: float = 0.95,
     clusters: Mapping[str, Hashable] | None = None,
     metrics: Sequence[Metric] = BUILTIN_METRICS,
+    shared_pairs: AbstractSet[tuple[str, str]] = frozenset(),
 ) -> BenchBootstrap:
     """Percentile intervals for every pair metric and per-method summary of a bench, from one joint,
     seeded, stratified bootstrap (see the module's docstring).
@@ -273,7 +274,8 @@ def bootstrap_bench(
     own. Without it, single images are resampled. The draws depend only on ``seed``, the image sets
     and their images (not on the frame's row order), and one cluster per image draws exactly what
     the image bootstrap draws. ``metrics``: the metrics that get intervals (the registered ones;
-    each through ``Metric.per_replicate``).
+    each through ``Metric.per_replicate``). ``shared_pairs``: the (target, source) pairs of models on
+    one autoencoder, kind "shared" and left out of the summaries (``aedr.bench.metrics.pair_kind``).
 
     Pairs: for every (method, options_hash) and every target T it scores, one pair (T, S) for every
     source S with an evaluation set, as ``aedr.bench.metrics.evaluate`` forms them.
@@ -282,7 +284,7 @@ def bootstrap_bench(
     frame = _usable(scores)
     draws, samples = _draw(frame, clusters, n_resamples, seed)
     layout = _Layout.of(frame)
-    pairs, pv = _pair_replicates(layout, samples, alpha, metrics)
+    pairs, pv = _pair_replicates(layout, samples, alpha, metrics, shared_pairs)
     summaries, sv = _summary_replicates(layout, pairs, pv, [m.name for m in metrics])
     for table, values, at in ((pairs, pv, len(pairs.columns)), (summaries, sv, 4)):
         low, high = _quantiles(values[:, 1:], confidence)
@@ -377,7 +379,8 @@ class _Layout:
 _PAIR_COLUMNS = ["method", "options_hash", "target", "target_family", "source", "pair_kind", "metric"]
 
 
-def _pair_replicates(layout: _Layout, samples: _Samples, alpha: AlphaSpec, metrics: Sequence[Metric]) -> tuple[pd.DataFrame, np.ndarray]:
+def _pair_replicates(layout: _Layout, samples: _Samples, alpha: AlphaSpec, metrics: Sequence[Metric],
+                     shared_pairs: AbstractSet[tuple[str, str]]) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per (method, target, source, metric) and its (1 + n_resamples) values, the threshold
     refitted in every replicate."""
     rows: list[tuple] = []
@@ -391,7 +394,7 @@ def _pair_replicates(layout: _Layout, samples: _Samples, alpha: AlphaSpec, metri
             b, cb = samples.get(m, h, t, t, "eval")
             for s in layout.sources(t):
                 o, co = (np.empty(0), np.empty((samples.width, 0))) if s == t else samples.get(m, h, t, s, "eval")
-                kind = "self" if s == t else layout.kinds.get(s, "model")
+                kind = pair_kind(t, s, layout.kinds.get(s, "model"), shared_pairs)
                 for metric in metrics:
                     rows.append((m, h, t, layout.family_of[(m, h, t)], s, kind, metric.name))
                     values.append(metric.per_replicate(b, o, tau, belonging_counts=cb, other_counts=co))

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from .metrics import BUILTIN_METRICS, Metric, MetricInfo
+from .metrics import BUILTIN_METRICS, SHARED, Metric, MetricInfo
 from .schema import Scope, ScopedMetric, SummaryRecord, robust_name
 
 DIRECTION = "Scores: lower = belonging; an image is attributed to target T iff its score < τ_T (fitted on T's calibration images)."
@@ -164,7 +164,7 @@ def summarize(
                 seconds_per_image=seconds / images if images else float("nan"),
                 n_pairs=int(models["accuracy"].notna().sum()), n_real_pairs=int(real["accuracy"].notna().sum()),
                 n_targets=int(g["target"].nunique()), images_timed=images,
-                family_pair_accuracy=fam_pair, family_real_accuracy=fam_real,
+                family_pair_accuracy=fam_pair, family_real_accuracy=fam_real, n_shared_pairs=int((g["pair_kind"] == SHARED).sum()),
             )
         )
     return sorted(out, key=lambda s: s.rank_key(ranked_by))
@@ -313,6 +313,7 @@ def build_tables(
             "Family f: mean over pairs whose target's autoencoder belongs to f (f · real: against real images). " + SHORT_DIRECTION,
         )
     )
+    tables += shared_table(pairs, summaries)
     free = [m for m in present if not m.uses_threshold]
     if free:
         tables.append(_metrics_table(
@@ -327,6 +328,30 @@ def build_tables(
             " ".join(f"{m.title}: {m.description}." for m in at_tau if m.description) + " " + SHORT_DIRECTION,
         ))
     return [t for t in tables if t.has_figures]
+
+
+def shared_table(pairs: pd.DataFrame, summaries: Sequence[MethodSummary]) -> list[Table]:
+    """The pairs of models on one autoencoder (kind "shared"), apart from Table 1: each method's
+    accuracy on each, with its interval; none when the run has no such pair."""
+    shared = pairs[pairs["pair_kind"] == SHARED] if len(pairs) else pairs
+    if not len(shared):
+        return []
+    cells = list(dict.fromkeys(zip(shared["target"], shared["source"])))
+    rows = []
+    for s in summaries:
+        mine = shared[(shared["method"] == s.method) & (shared["options_hash"] == s.options_hash)].set_index(["target", "source"])
+        row: list[Any] = [s.label]
+        for cell in cells:
+            x = mine.loc[cell] if cell in mine.index else None
+            row.append(float("nan") if x is None else estimate(float(x["accuracy"]), x.get("accuracy_low"), x.get("accuracy_high")))
+        rows.append(row)
+    return [Table(
+        "shared", "Shared autoencoders · accuracy (%) between models on one and the same autoencoder",
+        ["method", *[f"{t} / {src}" for t, src in cells]], ["text", *["pct"] * len(cells)], rows,
+        "Column T / S: T's evaluation images against S's under τ_T, where T and S share their autoencoder (identical weights). No method that "
+        "reads an image through the autoencoder can separate such models (50 % is chance), so these pairs are left out of Table 1, every "
+        "mean and the ranks. " + SHORT_DIRECTION,
+    )]
 
 
 def _metrics_table(key: str, heading: str, metrics: Sequence[MetricLike], summaries: Sequence[MethodSummary], note: str) -> Table:
@@ -439,6 +464,9 @@ class Board:
             note += (f" Rank (pool): ranks hold within a pool of runs ({pools}); the runs of a pool scored the same images and are"
                      " ranked by one paired bootstrap, while different pools scored different images, so no paired comparison, and no"
                      " rank, spans two pools (–: pairs from several runs, unranked).")
+        if any(s.n_shared_pairs for s in self.summaries):
+            note += (" Pairs of models on one and the same autoencoder are left out of every mean and rank (no autoencoder-based method"
+                     " can separate them): see the shared-autoencoder table.")
         if self.robust:
             over = "model pairs" if pair else "the targets against real images"
             note += f" Robust{'' if pair else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."

@@ -187,7 +187,7 @@ def attribute_cmd(
     """Which of the candidate models (one card each) made each image? 'none' if no card accepts it.
 
     With --stability the answer is 'attributed' (to the models listed), 'none' or 'uncertain'."""
-    from ..attribution import attribute, prepare_cards
+    from ..attribution import attribute, prepare_cards, shared_autoencoders
     from ..card import CalibrationCard
 
     check_device_option(device)
@@ -196,6 +196,9 @@ def attribute_cmd(
         cards = prepare_cards([CalibrationCard.load(c) for c in card], plugins=plugins(), device=device)
     except ValueError as exc:
         fail(str(exc))
+    for models in shared_autoencoders(cards):
+        err.print(f"[yellow]warning:[/] {markup(' and '.join(models))} share one autoencoder (identical weights): no autoencoder-based "
+                  "method can tell their images apart, so a verdict for one holds for the other(s)")
     if out_file is not None:
         check_output_file(out_file, suffixes=(".csv", ".parquet", ".json"))
     loaded = load_inputs(inputs, pixel_budget=pixel_budget, max_side=max_side)

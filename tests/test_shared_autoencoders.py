@@ -1,0 +1,96 @@
+"""Models on one and the same autoencoder (a fine-tuned checkpoint that kept its base model's VAE):
+no autoencoder-based method can separate them, so the bench reports their pairs apart, out of every
+mean and rank, and ``aedr attribute`` warns when two candidate cards share an autoencoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import aedr
+from aedr.attribution import shared_autoencoders
+from aedr.bench import load_config, run_bench
+from aedr.bench.leaderboard import merge_runs, read_run
+from aedr.bench.schema import Scope
+from conftest import FolderModel, cli_runner, photo_crops
+from test_bench_support import BenchModels, make_models
+
+
+class Sibling(FolderModel):
+    """A second generator on another model's autoencoder folder: its own images, the same weights."""
+
+    def generate(self, n, seed=0, prompts=None, device="cpu"):
+        return super().generate(n, seed=seed + 1000, prompts=prompts, device=device)
+
+    def generator_fingerprint(self) -> str:
+        return "sibling"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    base = tmp_path_factory.mktemp("shared-ae")
+    tiny = make_models(base / "models", n=2)
+    return [*tiny, Sibling("tiny-0-sibling", tiny[0].folder)]
+
+
+@pytest.fixture(scope="module")
+def run(models, tmp_path_factory):
+    plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(models)])
+    cfg = load_config("default", models=["tiny-*"], methods=["aedr"], out=str(tmp_path_factory.mktemp("shared-run")), n_cal=6, n_eval=6,
+                      chunk_size=6, real="none", bootstrap=200)
+    return run_bench(cfg, plugins=plugins, progress=False)
+
+
+def test_pairs_on_one_autoencoder_are_their_own_kind_and_in_no_mean(run):
+    assert run.plan.shared_pairs() == {("tiny-0", "tiny-0-sibling"), ("tiny-0-sibling", "tiny-0")}
+    pairs = run.evaluation.pairs_frame()
+    kinds = {(t, s): k for t, s, k in zip(pairs["target"], pairs["source"], pairs["pair_kind"])}
+    assert kinds[("tiny-0", "tiny-0-sibling")] == kinds[("tiny-0-sibling", "tiny-0")] == "shared"
+    assert kinds[("tiny-0", "tiny-1")] == kinds[("tiny-0-sibling", "tiny-1")] == "model"
+    (summary,) = run.summaries
+    model_pairs = pairs[pairs["pair_kind"] == "model"]
+    assert summary.n_pairs == 4 and summary.n_shared_pairs == 2
+    assert summary.pair["accuracy"] == pytest.approx(model_pairs["accuracy"].mean())  # the mean leaves the shared pairs out
+    boot = run.uncertainty.summaries
+    row = boot[(boot["scope"] == Scope.PAIR.key) & (boot["metric"] == "accuracy")]
+    assert int(row["n_pairs"].iloc[0]) == 4  # and so do the intervals
+
+
+def test_the_shared_pairs_have_their_own_table_and_the_leaderboard_says_so(run):
+    shared = next(t for t in run.tables if t.key == "shared")
+    assert shared.columns == ["method", "tiny-0 / tiny-0-sibling", "tiny-0-sibling / tiny-0"]
+    assert "left out of Table 1" in shared.note
+    table1 = next(t for t in run.tables if t.key == "table1")
+    assert "shared-autoencoder table" in run_board_note(run)
+    assert len(table1.rows) == 1
+    doc = json.loads((Path(run.config.out) / "metrics.json").read_text())
+    assert doc["summaries"][0]["n_shared_pairs"] == 2
+    merged = merge_runs([read_run(run.config.out)])
+    assert merged.summaries[0].n_shared_pairs == 2 and "shared-autoencoder table" in merged.table().note
+
+
+def run_board_note(run) -> str:
+    from aedr.bench.tables import leaderboard_table
+
+    return leaderboard_table(run.summaries, metrics=run.board_metrics).note
+
+
+def test_attribute_warns_when_two_cards_share_an_autoencoder(models, tmp_path, monkeypatch):
+    plugins = aedr.load_plugins(entry_points=False, extra=[BenchModels(models)])
+    method = plugins.method("aedr")
+    paths = []
+    for model in models:
+        own = [aedr.LoadedImage.from_pil(im, f"gen-{i}") for i, im in enumerate(model.generate(6, seed=0))]
+        card = aedr.calibrate(model, method, own, progress=False)
+        paths.append(tmp_path / f"{model.name}.json")
+        card.save(paths[-1])
+    cards = [aedr.CalibrationCard.load(p) for p in paths]
+    assert shared_autoencoders(cards) == [["tiny-0", "tiny-0-sibling"]]
+    assert shared_autoencoders(cards[:2]) == []
+    image = tmp_path / "photo.png"
+    photo_crops(1, seed=5)[0].to_pil().save(image)
+    cli = cli_runner(plugins, monkeypatch)
+    result = cli("attribute", image, *[x for p in paths for x in ("--card", p)])
+    assert "tiny-0 and tiny-0-sibling share one autoencoder" in " ".join(result.output.split())
