@@ -74,7 +74,7 @@ def test_the_leaderboard_fits_and_keeps_every_figure_shown(width):
         assert figure in text
     for piece in ("aedr", "aeroblade-lpips", "(layer=2)", "ronan", "(iterations=50)"):
         assert piece in text  # names fold at their separators, never mid-word
-    assert f"Not shown at {width} columns" in text and "s / image" in text.split("Not shown")[1]
+    assert f"Not shown at {width} columns" in text and "ms / image" in text.split("Not shown")[1]
 
 
 def dataclass_without(table: Table, columns) -> Table:

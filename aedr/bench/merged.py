@@ -37,7 +37,8 @@ class RunRecord:
     def describe(self) -> str:
         c = self.config
         models = ", ".join(m["name"] for m in self.models)
-        return f"{self.name}: config {c.get('name', '?')}, models [{models}], {c.get('n_cal')} cal / {c.get('n_eval')} eval images, alpha {c.get('alpha')}, finished {self.finished}"
+        return (f"{self.name}: config {c.get('name', '?')}, models [{models}], {c.get('n_cal')} cal / {c.get('n_eval')} eval images, "
+                f"alpha {c.get('alpha')}, seed {c.get('seed')}, finished {self.finished}")
 
 
 @dataclass

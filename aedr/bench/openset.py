@@ -544,6 +544,9 @@ def summary_table(summaries: Sequence["MethodSummary"], openset: OpenSet) -> Tab
     """Every open-set figure of every method on the clean images, with intervals and the rank with ties."""
     metrics = openset.metrics
     ranked = any(s.openset_rank for s in summaries)
+    if ranked:  # in the order of its own ranks ("1" before "1="), not the leaderboard's
+        accuracy = {id(s): s.openset.get("open_set_accuracy", math.nan) for s in summaries}
+        summaries = sorted(summaries, key=lambda s: -accuracy[id(s)] if accuracy[id(s)] == accuracy[id(s)] else math.inf)
     rows = [[*([s.openset_rank or "–"] if ranked else []), s.label, *[s.cell(Scope.OPENSET, m.name) for m in metrics]] for s in summaries]
     return Table(
         "openset", "Open-set attribution: which of the run's models made each image, or none",

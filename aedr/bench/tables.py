@@ -297,7 +297,7 @@ def build_tables(
         time_rows.append([s.label, *per, s.seconds_per_image])
     tables.append(
         Table(
-            "table3", "Table 3 · Seconds per image",
+            "table3", "Table 3 · Milliseconds per image",
             ["method", *targets, "mean"], ["text", *["sec"] * len(targets), "sec"], time_rows,
             "Wall time of scoring divided by images scored under each target (model loading excluded). Methods share "
             "first reconstructions: the first method to need one pays for it.",
@@ -382,7 +382,7 @@ def leaderboard_table(
     cols = [title for title, _, _ in columns]
     heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
     secondary = [f"real {m.title}" for m in board.shown[1:] if scope == Scope.PAIR] + \
-        [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "s / image", "pairs", "targets")]
+        [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "ms / image", "pairs", "targets")]
     return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, [f for _, f, _ in columns], rows,
                  board.note(), tuple(secondary))
 
@@ -420,7 +420,7 @@ class Board:
             out.append(("open-set rank", "text", lambda i, s: s.openset_rank or "–"))
         if self.compared:
             out += self.versus_leader_columns()
-        out += [("s / image", "sec", lambda i, s: s.seconds_per_image)]
+        out += [("ms / image", "sec", lambda i, s: s.seconds_per_image)]
         out += [("pairs", "int", lambda i, s: s.n_pairs)] if self.scope == Scope.PAIR else []
         out += [("targets", "int", lambda i, s: s.n_targets)]
         if self.with_runs is not None:

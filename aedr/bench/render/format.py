@@ -1,7 +1,7 @@
 """How a table cell is written: one function for every renderer.
 
 Column formats: "pct" a fraction shown as a percentage ("rpct": a rate where lower is better), "auc" three decimals, "dpct" / "dauc" signed
-differences of those, "p" a p-value, "sec" seconds, "int", "num" (a general float), "text". A cell
+differences of those, "p" a p-value, "sig" four significant digits (thresholds), "sec" seconds (written in milliseconds, two decimals: one format down a column), "int", "num" (a general float), "text". A cell
 holding an :class:`aedr.bench.tables.Estimate` is written with its interval: ``74.6 [68.1, 80.9]``."""
 
 from __future__ import annotations
@@ -31,21 +31,15 @@ def fmt(value: Any, kind: str) -> str:
         return f"{100 * value:.1f}"
     if kind == "auc":
         return f"{value:.3f}"
-    if kind == "sec":  # three significant digits, always in plain decimals (no 4.68e-04 beside 0.00243)
-        return significant(value, 3)
+    if kind == "sec":  # milliseconds, two decimals: 0.11 and 127.00 down one column, never 0.000113 beside 0.127
+        return f"{1000 * value:.2f}"
     if kind == "int":
         return str(int(value))
     if kind == "num":
         return f"{value:.4g}"
+    if kind == "sig":  # four significant digits, trailing zeros kept: 1.030 beside 0.8019
+        return f"{value:#.4g}"
     return str(value)
-
-
-def significant(value: float, digits: int) -> str:
-    """``value`` to ``digits`` significant digits in plain decimal notation (0.000468, 0.00243, 1.23, 1230)."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
 
 
 def first_line(text: str) -> str:

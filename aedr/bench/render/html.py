@@ -19,8 +19,9 @@ body { margin:0; font:14px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Ne
 header { background:#fff; border-bottom:1px solid var(--line); padding:18px 32px 12px; }
 header h1 { margin:0 0 4px; font-size:22px; }
 header .sub { color:var(--muted); }
-nav { position:sticky; top:0; z-index:2; background:#fff; border-bottom:1px solid var(--line); padding:6px 32px; font-size:13px; }
-nav a { color:var(--accent); text-decoration:none; margin-right:14px; white-space:nowrap; }
+nav { position:sticky; top:0; z-index:2; background:#fff; border-bottom:1px solid var(--line); padding:6px 32px; font-size:13px;
+      display:flex; flex-wrap:wrap; gap:2px 14px; }
+nav a { color:var(--accent); text-decoration:none; white-space:nowrap; }
 main { padding:8px 32px 40px; max-width:1500px; }
 h2 { font-size:18px; margin:28px 0 8px; border-bottom:2px solid var(--line); padding-bottom:4px; }
 h3 { font-size:14.5px; margin:18px 0 6px; }
@@ -112,7 +113,8 @@ def to_html(table: Table, *, anchor: bool = True) -> str:
 def table_nav(tables: Iterable[Table]) -> list[tuple[str, str]]:
     """Navigation links to a page's tables: "Table 1" ... for the paper's, the short name otherwise."""
     names = {"table1": "Table 1", "table2": "Table 2", "table3": "Table 3", "table4": "Table 4", "threshold_free": "Threshold-free", "at_threshold": "At τ",
-             "robust_auc": "Robust AUC", "robust_accuracy": "Robust acc", "robust_real": "Robust real", "robust_real_auc": "Robust real AUC"}
+             "robust_auc": "Robust AUC", "robust_accuracy": "Robust acc", "robust_real": "Robust real", "robust_real_auc": "Robust real AUC",
+             "shared": "Shared AE", "openset": "Open set", "false_accusation": "False accusation", "openset_perturbed": "Open set perturbed"}
     return [(t.key, names.get(t.key, t.title.split(" · ")[0])) for t in tables]
 
 
@@ -121,7 +123,7 @@ def merged_html(m: "Merged") -> str:
     runs = kv((r.name, html.escape(r.describe().split(": ", 1)[1])) for r in m.runs)
     notes = "".join(f'<div class="warn">{html.escape(n)}</div>' for n in m.notes)
     body = [f'<div class="direction">{html.escape(DIRECTION)}</div>', notes, '<h2 id="runs">Runs</h2>', runs,
-            '<h2 id="leaderboard">Leaderboard</h2>', to_html(m.table()),
+            '<h2 id="leaderboard">Leaderboard</h2>', to_html(m.table(), anchor=False),
             '<h2 id="tables">Tables</h2>', *[to_html(t) for t in tables]]
     nav = [("runs", "Runs"), ("leaderboard", "Leaderboard"), *table_nav(tables)]
     return page("aedr leaderboard", f"{len(m.runs)} run(s) merged", nav, "\n".join(body))

@@ -13,13 +13,13 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from ...files import write_text_atomic
 from ..metrics import roc_auc, roc_curve
 from .format import fmt
 
-FIGURE_STYLE_VERSION = 3  # bump when a figure's drawing code changes, to invalidate cached figures
+FIGURE_STYLE_VERSION = 4  # bump when a figure's drawing code changes, to invalidate cached figures
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
 
 
@@ -104,7 +104,8 @@ def forest(pairs: pd.DataFrame, label: str) -> str:
     """One method's accuracy per pair (rows: target ← source, the real pairs last) with its interval."""
     rows = pairs[(pairs["pair_kind"] != "self") & pairs["accuracy"].notna()].copy()
     rows["_real"] = rows["pair_kind"] == "real"
-    rows = rows.sort_values(["_real", "target", "source"], kind="stable")
+    order = {name: i for i, name in enumerate(dict.fromkeys([*rows["target"], *rows["source"]]))}  # the run's model order
+    rows = rows.sort_values(["_real", "target", "source"], key=lambda c: c.map(order) if c.name != "_real" else c, kind="stable")
     n = len(rows)
     fig = new_figure(4.2, 0.9 + 0.17 * max(n, 1))
     ax = fig.add_subplot()
@@ -119,7 +120,8 @@ def forest(pairs: pd.DataFrame, label: str) -> str:
     ax.scatter(acc, y, s=12, c=list(colors), zorder=3)
     ax.axvline(50, ls="--", lw=0.8, color="#999")
     ax.set_yticks(y, [f"{_short(t, 14)} ← {_short(s, 14)}" for t, s in zip(rows["target"], rows["source"])], fontsize=6.5)
-    ax.set_xlim(0, 101)
+    ax.set_xlim(0, 104)  # a dot at 100 % whole, inside the frame
+    ax.set_xticks([0, 25, 50, 75, 100])
     ax.set_xlabel("accuracy % (dashed: chance)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_title(label, fontsize=9)
@@ -164,9 +166,9 @@ def _bins(values: list[np.ndarray], n: int = 24) -> tuple[np.ndarray, bool]:
 
 def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets: Sequence[str], thresholds: dict[str, float]) -> str:
     """Per target: score histograms of belonging, other models' and real evaluation images, with tau."""
-    ncols = min(4, len(targets))
+    ncols = min(3, len(targets))  # narrow enough to stay legible on an 800 px page
     nrows = math.ceil(len(targets) / ncols)
-    fig = new_figure(3.1 * ncols, 2.4 * nrows + 0.4)
+    fig = new_figure(3.1 * ncols, 2.4 * nrows + 0.7)
     m = scores[(scores["method"] == name) & (scores["options_hash"] == ohash) & (scores["split"] == "eval") & (scores["status"] == "ok")]
     for k, t in enumerate(targets):
         ax = fig.add_subplot(nrows, ncols, k + 1)
@@ -189,11 +191,16 @@ def histograms(scores: pd.DataFrame, name: str, ohash: str, label: str, targets:
         if log:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on narrow panels
+        else:  # few ticks, a common power of ten apart: 2.5e-4 beside 5e-4 never runs together
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+            ax.xaxis.get_offset_text().set_fontsize(6)
         ax.set_title(f"target {t}", fontsize=8)
         ax.tick_params(labelsize=6.5)
         ax.set_yticks([])
-        if k == 0 and ax.get_legend_handles_labels()[0]:  # a target without scores has nothing to label
-            ax.legend(fontsize=6, loc="best")
+    handles = {lab.split(" (")[0]: h for ax in fig.axes for h, lab in zip(*ax.get_legend_handles_labels())}
+    if handles:  # one legend for every panel, below them, covering no bar
+        fig.legend(list(handles.values()), list(handles), fontsize=7, loc="outside lower center", ncols=len(handles))
     fig.suptitle(f"{label}: scores under each target (lower = belonging)", fontsize=9)
     return data_uri(fig)
 

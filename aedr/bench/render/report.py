@@ -84,9 +84,12 @@ def _thresholds_table(result: "BenchResult") -> Table:
         [t.label, t.target + (f" ({t.perturbation})" if t.perturbation else ""), t.alpha, t.alpha_selection, t.threshold, t.n_cal, t.n_estimation or None, t.estimation_accuracy, t.error]
         for t in [*result.evaluation.thresholds, *(result.robustness.thresholds() if result.robustness is not None else [])]
     ]
+    columns = ["method", "target", "alpha", "alpha chosen", "τ", "calibration images", "estimation images", "estimation acc %", "note"]
+    formats = ["text", "text", "num", "text", "sig", "int", "int", "pct", "text"]
+    # the estimation columns (alpha "auto") and the note (a failed fit) only where some row has one
+    keep = [j for j in range(len(columns)) if j < 6 or any(r[j] not in (None, "") and r[j] == r[j] for r in rows)]
     return Table(
-        "thresholds", "Thresholds τ_T", ["method", "target", "alpha", "alpha chosen", "τ", "calibration images", "estimation images", "estimation acc %", "note"],
-        ["text", "text", "num", "text", "num", "int", "int", "pct", "text"], rows,
+        "thresholds", "Thresholds τ_T", [columns[j] for j in keep], [formats[j] for j in keep], [[r[j] for j in keep] for r in rows],
         "τ_T: the 1 − alpha quantile of a Gaussian KDE (Scott) of T's calibration scores.",
     )
 
@@ -150,7 +153,7 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
     r = ReportParts(result, plots.FigureCache(figure_cache))
     body: list[str] = [f'<div class="direction">{html.escape(DIRECTION)}</div>', _problems(result)]
     body += ['<h2 id="run">Run</h2>', _run_facts(result)]
-    body += ['<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(result.summaries, metrics=result.board_metrics))]
+    body += ['<h2 id="leaderboard">Leaderboard</h2>', to_html(leaderboard_table(result.summaries, metrics=result.board_metrics), anchor=False)]
     body += ['<h2 id="tables">Tables</h2>', *[to_html(t) for t in result.tables]]
     body += r.heatmaps() + r.forests() + r.rocs() + r.histograms()
     extra_nav = []
@@ -159,7 +162,7 @@ def render_report(result: "BenchResult", figure_cache: Path | None = None) -> st
         extra_nav.append(("robustness", "Robustness"))
     if result.openset is not None and result.openset.clean.records:
         body += _openset_section(result, r.cache, r.ordered)
-        extra_nav.append(("openset-figures", "Open set"))
+        extra_nav.append(("openset-figures", "Open-set figures"))
     body += r.time() + r.details()
     nav = [("run", "Run"), ("leaderboard", "Leaderboard"), *table_nav(result.tables), ("heatmaps", "Heatmaps"), ("forest", "Intervals"), ("roc", "ROC"),
            ("histograms", "Histograms"), *extra_nav, ("time", "Time"), ("details", "Details")]
