@@ -58,10 +58,11 @@ _consoles_lock = threading.Lock()
 
 
 def console(stderr: bool = False) -> Console:
-    """The process's rich console for standard output (results: tables, JSON, lines to pipe on;
-    soft-wrapped, so a long line is never broken) or, with ``stderr=True``, for standard error
-    (errors, notes, progress bars). Made on first use; each writes to whatever ``sys.stdout`` /
-    ``sys.stderr`` is when it prints (a test runner's capture too)."""
+    """The process's rich console for standard output (results: tables, JSON, lines to pipe on) or,
+    with ``stderr=True``, for standard error (errors, notes, progress bars). On a terminal a long
+    line is wrapped at words to the terminal's width; in a pipe or a file it is written whole (soft
+    wrap), never broken. Made on first use; each writes to whatever ``sys.stdout`` / ``sys.stderr``
+    is when it prints (a test runner's capture too)."""
     found = _consoles.get(stderr)
     if found is not None:
         return found
@@ -69,7 +70,9 @@ def console(stderr: bool = False) -> Console:
         if stderr not in _consoles:
             from rich.console import Console
 
-            _consoles[stderr] = Console(stderr=True) if stderr else Console(soft_wrap=True)
+            made = Console(stderr=stderr)
+            made.soft_wrap = not made.is_terminal
+            _consoles[stderr] = made
         return _consoles[stderr]
 
 
@@ -80,14 +83,16 @@ NAME_BREAKS = "-_/.,+ "
 
 def fold_name(name: str, width: int) -> str:
     """``name`` in lines of at most ``width`` characters, broken after separators (``-``, ``_``,
-    ``/``, ``.`` ...) and before brackets; a piece longer than ``width`` is split where it must."""
+    ``/``, ``.`` ...; not the point of a version number, 1.0) and before brackets; a piece longer
+    than ``width`` is split where it must."""
     pieces, piece = [], ""
-    for ch in name:
+    for i, ch in enumerate(name):
         if ch in "[(" and piece:  # an option list starts a piece of its own
             pieces.append(piece)
             piece = ""
         piece += ch
-        if ch in NAME_BREAKS:
+        version_point = ch == "." and name[i - 1 : i].isdigit() and name[i + 1 : i + 2].isdigit()
+        if ch in NAME_BREAKS and not version_point:
             pieces.append(piece)
             piece = ""
     pieces += [piece] if piece else []
@@ -101,6 +106,12 @@ def fold_name(name: str, width: int) -> str:
         lines[-1] += p
     return "\n".join(line.rstrip() for line in lines if line.strip())
 
+
+
+def fold_words(text: str, width: int) -> str:
+    """``text`` with every word longer than ``width`` folded as :func:`fold_name` folds a name (a
+    repository id in a description, say), so that a table's wrapping never splits it mid-word."""
+    return " ".join(fold_name(w, width) if len(w) > width else w for w in text.split(" "))
 
 
 def natural_width(target: Console, renderable: Any) -> int:
@@ -117,16 +128,43 @@ def print_widest_fitting(target: Console, *layouts: Any) -> None:
     target.print(chosen, soft_wrap=False)
 
 
+def format_seconds(s: float | None) -> str:
+    """A duration as a progress display writes it: ``m:ss``, ``h:mm:ss``; ``–:––`` when unknown."""
+    if s is None or s != s:
+        return "–:––"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def mean_rate_time_left() -> Any:
+    """A progress column: the time left at the mean rate so far (elapsed / done x to do). Rich's own
+    column measures the rate over the last 30 seconds, so work whose steps take longer than that
+    (an image of several megapixels) never gets an estimate."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class TimeLeft(ProgressColumn):
+        def render(self, task) -> Text:
+            if not task.completed or task.total is None or task.elapsed is None:
+                return Text("ETA " + format_seconds(None), style="progress.remaining")
+            return Text("ETA " + format_seconds(task.elapsed * (task.total - task.completed) / task.completed), style="progress.remaining")
+
+    return TimeLeft()
+
+
 def progress_display(target: Console, time_left: Any = None, **options: Any):
     """The one progress display (``aedr score``, ``calibrate``, ``attribute``, ``reconstruct``, the
     bench): what is being done, cut with an ellipsis to the room the others leave, then a bar,
     done/total, the elapsed time and the time left, which therefore always show, at 80 columns too.
-    ``time_left``: a column of the caller's own for the last one; ``options`` go to rich's Progress."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    ``time_left``: a column of the caller's own for the last one (default: :func:`mean_rate_time_left`);
+    ``options`` go to rich's Progress."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Column
 
     what = TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=8))
-    return Progress(what, BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), time_left or TimeRemainingColumn(),
+    return Progress(what, BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(), time_left or mean_rate_time_left(),
                     console=target, expand=True, **options)
 
 

@@ -617,4 +617,4 @@ def test_a_run_with_one_model_ranks_by_real_accuracy_with_ties():
     assert table.title == "Leaderboard · methods ranked by accuracy against real images"
     assert not any(c.startswith("pairs") for c in table.columns) and "Δ real acc vs #1" in table.columns
     row = dict(zip(table.columns, table.rows[1]))
-    assert row["rank"] == "1=" and row["p (Holm)"] >= 0.05 and math.isfinite(row["Δ real AUC vs #1"].value)
+    assert row["rank"] == "1=" and row["p acc (Holm)"] >= 0.05 and math.isfinite(row["Δ real AUC vs #1"].value)

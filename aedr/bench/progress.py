@@ -13,17 +13,8 @@ from typing import Hashable
 from rich.console import Console
 
 from ..text import console as text_console
-from ..text import markup, progress_display
+from ..text import format_seconds, markup, progress_display
 from rich.progress import Progress, TaskID, TextColumn
-
-
-def format_seconds(s: float | None) -> str:
-    if s is None or s != s:
-        return "–:––"
-    s = int(round(s))
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 @dataclass

@@ -382,7 +382,7 @@ def leaderboard_table(
     cols = [title for title, _, _ in columns]
     heading = "mean accuracy over model pairs" if scope == Scope.PAIR else "accuracy against real images"
     secondary = [f"real {m.title}" for m in board.shown[1:] if scope == Scope.PAIR] + \
-        [c for c in cols if "AUC vs #1" in c or c in ("p (Holm) ", "ms / image", "pairs", "targets")]
+        [c for c in cols if "AUC vs #1" in c or c in ("p AUC (Holm)", "ms / image", "pairs", "targets")]
     return Table("leaderboard", f"Leaderboard · methods ranked by {heading}", cols, [f for _, f, _ in columns], rows,
                  board.note(), tuple(secondary))
 
@@ -444,8 +444,8 @@ class Board:
                 return estimate(v["difference"], v["low"], v["high"]) if which == 0 else v["p_holm"]
             return cell
 
-        return [(f"Δ {name} acc vs #1", "dpct", part("accuracy", 0)), ("p (Holm)", "p", part("accuracy", 1)),
-                (f"Δ {name} AUC vs #1", "dauc", part("auc", 0)), ("p (Holm) ", "p", part("auc", 1))]
+        return [(f"Δ {name} acc vs #1", "dpct", part("accuracy", 0)), ("p acc (Holm)", "p", part("accuracy", 1)),
+                (f"Δ {name} AUC vs #1", "dauc", part("auc", 0)), ("p AUC (Holm)", "p", part("auc", 1))]
 
     def note(self) -> str:
         pair = self.scope == Scope.PAIR
@@ -463,7 +463,9 @@ class Board:
             pools = "; ".join(f"{letter}: {', '.join(runs)}" for letter, runs in self.rank_pools.items())
             note += (f" Rank (pool): ranks hold within a pool of runs ({pools}); the runs of a pool scored the same images and are"
                      " ranked by one paired bootstrap, while different pools scored different images, so no paired comparison, and no"
-                     " rank, spans two pools (–: pairs from several runs, unranked).")
+                     " rank, spans two pools.")
+        if self.with_runs is not None and any(s.rank == "–" for s in self.summaries):
+            note += " –: a method whose pairs come from several runs, unranked."
         if any(s.n_shared_pairs for s in self.summaries):
             note += (" Pairs of models on one and the same autoencoder are left out of every mean and rank (no autoencoder-based method"
                      " can separate them): see the shared-autoencoder table.")

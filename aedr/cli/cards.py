@@ -250,7 +250,7 @@ def print_uncertain(results) -> None:
         for v in a.verdicts:
             if v.uncertain:
                 why = "; ".join(v.stability.reasons) + (f" ({'; '.join(v.stability.errors)})" if not v.stability.perturbed else "")
-                err.print(f"note: {markup(a.image)}: {markup(v.model)} is uncertain: {markup(why)}", soft_wrap=True)
+                err.print(f"note: {markup(a.image)}: {markup(v.model)} is uncertain: {markup(why)}")
 
 
 def print_attributions(results, cards, stability: bool, checks: str) -> None:
@@ -260,12 +260,16 @@ def print_attributions(results, cards, stability: bool, checks: str) -> None:
     title = "attribution (score < threshold = belongs; tail = P(S >= score) under the model's calibration KDE)"
     title += f"; stability: {checks}" if stability else ""
     wide = attribution_table(results, stability, None, with_threshold=True)
-    fits = natural_width(out, wide) <= out.width
     out.print(Text(title, style="bold"), soft_wrap=False)
-    if fits:
+    if natural_width(out, wide) <= out.width:
         out.print(wide, soft_wrap=False)
-    else:  # the thresholds get a line of their own, the names fold to the room left
-        out.print(names_folded_to_fit(out, lambda names: attribution_table(results, stability, names, with_threshold=False)), soft_wrap=False)
+    else:  # the thresholds get a line of their own, the names fold to the room left; still too wide: the
+        # stability columns go (each uncertain card's reasons follow the table as notes)
+        for checks in ((True, False) if stability else (False,)):
+            table = names_folded_to_fit(out, lambda names: attribution_table(results, stability, names, with_threshold=False, with_checks=checks))
+            if natural_width(out, table) <= out.width or not checks:
+                break
+        out.print(table, soft_wrap=False)
         out.print("thresholds: " + markup(", ".join(f"{c.card.model} {c.card.threshold:.6g}" for c in cards)), soft_wrap=False)
     for a in results:
         for v in a.verdicts:
@@ -274,8 +278,9 @@ def print_attributions(results, cards, stability: bool, checks: str) -> None:
                           f"extrapolation: {markup('; '.join(v.outside_domain))}", soft_wrap=False)
 
 
-def attribution_table(results, stability: bool, names: int | None, *, with_threshold: bool) -> Table:
-    """One row per image and card; ``names``: the width image and model names fold to (None: whole)."""
+def attribution_table(results, stability: bool, names: int | None, *, with_threshold: bool, with_checks: bool = True) -> Table:
+    """One row per image and card; ``names``: the width image and model names fold to (None: whole);
+    ``with_checks``: with the stability check's columns (agreeing copies, score in the band)."""
 
     def name(text: str) -> str:
         return markup(fold_name(text, names) if names else text)
@@ -287,16 +292,19 @@ def attribution_table(results, stability: bool, names: int | None, *, with_thres
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("belongs", no_wrap=True)
     table.add_column("tail", justify="right", no_wrap=True)
-    if stability:
+    if stability and with_checks:
         table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
         table.add_column("in band", no_wrap=True)
-    table.add_column("decision" if stability else "verdict", style="bold")  # model names, wrapped after their commas
+    # model names, wrapped after their commas; never narrower than its header or its longest word ("uncertain", a model name)
+    header = "decision" if stability else "verdict"
+    words = [w for a in results for w in verdict_text(a, stability).replace(":", ",").split(",")]
+    table.add_column(header, style="bold", min_width=max([len(header), *(len(w.strip()) for w in words)]))
     for a in results:
         for k, v in enumerate(a.verdicts):
             mark = " [yellow]![/]" if v.outside_domain else ""
             cells = [name(a.image) if k == 0 else "", name(v.model), f"{v.score:.6g}{mark}", *([f"{v.threshold:.6g}"] if with_threshold else []),
                      "[green]yes[/]" if v.belongs else "no", f"{v.tail_probability:.3g}"]
-            if stability and v.stability is not None:
+            if stability and with_checks and v.stability is not None:
                 flag = "[yellow]" if v.stability.disagree else ""
                 cells += [f"{flag}{v.stability.agreeing}{'[/]' if flag else ''}", "[yellow]yes[/]" if v.stability.in_band else "no"]
             cells.append(verdict_cell(a, stability) if k == 0 else "")
@@ -305,8 +313,12 @@ def attribution_table(results, stability: bool, names: int | None, *, with_thres
     return table
 
 
+def verdict_text(a, stability: bool) -> str:
+    return a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
+
+
 def verdict_cell(a, stability: bool) -> str:
-    shown = a.verdict if not stability or a.decision != "attributed" else f"attributed: {a.verdict}"
+    shown = verdict_text(a, stability)
     text = ("[yellow]" + markup(shown) + "[/]") if a.decision == "uncertain" else markup(shown)
     if any(v.outside_domain for v in a.verdicts if v.model in a.attributed_to):
         text += " [yellow]![/]"

@@ -7,7 +7,7 @@ import json
 
 from rich.table import Table
 
-from ..text import markup, print_widest_fitting
+from ..text import fold_words, markup, print_widest_fitting
 from .shared import app, JsonOpt, out, plugins
 
 
@@ -60,14 +60,25 @@ def models_cmd(as_json: bool = JsonOpt) -> None:
         wide.add_column(col)
     for col in ("model", "family", "weights", "description"):  # the availability detail goes under the description
         narrow.add_column(col, no_wrap=col != "description", overflow="fold")
+    room = description_room(narrow, rows)
     for r in rows:
         state = "[green]local[/]" if r["local_weights"] else "[yellow]not local[/]"
         detail = f"[dim]{markup(r['availability'])}[/]" if r["availability"] else ""
         name = markup(r["name"]) + ("" if r["generator"] else "\n[dim](no generator)[/]")
         wide.add_row(markup(r["name"]), markup(r["family"]), "yes" if r["generator"] else "no", f"{state} {detail}".strip(), markup(r["plugin"]),
                      markup(r["description"]))
-        narrow.add_row(name, markup(r["family"]), state, markup(r["description"]) + (f"\n{detail}" if detail else ""))
+        folded = f"[dim]{markup(fold_words(r['availability'], room))}[/]" if detail else ""
+        narrow.add_row(name, markup(r["family"]), state, markup(fold_words(r["description"], room)) + (f"\n{folded}" if folded else ""))
     print_widest_fitting(out, wide, narrow)
+
+
+def description_room(narrow: Table, rows: list[dict]) -> int:
+    """The width the narrow models table leaves its description column at this terminal (its other
+    columns never wrap: model name, family, "not local"), at least 20."""
+    model = max([len("(no generator)"), *(len(r["name"]) for r in rows)])
+    family = max([len("family"), *(len(r["family"]) for r in rows)])
+    borders = 3 * len(narrow.columns) + 1
+    return max(20, out.width - borders - model - family - len("not local"))
 
 
 @app.command("methods")

@@ -51,7 +51,7 @@ EXIT_USER_ERROR = 2
 
 def report_error(exc: BaseException) -> None:
     """Print a user error as the ``aedr`` command does: one ``error: ...`` line on standard error."""
-    err.print(f"[bold red]error:[/] {markup(exc)}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {markup(exc)}")
 
 
 class AedrGroup(TyperGroup):
