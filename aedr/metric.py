@@ -15,7 +15,7 @@ import numpy as np
 # boards): a metric cannot take one of these names.
 RESERVED_NAMES = frozenset({
     "alpha", "fn", "fp", "intervals", "label", "method", "n_source", "n_target", "options_hash", "pair_kind", "perturbation",
-    "run", "source", "target", "target_family", "threshold", "tn", "tp", "values",
+    "run", "source", "target", "target_family", "threshold", "tn", "tp", "values", "hard",
 })
 
 

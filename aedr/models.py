@@ -92,6 +92,13 @@ class ModelPlugin(ABC):
         not describe is recognised by its autoencoder alone."""
         return ""
 
+    def sample_distance(self, other: "ModelPlugin") -> float | None:
+        """How close this model's generated images are to ``other``'s, by a distance that involves no
+        attribution method (the zoo: gate 3's MMD² between the two models' samples, recorded in its
+        ``zoo.json``); None when unknown (the default). The bench calls the third of its model pairs
+        with the smallest distances its hard pairs and gives their mean a column of its own."""
+        return None
+
     def fingerprint(self) -> str:
         """What the model's generated images depend on: its autoencoder and its generator."""
         from .fingerprint import combine

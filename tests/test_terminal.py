@@ -38,6 +38,7 @@ def assert_fits(text: str, width: int) -> None:
         ("zoo-kl-a", 20, ["zoo-kl-a"]),
         ("zoo-kl-a", 5, ["zoo-", "kl-a"]),
         ("aeroblade-ssim(seed=3)", 20, ["aeroblade-ssim", "(seed=3)"]),
+        ("stable-diffusion-xl-base-1.0", 27, ["stable-diffusion-xl-base-", "1.0"]),  # never inside a version number
         ("suspect.png", 8, ["suspect.", "png"]),
         ("averyveryverylongname", 8, ["averyver", "yverylon", "gname"]),  # no separator: split where it must
     ],
@@ -428,3 +429,20 @@ def test_a_run_without_its_score_file_keeps_its_own_ranks(split_runs, tmp_path):
     (copy / "scores.parquet").unlink()
     merged, rows = board(split_runs["aedr"], copy)
     assert merged.ranked_in_pools and len(merged.rank_pools) == 2
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_an_attribution_with_stability_fits_and_never_cuts_its_verdict(tmp_path, monkeypatch, width):
+    from aedr.cli import out
+    from conftest import calibrated_tiny_model, cli_runner
+
+    plugins, _, _, card, image, _ = calibrated_tiny_model(tmp_path / "model")
+    card.save(tmp_path / "card.json")
+    folder = tmp_path / "images-of-a-rather-long-folder-name"
+    folder.mkdir()
+    image.to_pil().save(folder / "suspect-image.png")
+    monkeypatch.setattr(out, "_width", width)
+    res = cli_runner(plugins, monkeypatch)("attribute", folder / "suspect-image.png", "--card", tmp_path / "card.json", "--stability")
+    table = "\n".join(line for line in res.output.splitlines() if any(c in line for c in "│┃┏┗┡└"))
+    assert_fits(table, width)
+    assert "…" not in res.output and any(word in table for word in ("uncertain", "none", "attributed"))

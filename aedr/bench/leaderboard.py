@@ -198,19 +198,20 @@ class RankPools:
             return
         from .stats import bootstrap_bench
 
-        frames, alphas, shared = [], {}, set()
+        frames, alphas, shared, hard = [], {}, set(), set()
         for s in pool:
             run = self.by_name[self.runs_of[(s.method, s.options_hash)][0]]
             scores = self.clean_scores(run)
             frames.append(scores[(scores["method"] == s.method) & (scores["options_hash"] == s.options_hash)])
             alphas.update({k: a for k, a in run.alphas.items() if k[:2] == (s.method, s.options_hash)})
             shared.update(zip(*(run.pairs.loc[run.pairs["pair_kind"] == SHARED, c] for c in ("target", "source"))))
+            hard.update(zip(*(run.pairs.loc[run.pairs["hard"].eq(True), c] for c in ("target", "source"))))
         settings = self.by_name[runs[-1]].uncertainty or {}
         named = set(settings.get("metrics_with_intervals") or ())
         boot = bootstrap_bench(pd.concat(frames, ignore_index=True), alpha=alphas, n_resamples=int(settings["n_resamples"]),
                                seed=int(settings.get("seed") or 0), confidence=float(settings.get("confidence") or 0.95),
                                clusters=settings.get("clusters") or None, metrics=[m for m in self.metrics if m.name in named],
-                               shared_pairs=frozenset(shared))
+                               shared_pairs=frozenset(shared), hard_pairs=frozenset(hard))
         apply_uncertainty(pool, boot)
         self.notes.append(f"runs {', '.join(runs)} scored the same images: their methods are ranked together by one joint bootstrap over their scores")
 

@@ -151,6 +151,7 @@ class PairMetrics:
     values: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> (low, high)
     perturbation: str = ""  # the evaluation images' perturbation ("" clean)
+    hard: bool = False  # one of the run's hard pairs (``aedr.bench.plan.Plan.hard_pairs``)
 
     def record(self) -> dict[str, Any]:
         """The flat row of metrics.csv and metrics.json: the fields, then per metric its value and
@@ -268,6 +269,7 @@ def evaluate(
     scores: pd.DataFrame, *, methods, models, sources: Sequence[str], source_kinds: dict[str, str], alpha: float | str,
     metrics: Sequence[Metric] = BUILTIN_METRICS, perturbation: str = "",
     thresholds: Mapping[tuple[str, str, str], Threshold] | None = None, shared_pairs: AbstractSet[tuple[str, str]] = frozenset(),
+    hard_pairs: AbstractSet[tuple[str, str]] = frozenset(),
 ) -> Evaluation:
     """Thresholds, pair metrics (every metric in ``metrics``) and timings from the plan's scores.
 
@@ -277,7 +279,8 @@ def evaluate(
     ``methods``: MethodSpec-like objects (name, options_hash, label); ``models``: ModelPlugin-like
     (name, family). ``thresholds``: (method, options_hash, target) -> the threshold to use instead of
     fitting one on the rows' calibration scores (a perturbation evaluated at the clean thresholds).
-    ``shared_pairs``: the (target, source) pairs of models on one autoencoder (:func:`pair_kind`).
+    ``shared_pairs``: the (target, source) pairs of models on one autoencoder (:func:`pair_kind`);
+    ``hard_pairs``: the model pairs marked ``hard`` (their mean is the leaderboard's hard-pair figure).
     """
     ev = Evaluation(metrics=list(metrics))
     if "perturbation" in scores.columns:
@@ -312,6 +315,7 @@ def evaluate(
                 other = None if s == t else values(spec, t, s, "eval")
                 pair = pair_metrics(belonging, other, th, ev.metrics, **ids, target_family=model.family, source=s, pair_kind=kind)
                 pair.perturbation = perturbation
+                pair.hard = kind == "model" and (t, s) in hard_pairs
                 ev.pairs.append(pair)
             mine = ok[(ok["method"] == spec.name) & (ok["options_hash"] == spec.options_hash) & (ok["target"] == t)]
             ev.timings.append(Timing(**ids, images=int(len(mine)), seconds=float(mine["seconds"].sum())))

@@ -15,6 +15,7 @@ the perturbed images are chunked and shared between methods exactly as the clean
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -112,6 +113,26 @@ class Plan:
         fingerprints): pairs no autoencoder-based method can separate (``aedr.bench.metrics.pair_kind``)."""
         weights = {m.name: m.autoencoder_fingerprint() for m in self.models}
         return frozenset((t, s) for t in weights for s in weights if t != s and weights[t] == weights[s])
+
+    def hard_pairs(self) -> frozenset[tuple[str, str]]:
+        """The hardest third of the model pairs (both orders), by the distance between the two
+        models' generated images (:meth:`aedr.ModelPlugin.sample_distance`): chosen without any
+        method's score. None when a pair's distance is unknown (then the run has no hard pairs), and
+        pairs on one autoencoder never (they are reported apart)."""
+        shared = self.shared_pairs()
+        names = [m.name for m in self.models]
+        models = {m.name: m for m in self.models}
+        distance = {}
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if (a, b) in shared:
+                    continue
+                d = models[a].sample_distance(models[b])
+                if d is None:
+                    return frozenset()
+                distance[(a, b)] = float(d)
+        hardest = sorted(distance, key=lambda k: (distance[k], k))[: math.ceil(len(distance) / 3)]
+        return frozenset(p for a, b in hardest for p in ((a, b), (b, a)))
 
     def clusters(self) -> dict[str, str]:
         """image hash -> cluster (the photograph a crop was cut from), for the images that belong to one."""

@@ -111,11 +111,11 @@ def evaluate_robustness(
     sources = list(plan.sources)
     source_kinds = {name: src.kind for name, src in plan.sources.items()}
     clean_thresholds = None if config.calibrate_perturbed else {(t.method, t.options_hash, t.target): t for t in clean.thresholds}
-    shared = plan.shared_pairs()
+    shared, hard = plan.shared_pairs(), plan.hard_pairs()
     results: list[PerturbationResult] = []
     for chain in plan.perturbations:
         ev = evaluate(scores, methods=plan.runnable, models=plan.models, sources=sources, source_kinds=source_kinds,
-                      alpha=config.alpha, metrics=metrics, perturbation=chain.id, thresholds=clean_thresholds, shared_pairs=shared)
+                      alpha=config.alpha, metrics=metrics, perturbation=chain.id, thresholds=clean_thresholds, shared_pairs=shared, hard_pairs=hard)
         summaries = summarize(ev.pairs_frame(), ev.timings_frame(), metrics)
         boot = None
         if config.bootstrap:
@@ -124,7 +124,7 @@ def evaluate_robustness(
             frame = frame[[(m, h, t) in alphas for m, h, t in zip(frame["method"], frame["options_hash"], frame["target"])]]
             if len(frame) and (frame["split"] == "eval").any():
                 boot = bootstrap_bench(frame, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed,
-                                       confidence=config.confidence, clusters=clusters or None, metrics=metrics, shared_pairs=shared)
+                                       confidence=config.confidence, clusters=clusters or None, metrics=metrics, shared_pairs=shared, hard_pairs=hard)
                 ev.add_intervals(boot.pairs)
                 attach_intervals(summaries, boot, SCOPES)
         results.append(PerturbationResult(chain.describe(), ev, summaries, boot))

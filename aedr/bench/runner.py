@@ -49,8 +49,7 @@ class BenchInterrupted(KeyboardInterrupt):
         self.stats, self.out = stats, out
 
 
-def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summaries, clusters: dict[str, str],
-                         shared_pairs: frozenset[tuple[str, str]] = frozenset()) -> "BenchBootstrap | None":
+def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summaries, plan: Plan) -> "BenchBootstrap | None":
     """The joint bootstrap of the run (``config.bootstrap`` resamples; crops of one photograph resampled
     together), attached to the pairs and summaries; None when the config asks for no intervals."""
     from .stats import bootstrap_bench
@@ -62,7 +61,7 @@ def estimate_uncertainty(config: BenchConfig, scores: pd.DataFrame, ev, summarie
     if not len(usable):
         return None
     boot = bootstrap_bench(usable, alpha=alphas, n_resamples=config.bootstrap, seed=config.seed, confidence=config.confidence,
-                           clusters=clusters or None, metrics=ev.metrics, shared_pairs=shared_pairs)
+                           clusters=plan.clusters() or None, metrics=ev.metrics, shared_pairs=plan.shared_pairs(), hard_pairs=plan.hard_pairs())
     ev.add_intervals(boot.pairs)
     apply_uncertainty(summaries, boot)
     return boot
@@ -281,9 +280,9 @@ def evaluate_run(config: BenchConfig, plan: Plan, scores: pd.DataFrame, selectio
     sources = plan.sources
     source_kinds = {name: src.kind for name, src in sources.items()}
     ev = evaluate(clean, methods=plan.runnable, models=plan.models, sources=list(sources), source_kinds=source_kinds,
-                  alpha=config.alpha, metrics=metrics, shared_pairs=plan.shared_pairs())
+                  alpha=config.alpha, metrics=metrics, shared_pairs=plan.shared_pairs(), hard_pairs=plan.hard_pairs())
     summaries = summarize(ev.pairs_frame(), ev.timings_frame(), metrics)
-    uncertainty = estimate_uncertainty(config, clean, ev, summaries, plan.clusters(), plan.shared_pairs())
+    uncertainty = estimate_uncertainty(config, clean, ev, summaries, plan)
     if uncertainty is not None:
         for line in uncertainty_warnings(config, ev, summaries):
             console.print(f"[yellow]warning:[/] {markup(line)}")

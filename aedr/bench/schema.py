@@ -44,8 +44,9 @@ class Scope:
     kind: str
     family: str = ""
 
-    KINDS: ClassVar[tuple[str, ...]] = ("pair", "real", "family", "real-family", "robust", "openset")
+    KINDS: ClassVar[tuple[str, ...]] = ("pair", "real", "family", "real-family", "robust", "openset", "hard")
     PAIR: ClassVar["Scope"]
+    HARD: ClassVar["Scope"]
     REAL: ClassVar["Scope"]
     ROBUST: ClassVar["Scope"]
     OPENSET: ClassVar["Scope"]
@@ -74,7 +75,7 @@ class Scope:
         return cls("real-family" if real else "family", family)
 
 
-Scope.PAIR, Scope.REAL, Scope.ROBUST, Scope.OPENSET = Scope("pair"), Scope("real"), Scope("robust"), Scope("openset")
+Scope.PAIR, Scope.REAL, Scope.ROBUST, Scope.OPENSET, Scope.HARD = Scope("pair"), Scope("real"), Scope("robust"), Scope("openset"), Scope("hard")
 
 
 @dataclass(frozen=True)
@@ -138,15 +139,18 @@ class SummaryRecord:
     openset: dict[str, float] = field(default_factory=dict)
     openset_rank: str = ""
     n_shared_pairs: int = 0  # pairs of models on one autoencoder: reported apart, in no mean
+    hard: dict[str, float] = field(default_factory=dict)  # the means over the hard model pairs
+    n_hard_pairs: int = 0
 
     def record(self) -> dict[str, Any]:
         """The summary as metrics.json holds it (flat figure columns)."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        pair, real, robust, openset = d.pop("pair"), d.pop("real"), d.pop("robust"), d.pop("openset")
+        pair, real, robust, openset, hard = d.pop("pair"), d.pop("real"), d.pop("robust"), d.pop("openset"), d.pop("hard")
         head = {k: d.pop(k) for k in ("method", "options_hash", "label")}
         d["intervals"] = {k: list(v) for k, v in self.intervals.items()}
         return {**head, **{f"pair_{k}": v for k, v in pair.items()}, **{f"real_{k}": v for k, v in real.items()},
-                **{f"robust_{k}": v for k, v in robust.items()}, **{f"openset_{k}": v for k, v in openset.items()}, **d}
+                **{f"robust_{k}": v for k, v in robust.items()}, **{f"openset_{k}": v for k, v in openset.items()},
+                **{f"hard_{k}": v for k, v in hard.items()}, **d}
 
     @classmethod
     def from_record(cls, record: dict[str, Any], metrics: Sequence[MetricInfo], openset: Sequence[MetricInfo] = ()) -> "SummaryRecord":
@@ -164,7 +168,7 @@ class SummaryRecord:
             family_pair_accuracy=dict(record.get("family_pair_accuracy") or {}), family_real_accuracy=dict(record.get("family_real_accuracy") or {}),
             intervals=intervals, rank=str(record.get("rank", "")), versus_leader=dict(record.get("versus_leader") or {}),
             openset=figures("openset", [m.name for m in openset]), openset_rank=str(record.get("openset_rank", "")),
-            n_shared_pairs=int(record.get("n_shared_pairs") or 0),
+            n_shared_pairs=int(record.get("n_shared_pairs") or 0), hard=figures("hard", names), n_hard_pairs=int(record.get("n_hard_pairs") or 0),
         )
 
 

@@ -260,6 +260,7 @@ def bootstrap_bench(
     clusters: Mapping[str, Hashable] | None = None,
     metrics: Sequence[Metric] = BUILTIN_METRICS,
     shared_pairs: AbstractSet[tuple[str, str]] = frozenset(),
+    hard_pairs: AbstractSet[tuple[str, str]] = frozenset(),
 ) -> BenchBootstrap:
     """Percentile intervals for every pair metric and per-method summary of a bench, from one joint,
     seeded, stratified bootstrap (see the module's docstring).
@@ -275,7 +276,8 @@ def bootstrap_bench(
     and their images (not on the frame's row order), and one cluster per image draws exactly what
     the image bootstrap draws. ``metrics``: the metrics that get intervals (the registered ones;
     each through ``Metric.per_replicate``). ``shared_pairs``: the (target, source) pairs of models on
-    one autoencoder, kind "shared" and left out of the summaries (``aedr.bench.metrics.pair_kind``).
+    one autoencoder, kind "shared" and left out of the summaries (``aedr.bench.metrics.pair_kind``);
+    ``hard_pairs``: the model pairs whose mean is the summary scope "hard".
 
     Pairs: for every (method, options_hash) and every target T it scores, one pair (T, S) for every
     source S with an evaluation set, as ``aedr.bench.metrics.evaluate`` forms them.
@@ -284,7 +286,7 @@ def bootstrap_bench(
     frame = _usable(scores)
     draws, samples = _draw(frame, clusters, n_resamples, seed)
     layout = _Layout.of(frame)
-    pairs, pv = _pair_replicates(layout, samples, alpha, metrics, shared_pairs)
+    pairs, pv = _pair_replicates(layout, samples, alpha, metrics, shared_pairs, hard_pairs)
     summaries, sv = _summary_replicates(layout, pairs, pv, [m.name for m in metrics])
     for table, values, at in ((pairs, pv, len(pairs.columns)), (summaries, sv, 4)):
         low, high = _quantiles(values[:, 1:], confidence)
@@ -376,11 +378,11 @@ class _Layout:
         return self.eval_sources if target in self.eval_sources else [*self.eval_sources, target]
 
 
-_PAIR_COLUMNS = ["method", "options_hash", "target", "target_family", "source", "pair_kind", "metric"]
+_PAIR_COLUMNS = ["method", "options_hash", "target", "target_family", "source", "pair_kind", "metric", "hard"]
 
 
 def _pair_replicates(layout: _Layout, samples: _Samples, alpha: AlphaSpec, metrics: Sequence[Metric],
-                     shared_pairs: AbstractSet[tuple[str, str]]) -> tuple[pd.DataFrame, np.ndarray]:
+                     shared_pairs: AbstractSet[tuple[str, str]], hard_pairs: AbstractSet[tuple[str, str]]) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per (method, target, source, metric) and its (1 + n_resamples) values, the threshold
     refitted in every replicate."""
     rows: list[tuple] = []
@@ -395,8 +397,9 @@ def _pair_replicates(layout: _Layout, samples: _Samples, alpha: AlphaSpec, metri
             for s in layout.sources(t):
                 o, co = (np.empty(0), np.empty((samples.width, 0))) if s == t else samples.get(m, h, t, s, "eval")
                 kind = pair_kind(t, s, layout.kinds.get(s, "model"), shared_pairs)
+                hard = kind == "model" and (t, s) in hard_pairs
                 for metric in metrics:
-                    rows.append((m, h, t, layout.family_of[(m, h, t)], s, kind, metric.name))
+                    rows.append((m, h, t, layout.family_of[(m, h, t)], s, kind, metric.name, hard))
                     values.append(metric.per_replicate(b, o, tau, belonging_counts=cb, other_counts=co))
     return pd.DataFrame(rows, columns=_PAIR_COLUMNS), np.vstack(values) if values else np.empty((0, samples.width))
 
@@ -405,7 +408,7 @@ def _scopes(pairs: pd.DataFrame, mine: pd.Series) -> list[tuple[Scope, pd.Series
     """The summary scopes of one method's pairs (``mine``), each with its pairs."""
     kinds, families = pairs["pair_kind"], pairs["target_family"]
     model, real = mine & (kinds == "model"), mine & (kinds == "real")
-    scopes = [(Scope.PAIR, model), (Scope.REAL, real)]
+    scopes = [(Scope.PAIR, model), (Scope.REAL, real)] + ([(Scope.HARD, model & pairs["hard"])] if pairs["hard"].any() else [])
     scopes += [(Scope.target_family(f), model & (families == f)) for f in sorted(set(families[model]))]
     scopes += [(Scope.target_family(f, real=True), real & (families == f)) for f in sorted(set(families[real]))]
     return scopes

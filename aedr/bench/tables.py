@@ -95,7 +95,7 @@ class MethodSummary(SummaryRecord):
             return self.family_pair_accuracy.get(sc.family, float("nan"))
         if sc.kind == "real-family" and metric == "accuracy":
             return self.family_real_accuracy.get(sc.family, float("nan"))
-        figures = {"pair": self.pair, "real": self.real, "robust": self.robust, "openset": self.openset}.get(sc.kind, {})
+        figures = {"pair": self.pair, "real": self.real, "robust": self.robust, "openset": self.openset, "hard": self.hard}.get(sc.kind, {})
         return figures.get(metric, float("nan"))
 
     def cell(self, scope: Scope | str, metric: str) -> "Estimate | float":
@@ -152,6 +152,7 @@ def summarize(
     for (method, ohash), g in pairs.groupby(["method", "options_hash"], sort=False):
         models = g[g["pair_kind"] == "model"]
         real = g[g["pair_kind"] == "real"]
+        hard = models[models["hard"].eq(True)] if "hard" in models.columns else models.iloc[0:0]
         t = timings[(timings["method"] == method) & (timings["options_hash"] == ohash)] if len(timings) else timings
         images = int(t["images"].sum()) if len(t) else 0
         seconds = float(t["seconds"].sum()) if len(t) else 0.0
@@ -165,6 +166,7 @@ def summarize(
                 n_pairs=int(models["accuracy"].notna().sum()), n_real_pairs=int(real["accuracy"].notna().sum()),
                 n_targets=int(g["target"].nunique()), images_timed=images,
                 family_pair_accuracy=fam_pair, family_real_accuracy=fam_real, n_shared_pairs=int((g["pair_kind"] == SHARED).sum()),
+                hard={n: _mean(hard[n]) for n in names} if len(hard) else {}, n_hard_pairs=int(hard["accuracy"].notna().sum()),
             )
         )
     return sorted(out, key=lambda s: s.rank_key(ranked_by))
@@ -406,6 +408,7 @@ class Board:
         self.compared = any(s.versus_leader for s in summaries)
         self.robust = any(math.isfinite(s.robust.get(self.robust_key, math.nan)) for s in summaries)
         self.openset_ranked = any(s.openset_rank for s in summaries)
+        self.hard = scope == Scope.PAIR and any(s.n_hard_pairs for s in summaries)
 
     def columns(self) -> list[tuple[str, str, Cell]]:
         out: list[tuple[str, str, Cell]] = [("rank (pool)" if self.rank_pools else "rank", "text", self.rank_cell),
@@ -413,6 +416,8 @@ class Board:
         for m in self.shown:
             out += [(f"{'pairs' if sc == Scope.PAIR else 'real'} {m.title}", column_format(m), lambda i, s, sc=sc, m=m: s.cell(sc, m.name))
                     for sc in self.scopes]
+        if self.hard:  # beside the pair mean: the hardest third of the pairs, which a saturated mean hides
+            out.insert(3, ("hard pairs acc %", "pct", lambda i, s: s.cell(Scope.HARD, "accuracy")))
         if self.robust:
             out.append(("robust AUC" if self.scope == Scope.PAIR else "robust real AUC", "auc", lambda i, s: s.cell(Scope.ROBUST, self.robust_key)))
         out += [(m.title, column_format(m), lambda i, s, m=m: s.cell(Scope.OPENSET, m.name)) for m in self.opened]
@@ -466,6 +471,10 @@ class Board:
                      " rank, spans two pools.")
         if self.with_runs is not None and any(s.rank == "–" for s in self.summaries):
             note += " –: a method whose pairs come from several runs, unranked."
+        if self.hard:
+            n = max(s.n_hard_pairs for s in self.summaries)
+            note += (f" Hard pairs acc: the mean over the hardest third of the model pairs ({n}), those whose two models' generated images"
+                     " are closest (a distance between their samples that involves no method's score, ModelPlugin.sample_distance).")
         if any(s.n_shared_pairs for s in self.summaries):
             note += (" Pairs of models on one and the same autoencoder are left out of every mean and rank (no autoencoder-based method"
                      " can separate them): see the shared-autoencoder table.")

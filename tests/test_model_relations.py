@@ -1,6 +1,8 @@
-"""Models on one and the same autoencoder (a fine-tuned checkpoint that kept its base model's VAE):
-no autoencoder-based method can separate them, so the bench reports their pairs apart, out of every
-mean and rank, and ``aedr attribute`` warns when two candidate cards share an autoencoder."""
+"""How models relate, as the bench sees it. Models on one and the same autoencoder (a fine-tuned
+checkpoint that kept its base model's VAE): no autoencoder-based method can separate them, so the
+bench reports their pairs apart, out of every mean and rank, and ``aedr attribute`` warns when two
+candidate cards share an autoencoder. Hard pairs: the third of the model pairs whose models' samples
+are closest (a distance no method's score enters) get a mean of their own on the leaderboard."""
 
 from __future__ import annotations
 
@@ -18,7 +20,17 @@ from conftest import FolderModel, cli_runner, photo_crops
 from test_bench_support import BenchModels, make_models
 
 
-class Sibling(FolderModel):
+DISTANCES = {frozenset({"tiny-0", "tiny-1"}): 0.5, frozenset({"tiny-1", "tiny-0-sibling"}): 0.1}
+
+
+class Related(FolderModel):
+    """A tiny model that knows how alike its samples are to the others' (as the zoo records it)."""
+
+    def sample_distance(self, other):
+        return DISTANCES.get(frozenset({self.name, other.name}))
+
+
+class Sibling(Related):
     """A second generator on another model's autoencoder folder: its own images, the same weights."""
 
     def generate(self, n, seed=0, prompts=None, device="cpu"):
@@ -31,7 +43,9 @@ class Sibling(FolderModel):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     base = tmp_path_factory.mktemp("shared-ae")
-    tiny = make_models(base / "models", n=2)
+    tiny = [Related(m.name, m.folder) for m in make_models(base / "models", n=2)]
+    for m in tiny:
+        m.family = "kl"
     return [*tiny, Sibling("tiny-0-sibling", tiny[0].folder)]
 
 
@@ -63,18 +77,12 @@ def test_the_shared_pairs_have_their_own_table_and_the_leaderboard_says_so(run):
     assert shared.columns == ["method", "tiny-0 / tiny-0-sibling", "tiny-0-sibling / tiny-0"]
     assert "left out of Table 1" in shared.note
     table1 = next(t for t in run.tables if t.key == "table1")
-    assert "shared-autoencoder table" in run_board_note(run)
+    assert "shared-autoencoder table" in run_board(run).note
     assert len(table1.rows) == 1
     doc = json.loads((Path(run.config.out) / "metrics.json").read_text())
     assert doc["summaries"][0]["n_shared_pairs"] == 2
     merged = merge_runs([read_run(run.config.out)])
     assert merged.summaries[0].n_shared_pairs == 2 and "shared-autoencoder table" in merged.table().note
-
-
-def run_board_note(run) -> str:
-    from aedr.bench.tables import leaderboard_table
-
-    return leaderboard_table(run.summaries, metrics=run.board_metrics).note
 
 
 def test_attribute_warns_when_two_cards_share_an_autoencoder(models, tmp_path, monkeypatch):
@@ -94,3 +102,33 @@ def test_attribute_warns_when_two_cards_share_an_autoencoder(models, tmp_path, m
     cli = cli_runner(plugins, monkeypatch)
     result = cli("attribute", image, *[x for p in paths for x in ("--card", p)])
     assert "tiny-0 and tiny-0-sibling share one autoencoder" in " ".join(result.output.split())
+
+
+def test_the_hard_pairs_are_the_closest_third_without_the_shared_ones(run):
+    # three pairs of models, one of them shared: of the other two the closer one (tiny-1 / sibling) is hard
+    assert run.plan.hard_pairs() == {("tiny-1", "tiny-0-sibling"), ("tiny-0-sibling", "tiny-1")}
+    pairs = run.evaluation.pairs_frame()
+    hard = pairs[pairs["hard"].eq(True)]
+    assert sorted(zip(hard["target"], hard["source"])) == [("tiny-0-sibling", "tiny-1"), ("tiny-1", "tiny-0-sibling")]
+    (summary,) = run.summaries
+    assert summary.n_hard_pairs == 2 and summary.hard["accuracy"] == pytest.approx(hard["accuracy"].mean())
+    assert "hard:accuracy" in summary.intervals  # from the run's bootstrap, like every summary figure
+    table = run_board(run)
+    assert "hard pairs acc %" in table.columns and "hardest third of the model pairs (2)" in table.note
+    doc = json.loads((Path(run.config.out) / "metrics.json").read_text())
+    assert doc["summaries"][0]["n_hard_pairs"] == 2 and doc["summaries"][0]["hard_accuracy"] == pytest.approx(summary.hard["accuracy"])
+    merged = merge_runs([read_run(run.config.out)])
+    assert merged.summaries[0].hard["accuracy"] == pytest.approx(summary.hard["accuracy"]) and "hard pairs acc %" in merged.table().columns
+
+
+def test_a_run_without_known_distances_has_no_hard_pairs(models):
+    from aedr.bench.plan import Plan
+
+    plain = [FolderModel(m.name, m.folder) for m in models]
+    assert Plan(None, plain, [], {}).hard_pairs() == frozenset()
+
+
+def run_board(run):
+    from aedr.bench.tables import leaderboard_table
+
+    return leaderboard_table(run.summaries, metrics=run.board_metrics)
