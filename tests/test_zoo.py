@@ -53,6 +53,40 @@ def test_twin_kl_models_share_the_architecture():
     assert not torch.equal(ka["decoder.conv_out.weight"], kb["decoder.conv_out.weight"])
 
 
+def test_the_shared_autoencoder_sibling_is_its_parents_autoencoder_bit_for_bit():
+    parent, sibling = (PLUGINS.model(n) for n in ("zoo-kl-a", "zoo-kl-a-ckpt"))
+    assert sibling.spec.relation == "shared-autoencoder" and sibling.spec.parent == parent.name
+    files = [p.name for p in sorted((parent.folder / "autoencoder").iterdir())]
+    assert files and all((parent.folder / "autoencoder" / f).read_bytes() == (sibling.folder / "autoencoder" / f).read_bytes() for f in files)
+    assert parent.meta["latent_shift"] == sibling.meta["latent_shift"] and parent.meta["latent_scale"] == sibling.meta["latent_scale"]
+    assert parent.autoencoder_fingerprint() == sibling.autoencoder_fingerprint()  # computed from the weights: one autoencoder
+    assert parent.fingerprint() != sibling.fingerprint()  # its own denoiser
+    assert (parent.folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() != \
+        (sibling.folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+
+def test_the_decoder_finetuned_sibling_keeps_its_parents_encoder_and_denoiser():
+    parent, sibling = (PLUGINS.model(n) for n in ("zoo-kl-a", "zoo-kl-a-ftdec"))
+    assert sibling.spec.relation == "decoder-finetune" and sibling.spec.parent == parent.name
+    mine, theirs = sibling.autoencoder().module.state_dict(), parent.autoencoder().module.state_dict()
+    frozen = [k for k in theirs if k.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(mine[k], theirs[k]) for k in frozen)  # the same encoder, so the same latent space
+    assert not torch.equal(mine["decoder.conv_out.weight"], theirs["decoder.conv_out.weight"])
+    assert (parent.folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        (sibling.folder / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert parent.autoencoder_fingerprint() != sibling.autoencoder_fingerprint()
+
+
+def test_every_two_zoo_models_have_a_recorded_sample_distance():
+    models = [PLUGINS.model(n) for n in ZOO_NAMES]
+    for a in models:
+        for b in models:
+            if a is not b:
+                d = a.sample_distance(b)
+                assert d is not None and d == b.sample_distance(a)  # the bench's hard pairs need every one
+    assert models[0].sample_distance(aedr.get_model("taesd")) is None  # a model outside the zoo: unknown
+
+
 def test_real_sets_are_registered_and_split_by_photograph():
     sets = {n: PLUGINS.dataset(n) for n in ("zoo-real-train", "zoo-real-cal", "zoo-real-eval")}
     assert all(s.kind == "real" for s in sets.values())

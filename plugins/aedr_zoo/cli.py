@@ -61,6 +61,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
                 "psnr_eval": m["psnr_eval"],
                 "train_seconds": round(t["autoencoder_seconds"] + t["unet_seconds"], 1),
                 "gates": _gate_summary(m.get("gates")),
+                "relation": m.get("relation"),
                 "available": True,
             }
         )
@@ -75,7 +76,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
         table.add_column(col)
     for r in rows:
         if not r["available"]:
-            table.add_row(r["name"], r["family"], "weights missing", *[""] * (len(columns) - 3))
+            table.add_row(markup(r["name"]), r["family"], "weights missing", *[""] * (len(columns) - 3))
             continue
         g = r["gates"]
         gate_cells = (
@@ -85,7 +86,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
             if g else ["", "", "", "", "", "not measured"]
         )
         table.add_row(
-            r["name"], r["family"], r["autoencoder"], "x".join(map(str, r["latent_shape"])),
+            _name_cell(r), r["family"], r["autoencoder"], "x".join(map(str, r["latent_shape"])),
             f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k", f"{r['psnr_eval']:.2f}",
             f"{r['train_seconds'] / 60:.1f}", *gate_cells,
         )
@@ -99,8 +100,19 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
         gates = "weights missing" if not r["available"] else ("not measured" if not g else ("passed" if g["passed"] else "FAILED: " + ", ".join(g["failed"])))
         figures = ["x".join(map(str, r["latent_shape"])), f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k",
                    f"{r['psnr_eval']:.2f}", f"{r['train_seconds'] / 60:.1f}"] if r["available"] else [""] * 5
-        narrow.add_row(r["name"], r["family"], *figures, gates)
+        narrow.add_row(_name_cell(r), r["family"], *figures, gates)
     print_widest_fitting(out, table, narrow)
+
+
+RELATIONS = {"shared-autoencoder": "{parent}'s autoencoder", "decoder-finetune": "{parent}, decoder fine-tuned"}
+
+
+def _name_cell(row: dict) -> str:
+    """A model's name, with its relation to its parent on a second line (a sibling)."""
+    relation = row.get("relation")
+    if not relation:
+        return markup(row["name"])
+    return f"{markup(row['name'])}\n[dim]{markup(RELATIONS[relation['kind']].format(parent=relation['parent']))}[/]"
 
 
 def _gate_summary(gates: Optional[dict]) -> Optional[dict]:
@@ -152,6 +164,27 @@ def gates(
 
 
 @zoo_app.command()
+def distances(
+    folder: Optional[Path] = typer.Option(None, "--weights", help="Weights folder (default: the weights in use)."),
+) -> None:
+    """Measure how alike every two zoo models' samples are (gate 3's MMD²) and record it in each
+    model's sample_distances.json: the bench's hard pairs are the closest third."""
+    from aedr.progress import progress_bar
+
+    from .models import ZOO
+    from .store import model_dir, weights_in_use
+    from .train import record_sample_distances
+
+    weights = folder or weights_in_use()
+    present = [s.name for s in ZOO if (model_dir(s.name, weights) / "zoo.json").is_file()]
+    with progress_bar(f"samples of {len(present)} zoo models", len(present)) as advance:
+        found = record_sample_distances(weights, advance)
+    pairs = sorted({tuple(sorted((a, b))): d for a, row in found.items() for b, d in row.items()}.items(), key=lambda kv: kv[1])
+    for (a, b), d in pairs:
+        out.print(f"{markup(a)} / {markup(b)}: MMD² {d:.5f}")
+
+
+@zoo_app.command()
 def gallery(
     folder: Path = typer.Option(..., "--out", help="Folder for the contact sheets (one PNG per model)."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Only this model (repeatable)."),
@@ -200,7 +233,7 @@ def train(
     total = sum(steps_to_train(capped(SPECS[n], max_steps), reuse_autoencoders) for n in names)
     with progress_bar(f"training {len(names)} zoo model{'s' if len(names) > 1 else ''}", total) as advance:
         def say(line: str) -> None:
-            err.print(markup(line), soft_wrap=True)  # a log line: whole, however narrow the terminal
+            err.print(markup(line))
 
         watcher = Watcher(stage=say, detail=say if verbose else (lambda line: None), advance=advance)
         results = train_zoo(target, only, jobs=jobs, threads=threads, max_steps=max_steps,

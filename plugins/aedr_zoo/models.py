@@ -62,12 +62,34 @@ class UNetTraining:
 
 
 @dataclass(frozen=True)
+class DecoderTuning:
+    """A decoder fine-tune of a parent's autoencoder: the encoder (and so the latent space) frozen,
+    the decoder trained further with ``loss`` on the training crops in the sibling's own order, as
+    Stability AI's ft-EMA and ft-MSE decoders fine-tuned the decoder of Stable Diffusion's VAE only."""
+
+    steps: int
+    batch_size: int = 16
+    lr: float = 1e-4
+    min_lr_ratio: float = 0.1
+    warmup: int = 50
+    loss: Literal["l1", "mse"] = "l1"
+
+
+Relation = Literal["", "shared-autoencoder", "decoder-finetune"]
+
+
+@dataclass(frozen=True)
 class ZooSpec:
     """One zoo model: names, autoencoder, denoiser and training recipe.
 
     ``seed`` initialises the weights and draws the noise during training; ``data_seed`` orders the
     training crops. ``quantize_on_decode`` (VQ only) is how the model's decoder is used, both for
     generation and for the autoencoder that methods see.
+
+    A sibling (``parent`` and ``relation`` set) is made from its parent's weights: "shared-autoencoder"
+    takes the parent's autoencoder files byte for byte and its latent normalisation, and trains a
+    denoiser of its own (a fine-tuned checkpoint that kept its base model's VAE); "decoder-finetune"
+    keeps the parent's encoder and denoiser and fine-tunes the decoder (``decoder_tuning``).
     """
 
     name: str
@@ -81,6 +103,9 @@ class ZooSpec:
     data_seed: int
     quantize_on_decode: bool = True
     sampling_steps: int = 50
+    parent: str = ""
+    relation: Relation = ""
+    decoder_tuning: DecoderTuning | None = None
     scheduler: dict[str, Any] = field(
         default_factory=lambda: {
             "num_train_timesteps": 1000,
@@ -221,6 +246,28 @@ ZOO: tuple[ZooSpec, ...] = (
         "decodes latents without quantising, as Kandinsky 2.1 does",
         AESpec("VQModel", _vq_config("spatial"), 4), seed=6, data_seed=606, ae_steps=2000, unet_steps=2 * UNET_STEPS,
         quantize_on_decode=False,
+    ),
+)
+
+def _sibling(parent: ZooSpec, name: str, description: str, relation: Relation, seed: int, data_seed: int, **kw: Any) -> ZooSpec:
+    """A model made from ``parent``'s weights (see :class:`ZooSpec`): its autoencoder's architecture,
+    recipe and denoiser architecture are the parent's."""
+    from dataclasses import replace
+
+    return replace(parent, name=name, description=description, seed=seed, data_seed=data_seed, parent=parent.name, relation=relation, **kw)
+
+
+ZOO += (
+    _sibling(
+        ZOO[0], "zoo-kl-a-ckpt", "a second denoiser (other seed, other data order) on zoo-kl-a's very autoencoder, as every "
+        "fine-tuned SD1.5 checkpoint keeps SD1.5's VAE", "shared-autoencoder", seed=7, data_seed=707,
+        # 4500 denoiser steps: at zoo-kl-a's 3000 gate 3 failed by a hair (MMD2 0.0827 > 0.0822; zoo-kl-a 0.0761)
+        unet_training=UNetTraining(steps=3 * UNET_STEPS),
+    ),
+    _sibling(
+        ZOO[0], "zoo-kl-a-ftdec", "zoo-kl-a's encoder and denoiser with a decoder fine-tuned on an L1 loss, as SD's ft-EMA / "
+        "ft-MSE VAEs fine-tuned SD1's decoder only", "decoder-finetune", seed=8, data_seed=808,
+        decoder_tuning=DecoderTuning(steps=1000, loss="l1"),
     ),
 )
 

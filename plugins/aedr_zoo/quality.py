@@ -23,7 +23,7 @@ decode-encode; AEDR relies on it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -249,10 +249,9 @@ def fixed_point_gap(autoencoder, images: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def model_gates(model, n: int = GATE_SAMPLES, seed: int = GATE_SEED) -> dict[str, Any]:
-    """Gates 1-3 and the fixed-point gap of one zoo model, as stored in its ``zoo.json``."""
-    from .evaluate import reconstruct_uint8
-
+def gate_samples(model, n: int = GATE_SAMPLES, seed: int = GATE_SEED) -> tuple[torch.Tensor, np.ndarray]:
+    """The gates' ``n`` samples of a zoo model: their latents and their 8-bit images (seeds
+    ``seed``..), made exactly as :meth:`ZooModel.generate_tensor` makes them."""
     from aedr.preprocess import tensor_to_uint8
 
     from .zoo import GENERATION_CHUNK
@@ -261,11 +260,38 @@ def model_gates(model, n: int = GATE_SAMPLES, seed: int = GATE_SEED) -> dict[str
         raise ValueError(f"n must be a multiple of {GENERATION_CHUNK}")
     ae = model.autoencoder()
     latents, images = [], []
-    for start in range(seed, seed + n, GENERATION_CHUNK):  # exactly as ZooModel.generate_tensor
+    for start in range(seed, seed + n, GENERATION_CHUNK):
         z = model.sample_latents(list(range(start, start + GENERATION_CHUNK)))
         latents.append(z)
         images.append(tensor_to_uint8(ae.decode(z).float().cpu()))
-    sampled, images = torch.cat(latents), np.concatenate(images)
+    return torch.cat(latents), np.concatenate(images)
+
+
+def sample_distances(models, advance: Callable[[int], None] | None = None) -> dict[str, dict[str, float]]:
+    """Gate 3's MMD² between every two models' gate samples, in the feature space fitted on the
+    training crops: how alike two models' generated images are, measured without any attribution
+    method. The bench's hard pairs are the third of model pairs with the smallest ones. ``advance(1)``
+    is called as each model's samples are made."""
+    from itertools import combinations
+
+    ref = reference()
+    features = {}
+    for m in models:
+        features[m.name] = ref.space.transform(*image_features(gate_samples(m)[1]))
+        if advance is not None:
+            advance(1)
+    out: dict[str, dict[str, float]] = {name: {} for name in features}
+    for a, b in combinations(features, 2):
+        out[a][b] = out[b][a] = round(mmd2(features[a], features[b], ref.space), 5)
+    return out
+
+
+def model_gates(model, n: int = GATE_SAMPLES, seed: int = GATE_SEED) -> dict[str, Any]:
+    """Gates 1-3 and the fixed-point gap of one zoo model, as stored in its ``zoo.json``."""
+    from .evaluate import reconstruct_uint8
+
+    ae = model.autoencoder()
+    sampled, images = gate_samples(model, n, seed)
     train_stats = channel_stats(training_latents(model))
     sample_stats = channel_stats(sampled)
     ref = reference()

@@ -23,6 +23,7 @@ from aedr.models import WeightsUnavailableError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHECKSUM_FILE = "checksums.sha256"
+DISTANCES_FILE = "sample_distances.json"  # per model folder: gate 3's MMD² to every other zoo model's samples
 ENV_WEIGHTS = "AEDR_ZOO_WEIGHTS"
 
 

@@ -52,7 +52,9 @@ class Watcher:
 
 def steps_to_train(spec: ZooSpec, reuse_autoencoder: bool) -> int:
     """The optimisation steps ``train_model`` takes for ``spec`` (already capped)."""
-    return (0 if reuse_autoencoder else spec.ae_training.steps) + spec.unet_training.steps
+    if spec.relation == "decoder-finetune":
+        return spec.decoder_tuning.steps if spec.decoder_tuning else 0
+    return (0 if reuse_autoencoder or spec.relation else spec.ae_training.steps) + spec.unet_training.steps
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, min_ratio: float) -> float:
@@ -285,7 +287,9 @@ def capped(spec: ZooSpec, max_steps: int | None) -> ZooSpec:
         return spec
     ae = dataclasses.replace(spec.ae_training, steps=min(max_steps, spec.ae_training.steps), warmup=min(spec.ae_training.warmup, max_steps))
     un = dataclasses.replace(spec.unet_training, steps=min(max_steps, spec.unet_training.steps), warmup=min(spec.unet_training.warmup, max_steps))
-    return dataclasses.replace(spec, ae_training=ae, unet_training=un)
+    dec = spec.decoder_tuning and dataclasses.replace(spec.decoder_tuning, steps=min(max_steps, spec.decoder_tuning.steps),
+                                                      warmup=min(spec.decoder_tuning.warmup, max_steps))
+    return dataclasses.replace(spec, ae_training=ae, unet_training=un, decoder_tuning=dec)
 
 
 @dataclass
@@ -321,104 +325,211 @@ def load_trained_autoencoder(spec: ZooSpec, weights: Path) -> ReusedAutoencoder:
     return ReusedAutoencoder(module.float().eval().requires_grad_(False), files, record)
 
 
-def train_model(
-    spec: ZooSpec, out: Path, *, watcher: Watcher | None = None, threads: int | None = None, max_steps: int | None = None,
-    reuse_autoencoder: Path | None = None,
-) -> TrainResult:
-    """Train one zoo model from scratch and save it (diffusers folders + ``zoo.json``) under ``out/<name>``.
+@dataclass
+class AutoencoderStage:
+    """The autoencoder a model is made with: ``files`` to copy byte for byte (a reused or a parent's
+    autoencoder) or None (``module`` is saved); ``how`` it came about, for the log and ``zoo.json``."""
 
-    With ``reuse_autoencoder`` (a weights folder), the autoencoder saved there by an earlier run of the
-    same recipe is used as it is and only the denoiser is trained; since the autoencoder stage is
-    deterministic, this gives the weights a full run gives, in a third of the time."""
-    from diffusers import DDIMScheduler
+    module: torch.nn.Module
+    files: dict[str, bytes] | None
+    seconds: float
+    cpu_seconds: float | None
+    how: str
 
-    spec = capped(spec, max_steps)
-    watcher = watcher or Watcher()
-    log = watcher.stage
-    from .evaluate import reconstruction_psnr
-    from .quality import model_gates, passed
-    from .zoo import ZooModel
 
-    if threads:
-        torch.set_num_threads(threads)
-    cpu0 = time.process_time()
-    x_train = data.split_data("train").tensor()
-    reused = None
-    if reuse_autoencoder is not None:
-        reused = load_trained_autoencoder(spec, Path(reuse_autoencoder))
-        ae = reused.module
-        ae_seconds = float(reused.record["autoencoder_seconds"])
-        log(f"[{spec.name}] reusing the autoencoder in {model_dir(spec.name, Path(reuse_autoencoder))} "
-            f"(trained in {ae_seconds:.0f} s by the run that made it)")
-    else:
-        log(f"[{spec.name}] training the autoencoder on {len(x_train)} crops ({spec.ae_training.steps} steps)")
-        t0 = time.time()
-        ae = round_to_float16(train_autoencoder(spec, x_train, watcher=watcher))
-        ae_seconds = time.time() - t0
-    ae_cpu_seconds = time.process_time() - cpu0 if reused is None else reused.record["autoencoder_cpu_seconds"]
+@dataclass
+class DenoiserStage:
+    """The denoiser: ``module`` to save, or a parent's ``files`` to copy; the latent normalisation."""
 
+    module: torch.nn.Module | None
+    files: dict[str, bytes] | None
+    shift: list[float]
+    scale: list[float]
+    seconds: float
+    params: int
+
+
+def parent_folder(spec: ZooSpec, out: Path) -> Path:
+    """Where a sibling's parent is: this run's weights folder when it holds the parent, else the
+    weights in use ($AEDR_ZOO_WEIGHTS or the shipped ones)."""
+    from .store import weights_in_use
+
+    return out if (model_dir(spec.parent, out) / "zoo.json").is_file() else weights_in_use()
+
+
+def finetune_decoder(spec: ZooSpec, ae: torch.nn.Module, x_train: torch.Tensor, watcher: Watcher) -> torch.nn.Module:
+    """``ae`` with its decoder fine-tuned as ``spec.decoder_tuning`` says; the encoder and the
+    quantisation convolution are not trained (their weights stay bit for bit the parent's)."""
+    cfg = spec.decoder_tuning
+    if cfg is None:
+        raise ValueError(f"{spec.name}: a decoder fine-tune needs decoder_tuning")
+    ae = copy.deepcopy(ae).train()
+    for name, p in ae.named_parameters():
+        p.requires_grad_(name.startswith(("decoder.", "post_quant_conv.")))
+    opt = torch.optim.AdamW([p for p in ae.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+    order = BatchOrder(len(x_train), cfg.batch_size, spec.data_seed)
+    torch.manual_seed(spec.seed + 1)  # posterior samples, as the decoder saw them in training
+    loss_of = F.l1_loss if cfg.loss == "l1" else F.mse_loss
+    start, running = time.time(), []
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, cfg.warmup, cfg.lr, cfg.min_lr_ratio)
+        x = x_train[order.next()]
+        with torch.no_grad():
+            z = ae.encode(x).latent_dist.sample()
+        rec = ae.decode(z).sample
+        loss = loss_of(rec, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running.append(_psnr_batch(rec.detach(), x))
+        watcher.advance(1)
+        if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
+            watcher.detail(f"  [{spec.name} decoder] step {step + 1}/{cfg.steps} {cfg.loss} {loss.item():.5f} "
+                           f"train PSNR {np.mean(running[-100:]):.2f} dB ({time.time() - start:.0f} s)")
+    return ae.eval().requires_grad_(False)
+
+
+def autoencoder_stage(spec: ZooSpec, out: Path, x_train: torch.Tensor, watcher: Watcher, reuse: Path | None) -> AutoencoderStage:
+    """Train the autoencoder, or take it: from ``reuse`` (an earlier run of the same recipe) or, for
+    a sibling, from its parent (as it is, or with its decoder fine-tuned)."""
+    log, t0, cpu0 = watcher.stage, time.time(), time.process_time()
+    if spec.relation:
+        where = parent_folder(spec, out)  # the parent's recipe as this run caps it (a sibling's is its parent's)
+        parent = load_trained_autoencoder(dataclasses.replace(get_spec(spec.parent), ae_training=spec.ae_training), where)
+        if spec.relation == "shared-autoencoder":
+            log(f"[{spec.name}] the autoencoder of {spec.parent} in {model_dir(spec.parent, where)}, byte for byte")
+            return AutoencoderStage(parent.module, parent.files, 0.0, 0.0, f"shared with {spec.parent}")
+        log(f"[{spec.name}] fine-tuning the decoder of {spec.parent} ({spec.decoder_tuning.steps} steps, {spec.decoder_tuning.loss} loss)")
+        module = round_to_float16(finetune_decoder(spec, parent.module, x_train, watcher))
+        return AutoencoderStage(module, None, time.time() - t0, time.process_time() - cpu0, f"decoder of {spec.parent} fine-tuned")
+    if reuse is not None:
+        reused = load_trained_autoencoder(spec, Path(reuse))
+        seconds = float(reused.record["autoencoder_seconds"])
+        log(f"[{spec.name}] reusing the autoencoder in {model_dir(spec.name, Path(reuse))} (trained in {seconds:.0f} s by the run that made it)")
+        return AutoencoderStage(reused.module, reused.files, seconds, reused.record["autoencoder_cpu_seconds"], "reused")
+    log(f"[{spec.name}] training the autoencoder on {len(x_train)} crops ({spec.ae_training.steps} steps)")
+    module = round_to_float16(train_autoencoder(spec, x_train, watcher=watcher))
+    return AutoencoderStage(module, None, time.time() - t0, time.process_time() - cpu0, "trained")
+
+
+def denoiser_stage(spec: ZooSpec, out: Path, ae: torch.nn.Module, x_train: torch.Tensor, watcher: Watcher) -> DenoiserStage:
+    """Train the denoiser on the autoencoder's normalised latents, or take the parent's (a decoder
+    fine-tune samples with its parent's denoiser). A sibling on the parent's autoencoder keeps the
+    parent's latent normalisation, so that the two autoencoders compute alike."""
+    if spec.relation:
+        parent = json.loads((model_dir(spec.parent, parent_folder(spec, out)) / "zoo.json").read_text())
+        shift, scale = list(parent["latent_shift"]), list(parent["latent_scale"])
+        if spec.relation == "decoder-finetune":
+            unet_dir = model_dir(spec.parent, parent_folder(spec, out)) / "unet"
+            watcher.stage(f"[{spec.name}] sampling with the denoiser of {spec.parent}")
+            files = {p.name: p.read_bytes() for p in sorted(unet_dir.iterdir()) if p.is_file()}
+            return DenoiserStage(None, files, shift, scale, 0.0, int(parent["params"]["unet"]))
     mean, std = latent_targets(spec, ae, x_train)
-    shift, scale = latent_normalisation(spec, mean, std)
-    log(f"[{spec.name}] latents {tuple(mean.shape[1:])}: per-channel shift {min(shift):.3f}..{max(shift):.3f}, "
-        f"scale {min(scale):.3f}..{max(scale):.3f}; training the denoiser ({spec.unet_training.steps} steps)")
-    t1 = time.time()
+    if not spec.relation:
+        shift, scale = latent_normalisation(spec, mean, std)
+    watcher.stage(f"[{spec.name}] latents {tuple(mean.shape[1:])}: per-channel shift {min(shift):.3f}..{max(shift):.3f}, "
+                  f"scale {min(scale):.3f}..{max(scale):.3f}; training the denoiser ({spec.unet_training.steps} steps)")
+    t0 = time.time()
     unet = round_to_float16(train_unet(spec, mean, std, shift, scale, watcher=watcher))
-    unet_seconds = time.time() - t1
-    cpu_seconds = time.process_time() - cpu0
+    return DenoiserStage(unet, None, shift, scale, time.time() - t0, param_count(unet))
 
-    folder = model_dir(spec.name, out)
-    if folder.exists():
-        shutil.rmtree(folder)
-    if reused is not None:
-        (folder / "autoencoder").mkdir(parents=True)
-        for fname, blob in reused.files.items():
-            (folder / "autoencoder" / fname).write_bytes(blob)
-    else:
-        save_float16(ae, folder / "autoencoder")
-    save_float16(unet, folder / "unet")
-    DDIMScheduler(**spec.scheduler).save_pretrained(folder / "scheduler")
-    meta = {
+
+def write_part(folder: Path, module: torch.nn.Module | None, files: dict[str, bytes] | None) -> None:
+    """A model's autoencoder or denoiser folder: ``files`` byte for byte, or ``module`` saved."""
+    if files is None:
+        save_float16(module, folder)
+        return
+    folder.mkdir(parents=True)
+    for fname, blob in files.items():
+        (folder / fname).write_bytes(blob)
+
+
+def model_record(spec: ZooSpec, ae: AutoencoderStage, den: DenoiserStage, cpu_seconds: float, crops: int) -> dict:
+    """The model's ``zoo.json`` (before its PSNR and gates are added)."""
+    return {
         "name": spec.name,
         "family": spec.family,
         "autoencoder_class": spec.ae.cls,
         "resolution": data.RESOLUTION,
         "downsample": spec.ae.downsample,
         "latent_shape": list(spec.ae.latent_shape()),
-        "latent_shift": shift,
-        "latent_scale": scale,
+        "latent_shift": den.shift,
+        "latent_scale": den.scale,
         "quantize_on_decode": spec.quantize_on_decode,
         "sampling_steps": spec.sampling_steps,
-        "params": {"autoencoder": param_count(ae), "unet": param_count(unet)},
+        "relation": {"kind": spec.relation, "parent": spec.parent} if spec.relation else None,
+        "params": {"autoencoder": param_count(ae.module), "unet": den.params},
         "training": {
             "seed": spec.seed,
             "data_seed": spec.data_seed,
             "autoencoder": asdict(spec.ae_training),
             "unet": asdict(spec.unet_training),
-            "autoencoder_seconds": round(ae_seconds, 1),
-            "autoencoder_cpu_seconds": None if ae_cpu_seconds is None else round(ae_cpu_seconds, 1),
-            "autoencoder_reused": reused is not None,
-            "unet_seconds": round(unet_seconds, 1),
+            "decoder_tuning": None if spec.decoder_tuning is None else asdict(spec.decoder_tuning),
+            "autoencoder_seconds": round(ae.seconds, 1),
+            "autoencoder_cpu_seconds": None if ae.cpu_seconds is None else round(ae.cpu_seconds, 1),
+            "autoencoder_reused": ae.how == "reused",
+            "autoencoder_from": ae.how,
+            "unet_seconds": round(den.seconds, 1),
             "cpu_seconds": round(cpu_seconds, 1),
             "threads": torch.get_num_threads(),
             "environment": environment(),
-            "train_crops": len(x_train),
+            "train_crops": crops,
         },
     }
+
+
+def train_model(
+    spec: ZooSpec, out: Path, *, watcher: Watcher | None = None, threads: int | None = None, max_steps: int | None = None,
+    reuse_autoencoder: Path | None = None,
+) -> TrainResult:
+    """Train one zoo model and save it (diffusers folders + ``zoo.json``) under ``out/<name>``, then
+    measure its PSNR and check its quality gates.
+
+    With ``reuse_autoencoder`` (a weights folder), the autoencoder saved there by an earlier run of the
+    same recipe is used as it is and only the denoiser is trained; since the autoencoder stage is
+    deterministic, this gives the weights a full run gives, in a third of the time. A sibling is made
+    from its parent's weights (:class:`~aedr_zoo.models.ZooSpec`)."""
+    from diffusers import DDIMScheduler
+
+    spec, watcher = capped(spec, max_steps), watcher or Watcher()
+    if threads:
+        torch.set_num_threads(threads)
+    cpu0 = time.process_time()
+    x_train = data.split_data("train").tensor()
+    ae = autoencoder_stage(spec, out, x_train, watcher, None if spec.relation else reuse_autoencoder)
+    den = denoiser_stage(spec, out, ae.module, x_train, watcher)
+    folder = model_dir(spec.name, out)
+    if folder.exists():
+        shutil.rmtree(folder)
+    write_part(folder / "autoencoder", ae.module, ae.files)
+    write_part(folder / "unet", den.module, den.files)
+    DDIMScheduler(**spec.scheduler).save_pretrained(folder / "scheduler")
+    meta = model_record(spec, ae, den, time.process_time() - cpu0, len(x_train))
     (folder / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
-    model = ZooModel(spec, weights_dir=out, verify=False)
-    psnr = reconstruction_psnr(model.autoencoder(), data.split_data("eval").images)
+    return check_model(spec, out, meta, ae, den, watcher)
+
+
+def check_model(spec: ZooSpec, out: Path, meta: dict, ae: AutoencoderStage, den: DenoiserStage, watcher: Watcher) -> TrainResult:
+    """Measure a saved model's PSNR and quality gates into its ``zoo.json``."""
+    from .evaluate import reconstruction_psnr
+    from .quality import model_gates, passed
+    from .zoo import ZooModel
+
+    folder = model_dir(spec.name, out)
+    psnr = reconstruction_psnr(ZooModel(spec, weights_dir=out, verify=False).autoencoder(), data.split_data("eval").images)
     meta["psnr_eval"] = round(psnr, 2)
     meta["psnr_protocol"] = "mean PSNR over the zoo-real-eval crops, 8-bit, posterior mean / un-sampled latent"
-    log(f"[{spec.name}] checking the quality gates")
-    t2 = time.time()
-    meta["gates"] = model_gates(ZooModel(spec, weights_dir=out, verify=False))
+    watcher.stage(f"[{spec.name}] checking the quality gates")
+    t0 = time.time()
+    meta["gates"] = g = model_gates(ZooModel(spec, weights_dir=out, verify=False))
     (folder / "zoo.json").write_text(json.dumps(meta, indent=2) + "\n")
-    g = meta["gates"]
-    log(f"[{spec.name}] done: eval PSNR {psnr:.2f} dB, autoencoder {ae_seconds:.0f} s, denoiser {unet_seconds:.0f} s; "
-        f"gates ({time.time() - t2:.0f} s) {'passed' if passed(g) else 'FAILED'}: latent |mean offset| "
+    watcher.stage(
+        f"[{spec.name}] done: eval PSNR {psnr:.2f} dB, autoencoder {ae.seconds:.0f} s ({ae.how}), denoiser {den.seconds:.0f} s; "
+        f"gates ({time.time() - t0:.0f} s) {'passed' if passed(g) else 'FAILED'}: latent |mean offset| "
         f"{g['latents']['max_abs_mean_offset']:.3f}, std ratio error {g['latents']['max_std_ratio_error']:.3f}, "
         f"saturation {g['saturation']['ratio']:.2f}x, MMD2 {g['distance']['mmd2']:.4f} (threshold {g['distance']['threshold']:.4f})")
-    return TrainResult(spec.name, ae_seconds, unet_seconds, cpu_seconds, psnr, reused is not None, passed(g))
+    return TrainResult(spec.name, ae.seconds, den.seconds, meta["training"]["cpu_seconds"], psnr, ae.how == "reused", passed(g))
 
 
 ENVIRONMENT_PACKAGES = ("torch", "diffusers", "numpy", "pillow", "scikit-image", "scikit-learn", "safetensors")
@@ -443,7 +554,7 @@ def recorded_seconds(spec: ZooSpec, folders: list[Path], denoiser_only: bool = F
         if meta.exists():
             t = json.loads(meta.read_text())["training"]
             return float(t["unet_seconds"] + (0 if denoiser_only else t["autoencoder_seconds"]))
-    return SECONDS_PER_STEP_GUESS * (spec.unet_training.steps + (0 if denoiser_only else spec.ae_training.steps))
+    return SECONDS_PER_STEP_GUESS * steps_to_train(spec, denoiser_only)
 
 
 def training_order(specs: list[ZooSpec], folders: list[Path], denoiser_only: bool = False) -> list[ZooSpec]:
@@ -498,6 +609,22 @@ def _relay(events, futures: list, watcher: Watcher) -> None:
         handlers[kind](value)
 
 
+def record_sample_distances(weights: Path, advance: Callable[[int], None] | None = None) -> dict[str, dict[str, float]]:
+    """Write each zoo model's gate-3 distances to every other model trained in ``weights`` into its
+    folder's ``sample_distances.json``, then the checksums (:func:`aedr_zoo.quality.sample_distances`)."""
+    from .quality import sample_distances
+    from .store import DISTANCES_FILE
+    from .zoo import ZooModel
+
+    models = [ZooModel(s, weights_dir=weights, verify=False) for s in ZOO if (model_dir(s.name, weights) / "zoo.json").is_file()]
+    distances = sample_distances(models, advance)
+    for m in models:
+        record = {"mmd2": distances[m.name], "protocol": "gate 3's MMD² (aedr_zoo/quality.py) between the two models' 256 gate samples"}
+        (m.folder / DISTANCES_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_checksums(weights)
+    return distances
+
+
 def train_zoo(
     out: Path = WEIGHTS_DIR,
     only: list[str] | None = None,
@@ -525,16 +652,21 @@ def train_zoo(
     if reuse is not None and max_steps:
         raise ValueError("--max-steps caps the autoencoder too; it cannot reuse a full run's autoencoders")
     start = time.time()
-    if jobs <= 1:
-        results = [train_model(spec, out, watcher=watcher, threads=threads, max_steps=max_steps, reuse_autoencoder=reuse) for spec in specs]
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            events = manager.Queue()
-            futures = [pool.submit(_train_in_worker, spec.name, str(out), threads, max_steps, None if reuse is None else str(reuse), events)
-                       for spec in specs]
-            _relay(events, futures, watcher)
-            results = [f.result() for f in futures]
+    names = {s.name for s in specs}
+    waves = [[s for s in specs if s.parent not in names], [s for s in specs if s.parent in names]]  # parents before their siblings
+    results = []
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
+        events = manager.Queue()
+        for wave in waves:
+            if jobs <= 1:
+                results += [train_model(spec, out, watcher=watcher, threads=threads, max_steps=max_steps, reuse_autoencoder=reuse) for spec in wave]
+            else:
+                futures = [pool.submit(_train_in_worker, spec.name, str(out), threads, max_steps, None if reuse is None else str(reuse), events)
+                           for spec in wave]
+                _relay(events, futures, watcher)
+                results += [f.result() for f in futures]
+            write_checksums(out)  # a sibling checks its parent's files against them
     total = time.time() - start
     summary = {
         "models": [asdict(r) for r in results],
@@ -549,6 +681,7 @@ def train_zoo(
     }
     name = "training.json" if not only else f"training-{'-'.join(only)}.json"
     (out / name).write_text(json.dumps(summary, indent=2) + "\n")
-    write_checksums(out)
+    watcher.stage("measuring the distances between every two models' samples (the bench's hard pairs)")
+    record_sample_distances(out)
     watcher.stage(f"zoo trained in {total / 60:.1f} min")
     return results

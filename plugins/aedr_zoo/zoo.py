@@ -18,7 +18,7 @@ from aedr.preprocess import tensor_to_uint8
 from .latents import denormalise
 from .data import RESOLUTION
 from .models import ZOO, ZooSpec
-from .store import WEIGHTS_DIR, model_dir, sha256_file, verify_model, weights_in_use
+from .store import DISTANCES_FILE, WEIGHTS_DIR, model_dir, sha256_file, verify_model, weights_in_use
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +95,16 @@ class ZooModel(aedr.ModelPlugin):
             scaling_factor=scaling_factor,
             shift_factor=shift_factor,
         )
+
+    def sample_distance(self, other: aedr.ModelPlugin) -> float | None:
+        """Gate 3's MMD² between this model's gate samples and ``other``'s (``sample_distances.json``,
+        written by ``aedr zoo distances`` and at the end of ``aedr zoo train``); None for a model
+        outside the zoo or a zoo trained before the distances were recorded."""
+        path = self.folder / DISTANCES_FILE
+        if not path.is_file():
+            return None
+        value = json.loads(path.read_text()).get("mmd2", {}).get(other.name)
+        return None if value is None else float(value)
 
     def generator_fingerprint(self) -> str:
         """The denoiser's and the scheduler's files, and ``zoo.json`` (latent normalisation, sampling
