@@ -130,12 +130,12 @@ def missing_weights_message(paths: WeightPaths, alternative: str = "Or use a met
     lines = ["LPIPS (VGG16 with the v0.1 linear heads) needs two weight files; missing here:"]
     if paths.vgg16 is None:
         lines.append(f"- {VGG16_FILENAME} (torchvision's ImageNet VGG16, 528 MB)")
-        lines.append(f"  looked at: {'; '.join(paths.vgg16_searched)}")
+        lines += [f"  looked at: {place}" for place in paths.vgg16_searched]  # one a line: a long path wraps on its own
         lines += _vgg16_instructions()
     if paths.heads is None:
         lines += [
             "- vgg.pth (the LPIPS v0.1 linear heads, 7 kB)",
-            f"  looked at: {'; '.join(paths.heads_searched)}",
+            *(f"  looked at: {place}" for place in paths.heads_searched),
             "  fix: pip install --no-deps lpips",
             "       (aedr reads lpips/weights/v0.1/vgg.pth from it, never imports it)",
             f"       or copy vgg.pth to {_hub_checkpoints() / HEADS_FILENAME}",

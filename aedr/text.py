@@ -84,7 +84,7 @@ NAME_BREAKS = "-_/.,+ "
 def fold_name(name: str, width: int) -> str:
     """``name`` in lines of at most ``width`` characters, broken after separators (``-``, ``_``,
     ``/``, ``.`` ...; not the point of a version number, 1.0) and before brackets; a piece longer
-    than ``width`` is split where it must."""
+    than ``width`` is split after an ``=`` (``iterations=`` / ``100``), else where it must."""
     pieces, piece = [], ""
     for i, ch in enumerate(name):
         if ch in "[(" and piece:  # an option list starts a piece of its own
@@ -101,8 +101,9 @@ def fold_name(name: str, width: int) -> str:
         if len(lines[-1]) + len(p.rstrip()) > width and lines[-1]:
             lines.append("")
         while len(p) > width:
-            lines[-1:] = [p[:width], ""]
-            p = p[width:]
+            cut = p.rfind("=", 0, width) + 1 or width
+            lines[-1:] = [p[:cut], ""]
+            p = p[cut:]
         lines[-1] += p
     return "\n".join(line.rstrip() for line in lines if line.strip())
 

@@ -39,6 +39,7 @@ def assert_fits(text: str, width: int) -> None:
         ("zoo-kl-a", 5, ["zoo-", "kl-a"]),
         ("aeroblade-ssim(seed=3)", 20, ["aeroblade-ssim", "(seed=3)"]),
         ("stable-diffusion-xl-base-1.0", 27, ["stable-diffusion-xl-base-", "1.0"]),  # never inside a version number
+        ("ronan(lr=0.1, iterations=20)", 12, ["ronan", "(lr=0.1,", "iterations=", "20)"]),  # never inside a number
         ("suspect.png", 8, ["suspect.", "png"]),
         ("averyveryverylongname", 8, ["averyver", "yverylon", "gname"]),  # no separator: split where it must
     ],
