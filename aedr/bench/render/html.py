@@ -28,11 +28,13 @@ h3 { font-size:14.5px; margin:18px 0 6px; }
 .direction { background:#fff7d6; border:1px solid #f0d98a; border-radius:6px; padding:8px 12px; margin:12px 0; font-weight:600; }
 .warn { background:#fdecea; border:1px solid #f3b8b2; border-radius:6px; padding:8px 12px; margin:10px 0; }
 .scroll { overflow-x:auto; }
+.scroll > table { max-width:100%; }  /* columns shrink to the page (names wrap) before the table scrolls */
 table { border-collapse:collapse; background:#fff; font-size:12.5px; font-variant-numeric: tabular-nums; }
-th, td { border:1px solid var(--line); padding:3px 8px; text-align:right; white-space:nowrap; }
+th, td { border:1px solid var(--line); padding:3px 6px; text-align:right; white-space:nowrap; }
 th { white-space:normal; min-width:4em; background:#eef1f6; font-weight:600; text-align:center; }
 td .ci { display:block; font-size:11px; color:var(--muted); }
-td.l { text-align:left; font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:12px; }
+td.l { text-align:left; font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size:12px;
+       white-space:normal; }  /* a method's options wrap after their commas */
 p.note { color:var(--muted); font-size:12px; margin:4px 0 0; max-width:1100px; }
 .kv { display:grid; grid-template-columns: max-content 1fr; gap:2px 16px; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 14px; font-size:13px; }
 .kv div:nth-child(odd) { color:var(--muted); }
@@ -90,6 +92,8 @@ def _cell_text(value: Any, kind: str) -> str:
 
     if isinstance(value, Estimate):
         return f'{html.escape(fmt(value.value, kind))}<span class="ci">[{html.escape(fmt(value.low, kind))}, {html.escape(fmt(value.high, kind))}]</span>'
+    if kind == "text":  # a method's options may wrap where its option list opens
+        return html.escape(fmt(value, kind)).replace("(", "<wbr>(")
     return html.escape(fmt(value, kind))
 
 
