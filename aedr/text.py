@@ -169,12 +169,12 @@ def progress_display(target: Console, time_left: Any = None, **options: Any):
                     console=target, expand=True, **options)
 
 
-def names_folded_to_fit(target: Console, build: Any, least: int = 12) -> Any:
-    """``build(width)`` makes a table whose name cells are folded to ``width`` (None: whole). The
-    table with whole names where it fits ``target``, else with names folded to the room the other
-    columns leave (at least ``least``)."""
+def names_folded_to_fit(target: Console, build: Any, least: int = 12, name_columns: int = 1) -> Any:
+    """``build(width)`` makes a table whose name cells (in ``name_columns`` columns) are folded to
+    ``width`` (None: whole). The table with whole names where it fits ``target``, else with names
+    folded to an equal share of the room the other columns leave (at least ``least``)."""
     whole = build(None)
     if natural_width(target, whole) <= target.width:
         return whole
     narrowest = build(1)
-    return build(max(least, target.width - natural_width(target, narrowest) + 1))
+    return build(max(least, 1 + (target.width - natural_width(target, narrowest)) // name_columns))

@@ -345,3 +345,15 @@ def test_zoo_info_json_lists_every_model():
     assert sorted(r["name"] for r in rows) == ZOO_NAMES and all(r["available"] for r in rows)
     table = zoo_cli("info")
     assert table.exit_code == 0 and all(name in table.stdout for name in ZOO_NAMES)
+
+
+@pytest.mark.parametrize("width", (80, 100))
+def test_zoo_info_fits_the_terminal_and_shows_every_gate(monkeypatch, width):
+    from aedr.cli import out
+
+    monkeypatch.setattr(out, "_width", width)
+    text = zoo_cli("info").stdout
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    assert all(len(line) <= width for line in text.splitlines()) and "…" not in text
+    assert len(rows) == len(ZOO_NAMES) and all(row.rstrip("│ ").endswith("passed") for row in rows)
+    assert "zoo-kl-a-ckpt: zoo-kl-a's autoencoder" in text  # a sibling's relation, under the table

@@ -70,7 +70,8 @@ def read_run(folder: str | Path) -> RunRecord:
     return RunRecord(path.parent, name, doc.finished, doc.config, doc.models, pairs, doc.timings_frame(), doc.metrics, not_run,
                      alphas, doc.uncertainty,
                      {k: s.intervals for k, s in keyed.items()}, {k: s.robust for k, s in keyed.items() if s.robust},
-                     {k: s.rank for k, s in keyed.items()}, {k: dict(s.versus_leader) for k, s in keyed.items()})
+                     {k: s.rank for k, s in keyed.items()}, {k: dict(s.versus_leader) for k, s in keyed.items()},
+                     any(s.openset for s in doc.summaries))
 
 
 def distinct_names(paths: list[Path]) -> list[str]:
@@ -115,6 +116,8 @@ def merge_runs(runs: list[RunRecord], metrics: list[Metric] | None = None) -> Me
     differ = differing_settings(runs)
     if differ:
         notes.append(f"the runs differ in {', '.join(differ)} (see the run list): compare rows with care")
+    if any(r.has_openset for r in runs):
+        notes.append("the open-set figures are left out: each is over its own run's candidate models (see each run's leaderboard)")
     board_metrics = list({m.name: m for r in ordered for m in r.metrics}.values())  # order of first appearance; the latest run describes each
     summaries = summarize(pairs, timings, board_metrics)
     pools = RankPools(ordered, summaries, runs_of, list(metrics or BUILTIN_METRICS))

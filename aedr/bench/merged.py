@@ -33,6 +33,7 @@ class RunRecord:
     robust: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # per method's robust figures
     ranks: dict[tuple[str, str], str] = field(default_factory=dict)  # per method's rank in the run ("1=")
     versus_leader: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # per method's paired comparison
+    has_openset: bool = False  # the run's board has open-set figures (over its own candidate models)
 
     def describe(self) -> str:
         c = self.config

@@ -252,15 +252,17 @@ def _rank_with_ties(summaries: Sequence[MethodSummary], boot, figure: ScopedMetr
 
 
 def _per_target(pairs: pd.DataFrame, kind: str, summaries: Sequence[MethodSummary], targets: Sequence[str]) -> list[list[Any]]:
-    """Accuracy per target (Table 1: mean over sources; Table 2: the one pair against real images,
-    with its interval) and the method's mean, with its interval."""
+    """Accuracy per target (Table 1: mean over sources; Table 2: the one pair against real images)
+    and the method's mean, with its interval. A target's cell has an interval where it is one pair's
+    figure, for every target of the row alike (a mean over sources has none)."""
     rows = []
     for s in summaries:
         g = pairs[(pairs["method"] == s.method) & (pairs["options_hash"] == s.options_hash) & (pairs["pair_kind"] == kind)]
+        single = "accuracy_low" in g.columns and g.groupby("target").size().max() == 1 if len(g) else False
         per: list[Any] = []
         for t in targets:
             x = g[g["target"] == t]
-            if len(x) == 1 and "accuracy_low" in x.columns:
+            if single and len(x) == 1:
                 per.append(estimate(float(x["accuracy"].iloc[0]), float(x["accuracy_low"].iloc[0]), float(x["accuracy_high"].iloc[0])))
             else:
                 per.append(_mean(x["accuracy"]))
@@ -476,8 +478,11 @@ class Board:
             note += (f" Hard pairs acc: the mean over the hardest third of the model pairs ({n}), those whose two models' generated images"
                      " are closest (a distance between their samples that involves no method's score, ModelPlugin.sample_distance).")
         if any(s.n_shared_pairs for s in self.summaries):
-            note += (" Pairs of models on one and the same autoencoder are left out of every mean and rank (no autoencoder-based method"
-                     " can separate them): see the shared-autoencoder table.")
+            note += (" Pairs of models on one and the same autoencoder are left out of every pair mean and rank (no autoencoder-based"
+                     " method can separate them): see the shared-autoencoder table.")
+            if self.opened:
+                note += (" The open-set figures keep both models as candidates: either accepts the other's images (see the false-accusation"
+                         " table).")
         if self.robust:
             over = "model pairs" if pair else "the targets against real images"
             note += f" Robust{'' if pair else ' real'} AUC: the mean, over the run's perturbations, of the mean AUC over {over} (see the robustness tables)."

@@ -266,11 +266,15 @@ def print_attributions(results, cards, stability: bool, checks: str) -> None:
     else:  # the thresholds get a line of their own, the names fold to the room left; still too wide: the
         # stability columns go (each uncertain card's reasons follow the table as notes)
         for checks in ((True, False) if stability else (False,)):
-            table = names_folded_to_fit(out, lambda names: attribution_table(results, stability, names, with_threshold=False, with_checks=checks))
+            table = names_folded_to_fit(out, lambda names: attribution_table(results, stability, names, with_threshold=False, with_checks=checks),
+                                        least=8, name_columns=2)  # the image's name and the model's
             if natural_width(out, table) <= out.width or not checks:
                 break
         out.print(table, soft_wrap=False)
         out.print("thresholds: " + markup(", ".join(f"{c.card.model} {c.card.threshold:.6g}" for c in cards)), soft_wrap=False)
+        if stability and not checks:
+            out.print(f"agree, in band: not shown at {out.width} columns (--out writes them; the notes below give each uncertain card's reasons)",
+                      soft_wrap=False)
     for a in results:
         for v in a.verdicts:
             if v.outside_domain:
@@ -295,10 +299,12 @@ def attribution_table(results, stability: bool, names: int | None, *, with_thres
     if stability and with_checks:
         table.add_column("agree", justify="right", no_wrap=True)  # perturbed copies with the clean verdict
         table.add_column("in band", no_wrap=True)
-    # model names, wrapped after their commas; never narrower than its header or its longest word ("uncertain", a model name)
+    # model names, wrapped after their commas; never narrower than its header or its longest word ("uncertain", a model name),
+    # and no wider where the names fold (they get the room first)
     header = "decision" if stability else "verdict"
     words = [w for a in results for w in verdict_text(a, stability).replace(":", ",").split(",")]
-    table.add_column(header, style="bold", min_width=max([len(header), *(len(w.strip()) for w in words)]))
+    least = max([len(header), *(len(w.strip()) for w in words)])
+    table.add_column(header, style="bold", min_width=least, max_width=least if names else None)
     for a in results:
         for k, v in enumerate(a.verdicts):
             mark = " [yellow]![/]" if v.outside_domain else ""

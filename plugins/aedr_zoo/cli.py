@@ -90,18 +90,30 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
             f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k", f"{r['psnr_eval']:.2f}",
             f"{r['train_seconds'] / 60:.1f}", *gate_cells,
         )
-    # a narrower terminal gets the headline figures; the gates' measurements: aedr zoo gates, --json
-    narrow = Table(title="aedr model zoo (32x32 images; PSNR on zoo-real-eval)", caption="the quality gates in full: aedr zoo gates",
-                   caption_justify="left")
-    for col in ("model", "family", "latent", "params AE", "params UNet", "PSNR dB", "train min", "gates"):
-        narrow.add_column(col, no_wrap=col != "gates")
+    # a narrower terminal gets the headline figures (at 80 columns without the parameter counts); the
+    # siblings' relations under the table; the gates' measurements: aedr zoo gates, --json
+    print_widest_fitting(out, table, _headline_table(rows, params=True), _headline_table(rows, params=False))
+    for r in rows:
+        if r.get("relation"):
+            out.print(f"{markup(r['name'])}: {markup(RELATIONS[r['relation']['kind']].format(parent=r['relation']['parent']))}")
+
+
+def _headline_table(rows: list[dict], params: bool):
+    from rich.table import Table
+
+    table = Table(title="aedr model zoo (32x32 images; PSNR on zoo-real-eval)",
+                  caption="every figure: aedr zoo info --json; the quality gates in full: aedr zoo gates", caption_justify="left")
+    columns = ("model", "family", "latent", *(("params AE", "params UNet") if params else ()), "PSNR dB", "train min", "gates")
+    for col in columns:
+        table.add_column(col, no_wrap=col != "gates", min_width=6 if col == "gates" else None)  # "passed" never squeezed away
     for r in rows:
         g = r["gates"] if r["available"] else None
         gates = "weights missing" if not r["available"] else ("not measured" if not g else ("passed" if g["passed"] else "FAILED: " + ", ".join(g["failed"])))
-        figures = ["x".join(map(str, r["latent_shape"])), f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k",
-                   f"{r['psnr_eval']:.2f}", f"{r['train_seconds'] / 60:.1f}"] if r["available"] else [""] * 5
-        narrow.add_row(_name_cell(r), r["family"], *figures, gates)
-    print_widest_fitting(out, table, narrow)
+        sizes = [f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k"] if params else []
+        figures = ["x".join(map(str, r["latent_shape"])), *sizes, f"{r['psnr_eval']:.2f}", f"{r['train_seconds'] / 60:.1f}"] \
+            if r["available"] else [""] * (len(columns) - 3)
+        table.add_row(markup(r["name"]), r["family"], *figures, gates)
+    return table
 
 
 RELATIONS = {"shared-autoencoder": "{parent}'s autoencoder", "decoder-finetune": "{parent}, decoder fine-tuned"}
