@@ -86,12 +86,12 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
             if g else ["", "", "", "", "", "not measured"]
         )
         table.add_row(
-            _name_cell(r), r["family"], r["autoencoder"], "x".join(map(str, r["latent_shape"])),
+            markup(r["name"]), r["family"], r["autoencoder"], "x".join(map(str, r["latent_shape"])),
             f"{r['params_autoencoder'] / 1e3:.0f}k", f"{r['params_unet'] / 1e3:.0f}k", f"{r['psnr_eval']:.2f}",
             f"{r['train_seconds'] / 60:.1f}", *gate_cells,
         )
     # a narrower terminal gets the headline figures (at 80 columns without the parameter counts); the
-    # siblings' relations under the table; the gates' measurements: aedr zoo gates, --json
+    # siblings' relations under whichever table; the gates' measurements: aedr zoo gates, --json
     print_widest_fitting(out, table, _headline_table(rows, params=True), _headline_table(rows, params=False))
     for r in rows:
         if r.get("relation"):
@@ -117,14 +117,6 @@ def _headline_table(rows: list[dict], params: bool):
 
 
 RELATIONS = {"shared-autoencoder": "{parent}'s autoencoder", "decoder-finetune": "{parent}, decoder fine-tuned"}
-
-
-def _name_cell(row: dict) -> str:
-    """A model's name, with its relation to its parent on a second line (a sibling)."""
-    relation = row.get("relation")
-    if not relation:
-        return markup(row["name"])
-    return f"{markup(row['name'])}\n[dim]{markup(RELATIONS[relation['kind']].format(parent=relation['parent']))}[/]"
 
 
 def _gate_summary(gates: Optional[dict]) -> Optional[dict]:

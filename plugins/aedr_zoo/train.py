@@ -15,6 +15,7 @@ import multiprocessing
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -593,6 +594,26 @@ def _train_in_worker(name: str, out: str, threads: int, max_steps: int | None, r
         relayed.flush()
 
 
+def _pool_runner(stack: ExitStack, jobs: int, out: Path, threads: int, max_steps: int | None, reuse: Path | None,
+                 watcher: Watcher) -> Callable[[list[ZooSpec]], list[TrainResult]]:
+    """How a wave of models is trained: in this process (``jobs`` <= 1), or ``jobs`` at a time in
+    worker processes whose events reach ``watcher`` (the pool and its queue live as long as ``stack``)."""
+    if jobs <= 1:
+        return lambda wave: [train_model(spec, out, watcher=watcher, threads=threads, max_steps=max_steps, reuse_autoencoder=reuse)
+                             for spec in wave]
+    ctx = multiprocessing.get_context("spawn")
+    events = stack.enter_context(ctx.Manager()).Queue()
+    pool = stack.enter_context(ProcessPoolExecutor(max_workers=jobs, mp_context=ctx))
+
+    def run(wave: list[ZooSpec]) -> list[TrainResult]:
+        futures = [pool.submit(_train_in_worker, spec.name, str(out), threads, max_steps, None if reuse is None else str(reuse), events)
+                   for spec in wave]
+        _relay(events, futures, watcher)
+        return [f.result() for f in futures]
+
+    return run
+
+
 def _relay(events, futures: list, watcher: Watcher) -> None:
     """Pass the workers' events to ``watcher`` until every future is done and the queue is empty."""
     import queue
@@ -655,17 +676,10 @@ def train_zoo(
     names = {s.name for s in specs}
     waves = [[s for s in specs if s.parent not in names], [s for s in specs if s.parent in names]]  # parents before their siblings
     results = []
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
-        events = manager.Queue()
+    with ExitStack() as stack:
+        run = _pool_runner(stack, jobs, out, threads, max_steps, reuse, watcher)
         for wave in waves:
-            if jobs <= 1:
-                results += [train_model(spec, out, watcher=watcher, threads=threads, max_steps=max_steps, reuse_autoencoder=reuse) for spec in wave]
-            else:
-                futures = [pool.submit(_train_in_worker, spec.name, str(out), threads, max_steps, None if reuse is None else str(reuse), events)
-                           for spec in wave]
-                _relay(events, futures, watcher)
-                results += [f.result() for f in futures]
+            results += run(wave)
             write_checksums(out)  # a sibling checks its parent's files against them
     total = time.time() - start
     summary = {
