@@ -37,6 +37,12 @@ class CalibrationSource:
         return "none"
 
 
+HIGH_FIDELITY_FAMILIES = frozenset({"kl16"})
+"""Autoencoder families with high-fidelity 16-channel latents (SD3, FLUX and the zoo's ``zoo-kl16``):
+their reconstructions are several dB better than a 4-channel VAE's, the regime where the AEDR paper
+says single-loss methods collapse. The bench reports their pairs as a summary scope of their own."""
+
+
 class ModelPlugin(ABC):
     """Subclass, set ``name``, ``family`` and ``description``, implement :meth:`load_autoencoder`
     (and :meth:`generate` if the model can produce images), then register an instance::

@@ -44,8 +44,8 @@ class Sibling(Related):
 def models(tmp_path_factory):
     base = tmp_path_factory.mktemp("shared-ae")
     tiny = [Related(m.name, m.folder) for m in make_models(base / "models", n=2)]
-    for m in tiny:
-        m.family = "kl"
+    for m, family in zip(tiny, ("kl", "kl16")):  # tiny-1 stands for a high-fidelity autoencoder
+        m.family = family
     return [*tiny, Sibling("tiny-0-sibling", tiny[0].folder)]
 
 
@@ -119,6 +119,19 @@ def test_the_hard_pairs_are_the_closest_third_without_the_shared_ones(run):
     assert doc["summaries"][0]["n_hard_pairs"] == 2 and doc["summaries"][0]["hard_accuracy"] == pytest.approx(summary.hard["accuracy"])
     merged = merge_runs([read_run(run.config.out)])
     assert merged.summaries[0].hard["accuracy"] == pytest.approx(summary.hard["accuracy"]) and "hard pairs acc %" in merged.table().columns
+
+
+def test_the_high_fidelity_pairs_have_their_own_leaderboard_column(run):
+    """The pairs whose target has a high-fidelity autoencoder (family kl16: SD3, FLUX, zoo-kl16) get a
+    mean of their own beside the pair mean, with the interval of the run's bootstrap."""
+    pairs = run.evaluation.pairs_frame()
+    mine = pairs[(pairs["target_family"] == "kl16") & (pairs["pair_kind"] == "model")]
+    (summary,) = run.summaries
+    cell = summary.cell(Scope.target_family("kl16"), "accuracy")
+    assert len(mine) == 2 and cell.value == pytest.approx(mine["accuracy"].mean()) and cell.low <= cell.value <= cell.high
+    table = run_board(run)
+    assert table.columns.index("kl16 pairs acc %") == table.columns.index("hard pairs acc %") + 1
+    assert "high-fidelity 16-channel autoencoder" in table.note
 
 
 def test_a_run_without_known_distances_has_no_hard_pairs(models):

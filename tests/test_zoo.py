@@ -219,6 +219,36 @@ def test_quality_gate_3_recorded_and_passed(model):
     assert d["passed"] and d["mmd2"] <= d["threshold"], f"{model.name}: MMD2 {d['mmd2']} > {d['threshold']}"
 
 
+def test_the_high_fidelity_model_passes_gate_4():
+    """Gate 4: every high-fidelity (16-channel) zoo model reconstructs zoo-real-eval at least 5 dB
+    better than the best 4-channel zoo model, as zoo.json records and the shipped PSNRs confirm."""
+    from aedr.models import HIGH_FIDELITY_FAMILIES
+
+    models = [PLUGINS.model(n) for n in ZOO_NAMES]
+    high = [m for m in models if m.family in HIGH_FIDELITY_FAMILIES]
+    best_four = max((m for m in models if m.meta["latent_shape"][0] == 4), key=lambda m: m.meta["psnr_eval"])
+    assert high
+    for m in high:
+        gate = m.meta["gates"]["fidelity"]
+        assert gate == quality.fidelity_gate(m.meta["psnr_eval"], {best_four.name: best_four.meta["psnr_eval"]})
+        assert gate["passed"] and m.meta["psnr_eval"] >= best_four.meta["psnr_eval"] + quality.FIDELITY_MARGIN_DB
+    assert all("fidelity" not in m.meta["gates"] for m in models if m.family not in HIGH_FIDELITY_FAMILIES)
+
+
+def test_fidelity_gate_is_against_the_best_four_channel_model():
+    metas = {
+        "a": {"family": "kl", "latent_shape": [4, 8, 8], "psnr_eval": 26.0},
+        "b": {"family": "vq", "latent_shape": [4, 8, 8], "psnr_eval": 27.5},
+        "hi": {"family": "kl16", "latent_shape": [16, 8, 8], "psnr_eval": 32.4},
+    }
+    gate = quality.fidelity_gates(metas)
+    assert list(gate) == ["hi"] and gate["hi"]["best_4_channel"] == "b" and gate["hi"]["threshold"] == 32.5
+    assert not gate["hi"]["passed"] and quality.failed_gates({"fidelity": gate["hi"]}) == ["fidelity"]
+    metas["hi"]["psnr_eval"] = 32.5
+    assert quality.fidelity_gates(metas)["hi"]["passed"]
+    assert quality.fidelity_gates({"hi": metas["hi"]}) == {}  # no 4-channel model to compare with
+
+
 def test_latent_normalisation_is_per_channel(model):
     """zoo.json's latent_shift / latent_scale hold one number per latent channel, and sampling maps
     the denoiser's space back with them (z = normalised / scale + shift, per channel)."""

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+from ..models import HIGH_FIDELITY_FAMILIES
 from .metrics import BUILTIN_METRICS, SHARED, Metric, MetricInfo
 from .schema import Scope, ScopedMetric, SummaryRecord, robust_name
 
@@ -411,6 +412,8 @@ class Board:
         self.robust = any(math.isfinite(s.robust.get(self.robust_key, math.nan)) for s in summaries)
         self.openset_ranked = any(s.openset_rank for s in summaries)
         self.hard = scope == Scope.PAIR and any(s.n_hard_pairs for s in summaries)
+        self.high_fidelity = sorted(f for f in HIGH_FIDELITY_FAMILIES if any(f in s.family_pair_accuracy for s in summaries)) \
+            if scope == Scope.PAIR else []
 
     def columns(self) -> list[tuple[str, str, Cell]]:
         out: list[tuple[str, str, Cell]] = [("rank (pool)" if self.rank_pools else "rank", "text", self.rank_cell),
@@ -420,6 +423,9 @@ class Board:
                     for sc in self.scopes]
         if self.hard:  # beside the pair mean: the hardest third of the pairs, which a saturated mean hides
             out.insert(3, ("hard pairs acc %", "pct", lambda i, s: s.cell(Scope.HARD, "accuracy")))
+        at = 4 if self.hard else 3  # and the pairs of the high-fidelity autoencoders, where the AEDR paper's claim lies
+        for f in reversed(self.high_fidelity):
+            out.insert(at, (f"{f} pairs acc %", "pct", lambda i, s, f=f: s.cell(Scope.target_family(f), "accuracy")))
         if self.robust:
             out.append(("robust AUC" if self.scope == Scope.PAIR else "robust real AUC", "auc", lambda i, s: s.cell(Scope.ROBUST, self.robust_key)))
         out += [(m.title, column_format(m), lambda i, s, m=m: s.cell(Scope.OPENSET, m.name)) for m in self.opened]
@@ -477,6 +483,10 @@ class Board:
             n = max(s.n_hard_pairs for s in self.summaries)
             note += (f" Hard pairs acc: the mean over the hardest third of the model pairs ({n}), those whose two models' generated images"
                      " are closest (a distance between their samples that involves no method's score, ModelPlugin.sample_distance).")
+        if self.high_fidelity:
+            names = ", ".join(self.high_fidelity)
+            note += (f" {names} pairs acc: the mean over the model pairs whose target has a high-fidelity 16-channel autoencoder"
+                     " (family " + names + ": SD3, FLUX, zoo-kl16), where reconstructions are near-perfect for every image.")
         if any(s.n_shared_pairs for s in self.summaries):
             note += (" Pairs of models on one and the same autoencoder are left out of every pair mean and rank (no autoencoder-based"
                      " method can separate them): see the shared-autoencoder table.")

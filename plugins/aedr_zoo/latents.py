@@ -51,7 +51,7 @@ def latent_targets(spec: ZooSpec, ae: torch.nn.Module, x: torch.Tensor, batch: i
     with torch.no_grad():
         for i in range(0, len(x), batch):
             xb = x[i : i + batch]
-            if spec.ae.cls == "AutoencoderKL":
+            if spec.ae.is_kl:
                 dist = ae.encode(xb).latent_dist
                 means.append(dist.mean)
                 stds.append(dist.std)

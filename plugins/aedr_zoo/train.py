@@ -102,7 +102,7 @@ def build_unet(spec: ZooSpec) -> torch.nn.Module:
 def ae_loss(spec: ZooSpec, ae: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Training loss, reconstruction, and (VQ) the codebook indices used."""
     cfg = spec.ae_training
-    if spec.ae.cls == "AutoencoderKL":
+    if spec.ae.is_kl:
         dist = ae.encode(x).latent_dist
         rec = ae.decode(dist.sample()).sample
         kl = dist.kl().mean() / x[0].numel()  # SD's per-image KL sum, on the per-pixel scale of the MSE
@@ -646,6 +646,20 @@ def record_sample_distances(weights: Path, advance: Callable[[int], None] | None
     return distances
 
 
+def record_fidelity_gates(weights: Path) -> dict[str, dict]:
+    """Write gate 4 (:func:`aedr_zoo.quality.fidelity_gates`) into the ``zoo.json`` of every
+    high-fidelity model trained in ``weights``, against the 4-channel models trained there."""
+    from .quality import fidelity_gates
+
+    files = {s.name: model_dir(s.name, weights) / "zoo.json" for s in ZOO}
+    metas = {name: json.loads(f.read_text()) for name, f in files.items() if f.is_file()}
+    found = fidelity_gates(metas)
+    for name, gate in found.items():
+        metas[name].setdefault("gates", {})["fidelity"] = gate
+        files[name].write_text(json.dumps(metas[name], indent=2) + "\n")
+    return found
+
+
 def train_zoo(
     out: Path = WEIGHTS_DIR,
     only: list[str] | None = None,
@@ -682,6 +696,12 @@ def train_zoo(
             results += run(wave)
             write_checksums(out)  # a sibling checks its parent's files against them
     total = time.time() - start
+    fidelity = record_fidelity_gates(out)
+    results = [dataclasses.replace(r, gates_passed=r.gates_passed and fidelity[r.name]["passed"]) if r.name in fidelity else r
+               for r in results]
+    for name, gate in fidelity.items():
+        watcher.stage(f"[{name}] gate 4 (fidelity) {'passed' if gate['passed'] else 'FAILED'}: PSNR {gate['psnr']:.2f} dB, "
+                      f"at least {gate['threshold']:.2f} dB ({gate['best_4_channel']} + {gate['margin_db']:g} dB)")
     summary = {
         "models": [asdict(r) for r in results],
         "total_seconds": round(total, 1),
