@@ -153,7 +153,7 @@ class Autoencoder(ABC):
 
 
 class DiffusersAutoencoder(Autoencoder):
-    """Wraps diffusers' ``AutoencoderKL``, ``VQModel`` and ``AutoencoderTiny`` (and their relatives).
+    """Wraps diffusers' ``AutoencoderKL``, ``VQModel`` and ``AutoencoderTiny`` and their relatives (``AutoencoderKLHunyuanImage``, ...).
 
     ``quantize_on_decode`` (VQ only): decode the way ``VQModel.decode`` does by default, snapping the
     latent to the codebook first; set it False to decode the raw latent (``force_not_quantize``).

@@ -68,7 +68,7 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print JSON instead 
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title="aedr model zoo (images 32x32; PSNR on zoo-real-eval; quality gates on 256 samples, docs/zoo.md)")
+    table = Table(title="aedr model zoo (images 32x32; PSNR on zoo-real-eval; quality gates 1-3 on 256 samples, 4 on PSNR; docs/zoo.md)")
     columns = ("model", "family", "autoencoder", "latent (CxHxW)", "params AE", "params UNet", "PSNR dB", "train min",
                "latent mean off (<=0.15)", "latent std err (<=0.15)", "saturation x (<=2)", "MMD2 / threshold",
                "PSNR over best 4-ch (>=5)", "fixed-point gap samples / real", "gates")

@@ -150,7 +150,7 @@ def _high_fidelity_config() -> dict[str, Any]:
     # space-to-channel shortcuts around every down- and upsampling (pixel (un)shuffle, channels
     # averaged or repeated). The shortcuts carry the image's detail past the bottleneck's convolutions,
     # which is what lets a small autoencoder reach the fidelity of a large one within a CPU budget:
-    # SD's block layout at 16 channels stalled near 26 dB (docs/zoo.md, "The high-fidelity member").
+    # SD's block layout at 16 channels stalled at 25-28 dB (docs/zoo.md, "The high-fidelity member").
     # Its norms take 32 groups, so every block has a multiple of 32 channels.
     return {
         "in_channels": 3,

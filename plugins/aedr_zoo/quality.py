@@ -1,7 +1,7 @@
 """Quality gates of a zoo generator: do its samples look like its training data?
 
 The gates judge the generator alone, never an attribution method's score (docs/zoo.md, "Quality
-gates"). Each is computed on :data:`GATE_SAMPLES` generated images (seeds ``GATE_SEED`` ...):
+gates"). Gates 1-3 are computed on :data:`GATE_SAMPLES` generated images (seeds ``GATE_SEED`` ...):
 
 1. **Latent statistics.** Per latent channel, the sampled latents' mean lies within
    :data:`MAX_MEAN_OFFSET` training standard deviations of the encoded training latents' mean, and
