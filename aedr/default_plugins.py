@@ -1,4 +1,4 @@
-"""The built-in plugin: everything aedr ships (the AEDR method, the perturbation kinds, the bench's
+"""The built-in plugin: everything aedr ships (the AEDR and TRACE methods, the perturbation kinds, the bench's
 metrics and executors, the ``aedr bench`` and ``aedr leaderboard`` commands), registered through the
 same hooks a third-party plugin implements. The types they are instances of are declared in the core;
 this module only registers, and imports what it registers when a hook is called."""
@@ -11,8 +11,10 @@ from .hookspecs import hookimpl
 @hookimpl
 def register_methods(register):
     from .methods.aedr_method import AEDR
+    from .methods.trace_method import TRACE
 
     register(AEDR)
+    register(TRACE)
 
 
 @hookimpl

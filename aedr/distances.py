@@ -37,6 +37,19 @@ def mae(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean(dim=1)
 
 
+def residual_autocovariance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The lag-1 autocovariance of the residual r = a - b, per image: the mean product of horizontally
+    adjacent residuals and that of vertically adjacent ones (each channel alone), averaged. Zero in
+    expectation for white noise, which the mean squared error counts in full: the part of a
+    reconstruction error with spatial structure. Can be negative. Needs at least 2x2 pixels."""
+    r = a.float() - b.float()
+    if min(r.shape[-2:]) < 2:
+        raise ValueError(f"residual_autocovariance needs images of at least 2x2 pixels, got {tuple(r.shape[-2:])}")
+    across = (r[..., :, 1:] * r[..., :, :-1]).flatten(1).mean(dim=1)
+    down = (r[..., 1:, :] * r[..., :-1, :]).flatten(1).mean(dim=1)
+    return (across + down) / 2
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))

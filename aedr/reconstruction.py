@@ -148,7 +148,9 @@ def first_pass(
     post = encode(ae, x0, keys=keys, cache=cache)
     with torch.no_grad():
         z1 = post.latent(mode, seeds)
-    x1 = decode_batch(ae, z1, quantize=quantized)
+    # Contiguous, as a cached x1 (stacked) is: a decoder's channels-last output would send the next
+    # convolution down another code path, and a score would depend on whether the cache was hit.
+    x1 = decode_batch(ae, z1, quantize=quantized).contiguous()
     if cache is not None and rkeys is not None:
         for i, k in enumerate(rkeys):
             cache.put(k, (z1[i].detach().cpu(), x1[i].detach().cpu()))
