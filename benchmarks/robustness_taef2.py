@@ -39,12 +39,13 @@ OWN_PER_PHOTO = 16  # 8 photographs x 16 >= 100 calibration + 8 evaluation image
 REAL_PER_PHOTO = 16
 
 
-def tiles(photo: np.ndarray, n: int) -> list[np.ndarray]:
-    """Up to ``n`` non-overlapping TILE x TILE tiles spread evenly over the photograph's grid, flat
-    ones (std < the zoo's MIN_STD) left out."""
+def tiles(photo: np.ndarray, n: int, tile: int = TILE, stride: int | None = None) -> list[np.ndarray]:
+    """Up to ``n`` ``tile`` x ``tile`` tiles spread evenly over the photograph's grid of step
+    ``stride`` (default ``tile``: no overlap), flat ones (std < the zoo's MIN_STD) left out."""
     h, w = photo.shape[:2]
-    grid = [(y, x) for y in range(0, h - TILE + 1, TILE) for x in range(0, w - TILE + 1, TILE)]
-    usable = [photo[y : y + TILE, x : x + TILE] for y, x in grid]
+    step = stride or tile
+    grid = [(y, x) for y in range(0, h - tile + 1, step) for x in range(0, w - tile + 1, step)]
+    usable = [photo[y : y + tile, x : x + tile] for y, x in grid]
     usable = [t for t in usable if t.std() >= data.MIN_STD]
     step = max(1, len(usable) // n)
     return [np.ascontiguousarray(t) for t in usable[::step][:n]]

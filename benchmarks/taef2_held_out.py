@@ -1,0 +1,98 @@
+"""TAEF2 at 256 px, judged on content its calibration never saw: the robustness grid, AEDR and TRACE.
+
+The calibration images and the evaluation images come from different photographs, and the real
+images share the evaluation images' content, so that neither the threshold nor the AUC can lean on
+what the photographs show:
+
+1. 256x256 tiles from the zoo's corpus photographs (flat ones left out). Calibration content: the
+   train and cal photographs (grid step 128), 100 tiles taking turns over the photographs.
+   Evaluation content: the two eval photographs (chelsea, flower; grid step 32), taking turns over
+   the two; tiles at even places become TAEF2-made images, those at odd places stay real, so each
+   TAEF2-made image has real neighbours overlapping it from the same photograph.
+2. ``aedr reconstruct --model taef2`` saves D(E(x)) of the calibration and evaluation-own tiles to
+   8 bits: the TAEF2-made images, named so that the bench takes the 100 calibration tiles first.
+3. ``aedr bench --config robustness --models taef2 --methods aedr trace --n-eval N --n-real N``:
+   thresholds from the 100 clean calibration images, N TAEF2-made and N real evaluation images from
+   the evaluation content, each clean and under the grid's 16 perturbations (one folder each, no
+   sub-folders: the bootstrap resamples images).
+
+    python benchmarks/taef2_held_out.py [--weights DIR] [--n 12] [--out aedr-runs/taef2-held-out] [-- BENCH ARGS]
+
+Runs resume: tiles, reconstructions and scores already there are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from aedr.datasets import take_turns
+from aedr_zoo import data
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from robustness_taef2 import default_weights, tiles  # noqa: E402
+
+TILE, N_CAL = 256, 100
+
+
+def photo_tiles(splits: tuple[str, ...], stride: int) -> list[tuple[str, Image.Image]]:
+    """(photograph, tile) for every usable tile of the photographs of ``splits``, taking turns."""
+    found = []
+    for source in data.SOURCES:
+        if source.split in splits:
+            photo = data.load_photo(source.package, source.files[0])
+            found += [(source.name, Image.fromarray(t)) for t in tiles(photo, 10_000, TILE, stride)]
+    return take_turns(found, lambda item: item[0])
+
+
+def write(folder: Path, items: list[tuple[str, Image.Image]], prefix: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (photo, tile) in enumerate(items):
+        path = folder / f"{prefix}-{i:04d}-{photo}.png"
+        if not path.is_file():
+            tile.save(path)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", default=default_weights(), help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    ap.add_argument("--n", type=int, default=12, help="TAEF2-made and real evaluation images (each)")
+    ap.add_argument("--out", type=Path, default=Path("aedr-runs/taef2-held-out"))
+    args = ap.parse_args(argv)
+    weights = Path(args.weights)
+    if not all((weights / f).is_file() for f in ("taef2_encoder.pth", "taef2_decoder.pth")):
+        sys.exit(f"error: taef2_encoder.pth and taef2_decoder.pth not found in {weights} (--weights DIR)")
+    cal = photo_tiles(("train", "cal"), TILE // 2)[:N_CAL]
+    held_out = photo_tiles(("eval",), TILE // 8)
+    own, real = held_out[0::2][: args.n], held_out[1::2][: args.n]
+    if len(cal) < N_CAL or len(own) < args.n or len(real) < args.n:
+        sys.exit(f"error: {len(cal)} calibration, {len(own)} own and {len(real)} real tiles; need {N_CAL}, {args.n}, {args.n}")
+    out = args.out
+    tiles_dir, made, real_dir = out / "tiles", out / "taef2-made", out / "real"
+    write(tiles_dir, cal, "0-cal")
+    write(tiles_dir, own, "1-held-out")
+    write(real_dir, real, "real")
+    print(f"{len(cal)} calibration and {len(own)} held-out tiles to reconstruct, {len(real)} real tiles", flush=True)
+    env = {**os.environ, "AEDR_MODEL_TAEF2": str(weights)}
+    aedr = [sys.executable, "-c", "from aedr.cli import main; main()"]
+    t0 = time.perf_counter()
+    subprocess.run([*aedr, "reconstruct", str(tiles_dir), "--model", "taef2", "--out", str(made)], env=env, check=True)
+    bench = [*aedr, "bench", "--config", "robustness", "--models", "taef2", "--methods", "aedr", "trace",
+             "--real", str(real_dir), "--real-cal", "none", "--n-cal", str(N_CAL), "--n-eval", str(args.n),
+             "--n-real", str(args.n), "--out", str(out / "bench"), *extra]
+    print("$ AEDR_MODEL_TAEF2=" + str(weights) + " AEDR_IMAGES_TAEF2=" + str(made) + " aedr " + " ".join(bench[3:]), flush=True)
+    subprocess.run(bench, env={**env, "AEDR_IMAGES_TAEF2": str(made)}, check=True)
+    print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
