@@ -15,6 +15,8 @@ what the photographs show:
    thresholds from the 100 clean calibration images, N TAEF2-made and N real evaluation images from
    the evaluation content, each clean and under the grid's 16 perturbations (one folder each, no
    sub-folders: the bootstrap resamples images).
+4. A table of the TPR at each threshold: the share of the held-out TAEF2-made images attributed to
+   TAEF2, clean and under each perturbation, with Wilson intervals (the card promises 1 - alpha).
 
     python benchmarks/taef2_held_out.py [--weights DIR] [--n 12] [--out aedr-runs/taef2-held-out] [-- BENCH ARGS]
 
@@ -24,6 +26,7 @@ Runs resume: tiles, reconstructions and scores already there are kept.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -59,6 +62,36 @@ def write(folder: Path, items: list[tuple[str, Image.Image]], prefix: str) -> No
             tile.save(path)
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion k / n (95 % by default)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def tpr_table(run: Path) -> list[str]:
+    """Per method and perturbation: the share of TAEF2's held-out evaluation images scoring below the
+    threshold fitted on the clean calibration images (the TPR the card promises to be 1 - alpha)."""
+    import json
+
+    import pandas as pd
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    taus = {(t["label"], t["target"]): t for t in metrics["thresholds"] if t["perturbation"] == ""}
+    scores = pd.read_parquet(run / "scores.parquet")
+    own = scores[(scores.split == "eval") & (scores.source == scores.target) & (scores.status == "ok")]
+    lines = ["| method | perturbation | TPR at tau (alpha) | 95 % interval (Wilson) | n |", "| --- | --- | ---: | ---: | ---: |"]
+    for (label, target, pert), g in own.groupby(["label", "target", "perturbation"], sort=False):
+        tau = taus[(label, target)]
+        k, n = int((g.score < tau["threshold"]).sum()), len(g)
+        low, high = wilson(k, n)
+        lines.append(f"| {label} | {pert or 'clean'} | {100 * k / n:.1f} % ({tau['alpha']}) | [{100 * low:.1f}, {100 * high:.1f}] | {n} |")
+    return lines
+
+
 def main() -> None:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -92,6 +125,7 @@ def main() -> None:
     print("$ AEDR_MODEL_TAEF2=" + str(weights) + " AEDR_IMAGES_TAEF2=" + str(made) + " aedr " + " ".join(bench[3:]), flush=True)
     subprocess.run(bench, env={**env, "AEDR_IMAGES_TAEF2": str(made)}, check=True)
     print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
+    print("\n".join(tpr_table(out / "bench")))
 
 
 if __name__ == "__main__":

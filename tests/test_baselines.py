@@ -395,6 +395,9 @@ LABELS = [
     ("hfi", {"sigma": 0.5}, "hfi(sigma=0.5)"),
     ("hfi-mse", {}, "hfi-mse"),
     ("hfi-mse", {"kernel_size": 5}, "hfi-mse(kernel_size=5)"),
+    ("trace", {}, "trace"),
+    ("trace", {"first_loss": "l2", "fixed_point": False}, "trace(first_loss=l2, fixed_point=False)"),
+    ("trace", {"batch_size": 2, "calibrate": False}, "trace(calibrate=False)"),
 ]
 
 
