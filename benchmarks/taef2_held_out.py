@@ -6,9 +6,9 @@ what the photographs show:
 
 1. 256x256 tiles from the zoo's corpus photographs (flat ones left out). Calibration content: the
    train and cal photographs (grid step 128), 100 tiles taking turns over the photographs.
-   Evaluation content: the two eval photographs (chelsea, flower; grid step 32), taking turns over
-   the two; tiles at even places become TAEF2-made images, those at odd places stay real, so each
-   TAEF2-made image has real neighbours overlapping it from the same photograph.
+   Evaluation content: the two eval photographs (chelsea, flower; grid step 32). In each photograph
+   the tiles at even places become TAEF2-made images and those at odd places stay real, so each
+   TAEF2-made image has real neighbours overlapping it; both sets take turns over the two photographs.
 2. ``aedr reconstruct --model taef2`` saves D(E(x)) of the calibration and evaluation-own tiles to
    8 bits: the TAEF2-made images, named so that the bench takes the 100 calibration tiles first.
 3. ``aedr bench --config robustness --models taef2 --methods aedr trace --n-eval N --n-real N``:
@@ -44,13 +44,14 @@ from robustness_taef2 import default_weights, tiles  # noqa: E402
 TILE, N_CAL = 256, 100
 
 
-def photo_tiles(splits: tuple[str, ...], stride: int) -> list[tuple[str, Image.Image]]:
-    """(photograph, tile) for every usable tile of the photographs of ``splits``, taking turns."""
+def photo_tiles(splits: tuple[str, ...], stride: int, every: int = 1, offset: int = 0) -> list[tuple[str, Image.Image]]:
+    """(photograph, tile) for every ``every``-th usable tile (from ``offset``) of each photograph of
+    ``splits``, the photographs taking turns."""
     found = []
     for source in data.SOURCES:
         if source.split in splits:
             photo = data.load_photo(source.package, source.files[0])
-            found += [(source.name, Image.fromarray(t)) for t in tiles(photo, 10_000, TILE, stride)]
+            found += [(source.name, Image.fromarray(t)) for t in tiles(photo, 10_000, TILE, stride)[offset::every]]
     return take_turns(found, lambda item: item[0])
 
 
@@ -105,8 +106,8 @@ def main() -> None:
     if not all((weights / f).is_file() for f in ("taef2_encoder.pth", "taef2_decoder.pth")):
         sys.exit(f"error: taef2_encoder.pth and taef2_decoder.pth not found in {weights} (--weights DIR)")
     cal = photo_tiles(("train", "cal"), TILE // 2)[:N_CAL]
-    held_out = photo_tiles(("eval",), TILE // 8)
-    own, real = held_out[0::2][: args.n], held_out[1::2][: args.n]
+    own = photo_tiles(("eval",), TILE // 8, every=2, offset=0)[: args.n]
+    real = photo_tiles(("eval",), TILE // 8, every=2, offset=1)[: args.n]
     if len(cal) < N_CAL or len(own) < args.n or len(real) < args.n:
         sys.exit(f"error: {len(cal)} calibration, {len(own)} own and {len(real)} real tiles; need {N_CAL}, {args.n}, {args.n}")
     out = args.out
