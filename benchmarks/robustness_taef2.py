@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -72,17 +73,28 @@ def default_weights() -> str:
     return env or str(Path(__file__).resolve().parents[1].parent / "shared" / "weights" / "taesd")
 
 
-def main() -> None:
+def taef2_arguments(description: str, out: str, add: Callable[[argparse.ArgumentParser], None] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """A TAEF2 benchmark's command line: ``--weights`` (checked: exits naming the missing files),
+    ``--out`` (default ``out``), the options ``add`` declares, then ``--`` and arguments for ``aedr
+    bench``; returns the parsed options (``weights`` a Path) and those bench arguments."""
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--weights", default=default_weights(), help="folder with taef2_encoder.pth and taef2_decoder.pth")
-    ap.add_argument("--out", type=Path, default=Path("aedr-runs/robustness-taef2"))
+    ap.add_argument("--out", type=Path, default=Path(out))
+    if add is not None:
+        add(ap)
     args = ap.parse_args(argv)
-    weights = Path(args.weights)
-    if not all((weights / f).is_file() for f in ("taef2_encoder.pth", "taef2_decoder.pth")):
-        sys.exit(f"error: taef2_encoder.pth and taef2_decoder.pth not found in {weights} (--weights DIR)")
+    args.weights = Path(args.weights)
+    if not all((args.weights / f).is_file() for f in ("taef2_encoder.pth", "taef2_decoder.pth")):
+        sys.exit(f"error: taef2_encoder.pth and taef2_decoder.pth not found in {args.weights} (--weights DIR)")
+    return args, extra
+
+
+def main() -> None:
+    args, extra = taef2_arguments(__doc__.splitlines()[0], "aedr-runs/robustness-taef2")
+    weights = args.weights
     env = {**os.environ, "AEDR_MODEL_TAEF2": str(weights)}
     out = args.out
     own_tiles, real_tiles, made = out / "tiles" / "own", out / "tiles" / "real", out / "taef2-made"

@@ -18,14 +18,13 @@ what the photographs show:
 4. A table of the TPR at each threshold: the share of the held-out TAEF2-made images attributed to
    TAEF2, clean and under each perturbation, with Wilson intervals (the card promises 1 - alpha).
 
-    python benchmarks/taef2_held_out.py [--weights DIR] [--n 12] [--out aedr-runs/taef2-held-out] [-- BENCH ARGS]
+    python benchmarks/taef2_held_out.py [--weights DIR] [--n 24] [--out aedr-runs/taef2-held-out] [-- BENCH ARGS]
 
 Runs resume: tiles, reconstructions and scores already there are kept.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
@@ -39,7 +38,7 @@ from aedr.datasets import take_turns
 from aedr_zoo import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from robustness_taef2 import default_weights, tiles  # noqa: E402
+from robustness_taef2 import taef2_arguments, tiles  # noqa: E402
 
 TILE, N_CAL = 256, 100
 
@@ -94,17 +93,9 @@ def tpr_table(run: Path) -> list[str]:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", default=default_weights(), help="folder with taef2_encoder.pth and taef2_decoder.pth")
-    ap.add_argument("--n", type=int, default=12, help="TAEF2-made and real evaluation images (each)")
-    ap.add_argument("--out", type=Path, default=Path("aedr-runs/taef2-held-out"))
-    args = ap.parse_args(argv)
-    weights = Path(args.weights)
-    if not all((weights / f).is_file() for f in ("taef2_encoder.pth", "taef2_decoder.pth")):
-        sys.exit(f"error: taef2_encoder.pth and taef2_decoder.pth not found in {weights} (--weights DIR)")
+    add = lambda ap: ap.add_argument("--n", type=int, default=24, help="TAEF2-made and real evaluation images (each)")  # noqa: E731
+    args, extra = taef2_arguments(__doc__.splitlines()[0], "aedr-runs/taef2-held-out", add)
+    weights = args.weights
     cal = photo_tiles(("train", "cal"), TILE // 2)[:N_CAL]
     own = photo_tiles(("eval",), TILE // 8, every=2, offset=0)[: args.n]
     real = photo_tiles(("eval",), TILE // 8, every=2, offset=1)[: args.n]
