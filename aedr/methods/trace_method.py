@@ -1,5 +1,10 @@
-"""TRACE: triple reconstruction with the autocovariance of the residual, an AEDR that survives noise
+"""TRACE: triple reconstruction with the autocovariance of the residual, an AEDR meant to survive noise
 and re-compression. Registered through the same ``register_methods`` hook that third-party plugins use.
+
+Where it stands (docs/methods.md): on the embedded zoo's 32 px images it keeps AEDR's clean pair
+AUC and raises the robust pair AUC (+0.057, paired); on TAEF2 at 256 px it fails (real AUC 0.59
+clean, against AEDR's 1.00): there the error an autoencoder makes on a real photograph is less
+correlated between neighbouring pixels than on its own images, and C discards it.
 
 With x1 = D(E(x0)), x2 = D(E(x1)), x3 = D(E(x2)) (posterior means; VQ latents decoded as the model
 decodes them), C the lag-1 autocovariance of a residual and L the mean squared error::
@@ -87,7 +92,8 @@ def trace_losses(ctx: ScoreContext, x0: torch.Tensor, options: TRACEOptions) -> 
 
 class TRACE(Method):
     name = "trace"
-    description = "TRACE: AEDR's ratio with the residual's autocovariance as first loss, times the fixed-point factor L3/L2 (robust to noise, JPEG)."
+    description = ("TRACE: AEDR with the residual's autocovariance as first loss, times L3/L2. More robust than AEDR to "
+                   "noise and JPEG on the zoo's 32 px images; fails on TAEF2 at 256 px (docs/methods.md).")
     Options = TRACEOptions
     needs_grad = False
     cost = CostHint(encoder_passes=3, decoder_passes=3, relative=1.5)
