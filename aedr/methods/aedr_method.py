@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ..distances import DISTANCES, get_distance
-from ..glcm import homogeneity_of_gray
 from ..reconstruction import decode_batch, encode_batch, first_pass, even_batch
 from .base import CostHint, Method, MethodOptions, ScoreContext
 from ..lazy import lazy_import
@@ -82,5 +81,5 @@ class AEDR(Method):
         l1, l2 = double_reconstruction_losses(ctx, x0, self.options)
         if not self.options.calibrate:
             return l1 / l2
-        h = np.array([homogeneity_of_gray(im.gray, self.options.homogeneity_formula) for im in ctx.images])
+        h = ctx.homogeneity(self.options.homogeneity_formula)
         return l1 * h / l2  # the original's order of operations

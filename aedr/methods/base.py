@@ -19,6 +19,7 @@ import numpy as np
 from ..autoencoder import Autoencoder
 from ..devices import check_device
 from ..fieldtypes import FieldTypeError, check_fields, field_types, parse_text
+from ..glcm import HomogeneityFormula, homogeneity_of_gray
 from ..images import ImageLoadError, LoadedImage, UnusableImageWarning, as_loaded_image, image_inputs
 from ..models import ModelLookup, ModelPlugin
 from ..preprocess import MAX_BATCH_PIXELS, image_seed, split_batches, target_size, to_model_tensor
@@ -178,6 +179,10 @@ class ScoreContext:
     keys: list[tuple]
     cache: ReconstructionCache | None = None
     extra: dict = field(default_factory=dict)
+
+    def homogeneity(self, formula: HomogeneityFormula = "squared") -> np.ndarray:
+        """The GLCM homogeneity of each image of the batch (its grayscale view), float64."""
+        return np.array([homogeneity_of_gray(im.gray, formula) for im in self.images])
 
 
 # Called with (images, target size) before every batch that :meth:`Method.map_batches` runs, so that

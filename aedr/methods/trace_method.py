@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from ..distances import mse, residual_autocovariance
-from ..glcm import homogeneity_of_gray
 from ..lazy import lazy_import
 from ..reconstruction import decode_batch, encode_batch, even_batch, first_pass
 from .base import CostHint, Method, MethodOptions, ScoreContext
@@ -79,15 +78,14 @@ def reconstruction_chain(ctx: ScoreContext, x0: torch.Tensor, passes: int) -> li
     return chain
 
 
-def trace_losses(ctx: ScoreContext, x0: torch.Tensor, options: TRACEOptions) -> np.ndarray:
-    """Per image (rows): the first loss, L(x1, x2) and L(x2, x3) (NaN without ``fixed_point``), float64."""
+def trace_losses(ctx: ScoreContext, x0: torch.Tensor, options: TRACEOptions) -> list[np.ndarray]:
+    """Per image, float64: the first loss and L(x1, x2), then L(x2, x3) with ``fixed_point``."""
     chain = reconstruction_chain(ctx, x0, 3 if options.fixed_point else 2)
     first = residual_autocovariance if options.first_loss == "autocovariance" else mse
-    x0 = chain[0].to(chain[1].device)
+    chain[0] = chain[0].to(chain[1].device)
     with torch.no_grad():
-        columns = [even_batch(first, x0, chain[1]), even_batch(mse, chain[1], chain[2])]
-        columns.append(even_batch(mse, chain[2], chain[3]) if options.fixed_point else torch.full_like(columns[0], float("nan")))
-    return torch.stack([c.double().cpu() for c in columns], dim=1).numpy()
+        losses = [even_batch(first if i == 0 else mse, a, b) for i, (a, b) in enumerate(zip(chain, chain[1:]))]
+    return [loss.double().cpu().numpy() for loss in losses]
 
 
 class TRACE(Method):
@@ -100,12 +98,13 @@ class TRACE(Method):
     options: TRACEOptions
 
     def score_batch(self, ctx: ScoreContext, x0: torch.Tensor) -> np.ndarray:
-        losses = trace_losses(ctx, x0, self.options)
-        l1 = np.maximum(losses[:, 0], FLOOR) if self.options.first_loss == "autocovariance" else losses[:, 0]
-        l2 = np.maximum(losses[:, 1], TINY)
-        score = l1 / l2
-        if self.options.fixed_point:
-            score = score * np.maximum(losses[:, 2], TINY) / l2
+        first, l2, *l3 = trace_losses(ctx, x0, self.options)
+        if self.options.first_loss == "autocovariance":
+            first = np.maximum(first, FLOOR)
+        l2 = np.maximum(l2, TINY)
+        score = first / l2
+        if l3:  # the fixed-point factor
+            score = score * np.maximum(l3[0], TINY) / l2
         if self.options.calibrate:
-            score = score * np.array([homogeneity_of_gray(im.gray, "squared") for im in ctx.images])
+            score = score * ctx.homogeneity("squared")
         return score
